@@ -1,0 +1,46 @@
+"""The pure packaging layer: checking, reading and unpacking extension zips.
+
+No Django here: the web views, the importer, the CLI and the node agents all build on it.
+"""
+
+from __future__ import annotations
+
+from extadmin.packaging.dependencies import order_by_dependencies, parse_depends_on
+from extadmin.packaging.errors import Conflict, Refusal, TooLarge
+from extadmin.packaging.metadata import Dependency, EntityDecl, PackageMetadata, is_safe_name, parse_metadata
+from extadmin.packaging.package import MAX_METADATA_BYTES, ValidatedPackage, validate_package
+from extadmin.packaging.safezip import (
+    Limits,
+    Member,
+    ZipPlan,
+    extract_member_to,
+    extract_zip,
+    inspect_zip,
+    read_member,
+)
+from extadmin.packaging.versions import Version, parse_version
+
+__all__ = [
+    "MAX_METADATA_BYTES",
+    "Conflict",
+    "Dependency",
+    "EntityDecl",
+    "Limits",
+    "Member",
+    "PackageMetadata",
+    "Refusal",
+    "TooLarge",
+    "ValidatedPackage",
+    "Version",
+    "ZipPlan",
+    "extract_member_to",
+    "extract_zip",
+    "inspect_zip",
+    "is_safe_name",
+    "order_by_dependencies",
+    "parse_depends_on",
+    "parse_metadata",
+    "parse_version",
+    "read_member",
+    "validate_package",
+]

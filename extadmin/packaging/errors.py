@@ -1,0 +1,49 @@
+"""Refusals: the one error type for refused input or a failed step.
+
+A refusal carries the step that refused and a plain-language reason, so the same message can
+reach the browser, the API and the CLI unchanged. ``status`` is the HTTP status a web layer
+should answer with; the packaging layer itself never talks HTTP.
+"""
+
+from __future__ import annotations
+
+
+class Refusal(Exception):
+    """Refused input or a failed step: which step refused, and why, in plain words."""
+
+    status: int = 400
+
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__(step, reason)
+        self.step = step
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.step}: {self.reason}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"step": self.step, "reason": self.reason}
+
+
+class Conflict(Refusal):
+    """The input is fine but clashes with the current state (a same-name race, a downgrade)."""
+
+    status = 409
+
+
+class TooLarge(Refusal):
+    """The input exceeds a configured size limit."""
+
+    status = 413
+
+
+def shown(text: str, limit: int = 200) -> str:
+    """Render untrusted text for a reason: control characters escaped, long text shortened.
+
+    Reasons end up in logs, terminals and pages; a NUL or an escape sequence copied verbatim
+    would corrupt them, and a 10 KB entry name would drown the message.
+    """
+    escaped = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    if len(escaped) > limit:
+        escaped = escaped[: limit - 1] + "…"
+    return escaped

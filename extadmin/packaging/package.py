@@ -1,0 +1,38 @@
+"""Validating an uploaded package: a safe zip with a usable metadata.xml at its root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from extadmin.packaging.errors import Refusal, shown
+from extadmin.packaging.metadata import PackageMetadata, parse_metadata
+from extadmin.packaging.safezip import Limits, ZipPlan, inspect_zip, read_member
+
+METADATA_NAME = "metadata.xml"
+MAX_METADATA_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ValidatedPackage:
+    metadata: PackageMetadata
+    plan: ZipPlan
+
+
+def validate_package(path: Path, *, limits: Limits) -> ValidatedPackage:
+    """Check the zip, then its metadata.xml; refuse before anything is written anywhere."""
+    plan = inspect_zip(path, limits=limits)
+    if METADATA_NAME not in plan.names():
+        raise Refusal("validate", "metadata.xml is missing at the root of the package")
+    metadata = parse_metadata(read_member(path, METADATA_NAME, max_bytes=MAX_METADATA_BYTES))
+    # Nodes keep '<name>.chk' beside the package folder to mark a complete install; an entry
+    # with that name would make a half-written package look complete. Compared case-insensitively
+    # because some nodes' file systems are.
+    marker = f"{metadata.name}.chk".lower()
+    for member in plan.members:
+        if member.name.partition("/")[0].lower() == marker:
+            raise Refusal(
+                "validate",
+                f"entry '{shown(member.name)}' collides with the marker file '{metadata.name}.chk'",
+            )
+    return ValidatedPackage(metadata=metadata, plan=plan)

@@ -1,0 +1,421 @@
+"""Checking and unpacking untrusted zips without trusting anything they declare.
+
+``inspect_zip`` reads only the central directory and the local headers and refuses every shape
+listed under "Bad packages" in docs/reliability.md before a single byte is unpacked.
+``extract_zip`` then unpacks with its own streaming loop rather than ``ZipFile.extract``: it
+counts the bytes the decompressor really produces (a central directory can lie about sizes),
+checks every CRC, and creates files with ``O_EXCL | O_NOFOLLOW`` so it can never write through a
+link or over an existing file.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+import stat
+import struct
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from extadmin.packaging.errors import Refusal, shown
+
+BLOCK = 1024 * 1024
+# Below this size a high compression ratio is normal (XML, JS) and cannot hurt anyone.
+RATIO_FLOOR = 1024 * 1024
+
+_LOCAL_HEADER = struct.Struct("<4sHHHHHLLLHH")
+_LOCAL_SIGNATURE = b"PK\x03\x04"
+_ALLOWED_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}
+_FLAG_ENCRYPTED = 0x01
+_FLAG_STRONG_ENCRYPTION = 0x40
+_FLAG_UTF8 = 0x800
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_DRIVE_RE = re.compile(r"[A-Za-z]:")
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_unpacked_bytes: int = 4 * 1024**3
+    max_entries: int = 20_000
+    max_ratio: float = 200.0
+    max_name_length: int = 1024  # whole path, in UTF-8 bytes; each component is capped at 255
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str  # normalised relative POSIX path, no trailing slash
+    is_dir: bool
+    size: int  # declared uncompressed size
+    compress_size: int
+
+
+@dataclass(frozen=True)
+class ZipPlan:
+    members: tuple[Member, ...]
+    total_size: int
+
+    def names(self) -> set[str]:
+        """The file names (directories left out)."""
+        return {member.name for member in self.members if not member.is_dir}
+
+    def is_bundle(self) -> bool:
+        """A zip of extension zips: no metadata.xml at the root and only ``.zip`` files."""
+        files = self.names()
+        return (
+            bool(files)
+            and "metadata.xml" not in files
+            and all(name.lower().endswith(".zip") for name in files)
+        )
+
+
+def _refuse(reason: str) -> Refusal:
+    return Refusal("validate", reason)
+
+
+# --- inspection --------------------------------------------------------------------------------
+
+
+def inspect_zip(path: Path, *, limits: Limits) -> ZipPlan:
+    """Read the central directory and local headers; refuse anything unsafe to unpack."""
+    with _open_zip(path, "validate") as archive:
+        infos = archive.infolist()
+        if len(infos) > limits.max_entries:
+            raise _refuse(
+                f"the package has {len(infos)} entries, more than the limit of {limits.max_entries}"
+            )
+        members = tuple(_check_entry(info, limits) for info in infos)
+        _check_layout(members)
+        total = sum(member.size for member in members)
+        if total > limits.max_unpacked_bytes:
+            raise _refuse(
+                f"the package would unpack to {total} bytes, more than the limit of "
+                f"{limits.max_unpacked_bytes}"
+            )
+        # start_dir is where zipfile found the central directory (offset of any prepended data
+        # included); every entry's bytes must end before it.
+        with path.open("rb") as raw:
+            _check_local_headers(raw, infos, members, archive.start_dir)
+    return ZipPlan(members=members, total_size=total)
+
+
+@contextmanager
+def _open_zip(path: Path, step: str) -> Iterator[zipfile.ZipFile]:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise Refusal(step, f"the package cannot be read ({exc.strerror})") from None
+    if size == 0:
+        raise Refusal(step, "the package is an empty file")
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError):
+        raise Refusal(step, "the package is not a zip archive, or it is truncated") from None
+    with archive:
+        yield archive
+
+
+def _check_entry(info: zipfile.ZipInfo, limits: Limits) -> Member:
+    """Check one central-directory entry on its own and describe it as a Member."""
+    raw_name = info.orig_filename  # .filename is cut at a NUL; the raw name is what we judge
+    name, is_dir = _normalise_name(raw_name, limits)
+    label = shown(raw_name)
+    _check_type(info, label, is_dir)
+    if info.flag_bits & (_FLAG_ENCRYPTED | _FLAG_STRONG_ENCRYPTION):
+        raise _refuse(f"entry '{label}' is encrypted")
+    if info.compress_type not in _ALLOWED_METHODS:
+        raise _refuse(
+            f"entry '{label}' uses compression method {info.compress_type}; "
+            "only stored and deflated entries are supported"
+        )
+    if is_dir and info.file_size:
+        raise _refuse(f"entry '{label}' is a directory but carries data")
+    if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+        raise _refuse(f"entry '{label}' is stored uncompressed but declares two different sizes")
+    if info.file_size > RATIO_FLOOR and (
+        info.compress_size == 0 or info.file_size / info.compress_size > limits.max_ratio
+    ):
+        raise _refuse(
+            f"entry '{label}' expands {info.file_size} bytes from {info.compress_size} "
+            f"(ratio over {limits.max_ratio:g}); this looks like a zip bomb"
+        )
+    return Member(name=name, is_dir=is_dir, size=info.file_size, compress_size=info.compress_size)
+
+
+def _normalise_name(raw: str, limits: Limits) -> tuple[str, bool]:
+    """Return (normalised relative path, is_dir), refusing any name that could escape or mislead."""
+    label = shown(raw)
+    if _CONTROL_RE.search(raw):
+        raise _refuse(f"entry '{label}' has a control character (or NUL) in its name")
+    if "\\" in raw:
+        # A backslash is a separator on Windows: 'C:\x' or '..\x' would escape there.
+        raise _refuse(f"entry '{label}' has a backslash in its name")
+    if raw.startswith("/") or _DRIVE_RE.match(raw):
+        raise _refuse(f"entry '{label}' has an absolute path")
+    if len(raw.encode("utf-8", "surrogateescape")) > limits.max_name_length:
+        raise _refuse(f"entry '{label}' has a name longer than {limits.max_name_length} bytes")
+    # Judge whole components: '..' as a component escapes, 'a..b' or '..x' is only a name.
+    parts = [part for part in raw.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise _refuse(f"entry '{label}' escapes the package folder")
+    if not parts:
+        raise _refuse(f"entry '{label}' has an empty name")
+    if any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in parts):
+        raise _refuse(f"entry '{label}' has a path component longer than 255 bytes")
+    return "/".join(parts), raw.endswith("/")
+
+
+def _check_type(info: zipfile.ZipInfo, label: str, is_dir: bool) -> None:
+    """Only regular files and directories: links, devices, FIFOs and sockets are refused.
+
+    The unix mode sits in the high 16 bits of external_attr. Zips made on Windows or by Java
+    leave it zero, which means "a plain entry": the trailing '/' alone says it is a directory.
+    """
+    kind = stat.S_IFMT(info.external_attr >> 16)
+    if kind == 0 or (kind == stat.S_IFREG and not is_dir) or (kind == stat.S_IFDIR and is_dir):
+        return
+    if kind == stat.S_IFDIR:
+        raise _refuse(f"entry '{label}' is marked as a directory but its name has no trailing '/'")
+    if kind == stat.S_IFREG:
+        raise _refuse(f"entry '{label}' is marked as a file but its name ends with '/'")
+    what = _SPECIAL_KINDS.get(kind, "special file")
+    raise _refuse(f"entry '{label}' is a {what}; only files and folders are allowed")
+
+
+_SPECIAL_KINDS = {
+    stat.S_IFLNK: "symbolic link",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+    stat.S_IFIFO: "FIFO",
+    stat.S_IFSOCK: "socket",
+}
+
+
+def _check_layout(members: tuple[Member, ...]) -> None:
+    """Refuse names that would land on the same path, or a file that another entry nests under."""
+    files: set[str] = set()
+    dirs: set[str] = set()
+    for member in members:
+        if member.name in files or member.name in dirs:
+            raise _refuse(f"entry '{shown(member.name)}' appears more than once")
+        (dirs if member.is_dir else files).add(member.name)
+    for member in members:
+        parent = member.name.rpartition("/")[0]
+        while parent:
+            if parent in files:
+                raise _refuse(f"entry '{shown(member.name)}' is inside '{shown(parent)}', which is a file")
+            parent = parent.rpartition("/")[0]
+
+
+def _check_local_headers(
+    raw: BinaryIO, infos: list[zipfile.ZipInfo], members: tuple[Member, ...], central_start: int
+) -> None:
+    """Check every local header and refuse entries whose bytes overlap.
+
+    Overlapping entries are the classic trick behind non-recursive zip bombs: many central
+    entries share one compressed stream, so a small file unpacks to gigabytes.
+    """
+    spans: list[tuple[int, int, str]] = []
+    for info, member in zip(infos, members, strict=True):
+        label = shown(info.orig_filename)
+        start = info.header_offset
+        raw.seek(start)
+        header = raw.read(_LOCAL_HEADER.size)
+        if len(header) < _LOCAL_HEADER.size or header[:4] != _LOCAL_SIGNATURE:
+            raise _refuse(f"entry '{label}' has no valid local header (the zip is damaged)")
+        name_length, extra_length = _LOCAL_HEADER.unpack(header)[-2:]
+        local_name = raw.read(name_length)
+        if local_name != _encoded_name(info):
+            # zipfile itself refuses this when opening the entry; refuse it up front.
+            raise _refuse(f"entry '{label}' has a different name in its local header")
+        end = start + _LOCAL_HEADER.size + name_length + extra_length + member.compress_size
+        if end > central_start:
+            raise _refuse(f"entry '{label}' overlaps the central directory (the zip is damaged or hostile)")
+        spans.append((start, end, label))
+    spans.sort()
+    for (_, previous_end, previous), (start, _, label) in itertools.pairwise(spans):
+        if start < previous_end:
+            raise _refuse(f"entry '{label}' overlaps entry '{previous}'; this looks like a zip bomb")
+
+
+def _encoded_name(info: zipfile.ZipInfo) -> bytes:
+    encoding = "utf-8" if info.flag_bits & _FLAG_UTF8 else "cp437"
+    return info.orig_filename.encode(encoding)
+
+
+# --- reading and unpacking ---------------------------------------------------------------------
+
+
+def read_member(path: Path, name: str, *, max_bytes: int) -> bytes:
+    """Return one member's bytes (e.g. metadata.xml), refused when larger than ``max_bytes``."""
+    chunks: list[bytes] = []
+    _stream_member(path, name, chunks.append, max_bytes=max_bytes, step="validate")
+    return b"".join(chunks)
+
+
+def extract_member_to(path: Path, name: str, out: BinaryIO, *, max_bytes: int) -> None:
+    """Stream one member (an inner zip of a bundle) into ``out``."""
+    _stream_member(path, name, out.write, max_bytes=max_bytes, step="unzip")
+
+
+def _stream_member(
+    path: Path, name: str, write: Callable[[bytes], object], *, max_bytes: int, step: str
+) -> None:
+    limits = Limits()
+    with _open_zip(path, step) as archive:
+        matches = [info for info in archive.infolist() if _check_entry(info, limits).name == name]
+        if len(matches) != 1 or matches[0].is_dir():
+            raise Refusal(step, f"entry '{shown(name)}' is missing from the package")
+        info = matches[0]
+        if info.file_size > max_bytes:
+            raise Refusal(step, f"entry '{shown(name)}' is larger than the limit of {max_bytes} bytes")
+        with path.open("rb") as raw:
+            for chunk in _entry_chunks(raw, info, step):
+                write(chunk)
+
+
+def extract_zip(
+    path: Path,
+    dest: Path,
+    *,
+    plan: ZipPlan,
+    limits: Limits,
+    skip: Callable[[str], bool] | None = None,
+) -> None:
+    """Unpack the files and folders of an inspected zip into the empty folder ``dest``.
+
+    ``skip(name)`` returning True leaves that member out. On a refusal ``dest`` is emptied again,
+    so nothing half-unpacked is left for anyone to pick up; the caller still owns ``dest`` itself.
+    """
+    try:
+        _extract(path, dest, plan=plan, limits=limits, skip=skip)
+    except Refusal:
+        _empty(dest)
+        raise
+    except OSError as exc:
+        _empty(dest)
+        raise Refusal("unzip", f"writing the unpacked files failed ({exc.strerror or exc})") from None
+
+
+def _extract(
+    path: Path, dest: Path, *, plan: ZipPlan, limits: Limits, skip: Callable[[str], bool] | None
+) -> None:
+    with _open_zip(path, "unzip") as archive, path.open("rb", buffering=256 * 1024) as raw:
+        infos = archive.infolist()
+        # The plan was made from this file; if it changed since, nothing checked still holds.
+        if tuple(_check_entry(info, limits) for info in infos) != plan.members:
+            raise Refusal("unzip", "the package changed after it was checked")
+        wanted = [
+            (info, member)
+            for info, member in zip(infos, plan.members, strict=True)
+            if skip is None or not skip(member.name)
+        ]
+        _make_dirs(dest, [member for _, member in wanted])
+        budget = limits.max_unpacked_bytes
+        for info, member in wanted:
+            if not member.is_dir:
+                budget = _write_file(raw, info, dest / member.name, budget)
+
+
+def _make_dirs(dest: Path, members: list[Member]) -> None:
+    dirs: set[str] = set()
+    for member in members:
+        parent = member.name if member.is_dir else member.name.rpartition("/")[0]
+        while parent and parent not in dirs:
+            dirs.add(parent)
+            parent = parent.rpartition("/")[0]
+    # Sorted, a parent always comes before its children. mkdir fails on anything already there
+    # (a link included), which cannot happen in an empty dest with checked, unique names.
+    for name in sorted(dirs):
+        os.mkdir(dest / name, 0o755)
+
+
+def _write_file(raw: BinaryIO, info: zipfile.ZipInfo, target: Path, budget: int) -> int:
+    """Write one entry and return what is left of the unpacked-bytes budget."""
+    fd = os.open(target, _FILE_FLAGS, 0o644)
+    try:
+        for chunk in _entry_chunks(raw, info, "unzip"):
+            budget -= len(chunk)
+            if budget < 0:
+                raise Refusal("unzip", "the package unpacks to more bytes than the configured limit")
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    return budget
+
+
+def _entry_chunks(raw: BinaryIO, info: zipfile.ZipInfo, step: str) -> Iterator[bytes]:
+    """Yield an entry's real decompressed bytes, refusing more than declared or a bad CRC.
+
+    Reads the compressed bytes straight from the file rather than through ZipFile.open: zipfile
+    silently cuts output at the declared size, and we want to know when an entry lies.
+    """
+    label = shown(info.orig_filename)
+    raw.seek(info.header_offset)
+    header = raw.read(_LOCAL_HEADER.size)
+    if len(header) < _LOCAL_HEADER.size or header[:4] != _LOCAL_SIGNATURE:
+        raise Refusal(step, f"entry '{label}' has no valid local header (the zip is damaged)")
+    name_length, extra_length = _LOCAL_HEADER.unpack(header)[-2:]
+    raw.seek(info.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
+
+    decompressor = zlib.decompressobj(-zlib.MAX_WBITS) if info.compress_type == zipfile.ZIP_DEFLATED else None
+    produced = 0
+    crc = 0
+    for block in _compressed_blocks(raw, info.compress_size, label, step):
+        for chunk in _inflate(decompressor, block):
+            produced += len(chunk)
+            if produced > info.file_size:
+                raise Refusal(
+                    step, f"entry '{label}' unpacks to more than the {info.file_size} bytes it declares"
+                )
+            crc = zlib.crc32(chunk, crc)
+            yield chunk
+    if (decompressor is not None and not decompressor.eof) or produced != info.file_size:
+        raise Refusal(step, f"entry '{label}' is corrupt (it ends early)")
+    if crc != info.CRC:
+        raise Refusal(step, f"entry '{label}' is corrupt (bad CRC)")
+
+
+def _compressed_blocks(raw: BinaryIO, size: int, label: str, step: str) -> Iterator[bytes]:
+    while size:
+        block = raw.read(min(BLOCK, size))
+        if not block:
+            raise Refusal(step, f"entry '{label}' is corrupt (the zip is truncated)")
+        size -= len(block)
+        yield block
+
+
+def _inflate(decompressor: zlib._Decompress | None, block: bytes) -> Iterator[bytes]:
+    """Decompress one block in bounded pieces, so a bomb never sits whole in memory."""
+    if decompressor is None:
+        yield block
+        return
+    try:
+        data = decompressor.decompress(block, BLOCK)
+        while True:
+            if data:
+                yield data
+            # A full piece may mean more output is pending even when all input was consumed.
+            if not decompressor.unconsumed_tail and len(data) < BLOCK:
+                return
+            data = decompressor.decompress(decompressor.unconsumed_tail, BLOCK)
+    except zlib.error:
+        raise Refusal("unzip", "an entry's compressed data is corrupt") from None
+
+
+def _empty(dest: Path) -> None:
+    """Remove what an interrupted extraction left in ``dest`` (never following links)."""
+    for child in dest.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
