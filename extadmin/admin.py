@@ -1,0 +1,103 @@
+"""Django admin: inspection of every model. Packages change only through the ordered services,
+so edits are off and a delete here runs the ordered removal."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from extadmin.models import Archive, Entity, ExtensionPackage, Operation, OperationStep
+from extadmin.operations import Actor
+from extadmin.packaging import Refusal
+from extadmin.removal import package_remove
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class EntityInline(admin.TabularInline):
+    model = Entity
+    extra = 0
+    can_delete = False
+    readonly_fields = ["type", "name"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ExtensionPackage)
+class ExtensionPackageAdmin(ReadOnlyAdmin):
+    list_display = ["name", "version", "vendor", "state", "ha_compatible", "imported_at", "imported_on_node"]
+    list_filter = ["state", "ha_compatible", "imported_on_node"]
+    search_fields = ["name", "vendor", "description"]
+    inlines = [EntityInline]
+    actions = ["remove_packages"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("extadmin.delete_extensionpackage")
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # the bulk delete would bypass the ordered removal
+        return actions
+
+    def delete_model(self, request: HttpRequest, obj: ExtensionPackage) -> None:
+        self._remove(request, [obj])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ExtensionPackage]) -> None:
+        self._remove(request, list(queryset))
+
+    @admin.action(description="Remove selected packages (ordered removal)", permissions=["delete"])
+    def remove_packages(self, request: HttpRequest, queryset: QuerySet[ExtensionPackage]) -> None:
+        self._remove(request, list(queryset))
+
+    def _remove(self, request: HttpRequest, packages: list[ExtensionPackage]) -> None:
+        actor = Actor(user=request.user, remote_addr=request.META.get("REMOTE_ADDR"), via="admin")
+        for package in packages:
+            try:
+                package_remove(name=package.name, actor=actor)
+            except Refusal as exc:
+                self.message_user(request, str(exc), level=messages.ERROR)
+
+
+@admin.register(Entity)
+class EntityAdmin(ReadOnlyAdmin):
+    list_display = ["name", "type", "package"]
+    list_filter = ["type"]
+    search_fields = ["name", "package__name"]
+
+
+@admin.register(Archive)
+class ArchiveAdmin(ReadOnlyAdmin):
+    list_display = ["package", "sha256", "size", "chunk_count", "chunk_size", "created_at"]
+    exclude = ["manifest"]
+
+
+class OperationStepInline(admin.TabularInline):
+    model = OperationStep
+    extra = 0
+    can_delete = False
+    readonly_fields = ["number", "name", "outcome", "started_at", "duration_ms", "error"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Operation)
+class OperationAdmin(ReadOnlyAdmin):
+    list_display = [
+        "started_at", "kind", "package_name", "version", "outcome", "username", "remote_addr", "via", "node",
+    ]
+    list_filter = ["kind", "outcome", "via", "node"]
+    search_fields = ["package_name", "username", "error"]
+    inlines = [OperationStepInline]

@@ -1,0 +1,46 @@
+"""Plain-dict views of packages, shared by the CLI's --json, the API and the cluster document."""
+from __future__ import annotations
+
+from typing import Any
+
+from extadmin.importing import ImportPlan, ImportResult
+from extadmin.models import ExtensionPackage
+
+
+def package_summary(p: ExtensionPackage) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "version": p.version,
+        "checksum": p.sha256,
+        "size": p.size,
+        "vendor": p.vendor,
+        "state": p.state,
+        "ha_compatible": p.ha_compatible,
+        "depends_on": p.depends_on,
+        "imported_at": p.imported_at.isoformat(),
+        "imported_on_node": p.imported_on_node,
+    }
+
+
+def import_results_document(results: list[ImportResult]) -> dict[str, Any]:
+    """One package: its summary at the top level (name, version, checksum); a bundle: ``packages``."""
+    packages = [
+        {**package_summary(r.package), "operation": r.operation.pk if r.operation else None, "kind": r.plan.kind}
+        for r in results
+        if r.package is not None
+    ]
+    warnings = [w for r in results for w in r.plan.warnings]
+    doc: dict[str, Any] = dict(packages[0]) if len(packages) == 1 else {"packages": packages}
+    doc["warnings"] = warnings
+    return doc
+
+
+def validation_document(plans: list[ImportPlan], checksums: list[str]) -> dict[str, Any]:
+    packages = [
+        {"name": p.metadata.name, "version": p.metadata.version, "checksum": c, "kind": p.kind}
+        for p, c in zip(plans, checksums, strict=True)
+    ]
+    doc: dict[str, Any] = dict(packages[0]) if len(packages) == 1 else {"packages": packages}
+    doc["validated"] = True
+    doc["warnings"] = [w for p in plans for w in p.warnings]
+    return doc

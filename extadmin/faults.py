@@ -1,0 +1,37 @@
+"""Test-only fault injection: make a real process fail or die at a named step.
+
+``EXTADMIN_FAULTS="import.after_unzip=kill"`` makes the process SIGKILL itself when it reaches
+that checkpoint; ``=raise`` raises ``InjectedFault`` instead. Ignored in production settings.
+This is how the test suite proves the backout and crash recovery on real processes, not mocks.
+"""
+from __future__ import annotations
+
+import os
+import signal
+
+from django.conf import settings
+
+
+class InjectedFault(RuntimeError):
+    pass
+
+
+def _faults() -> dict[str, str]:
+    # Read from the environment each time so a test can switch faults inside one process.
+    raw = os.environ.get("EXTADMIN_FAULTS", settings.EXTADMIN_FAULTS) if not settings.PRODUCTION else ""
+    faults: dict[str, str] = {}
+    for item in raw.split(","):
+        if "=" in item:
+            point, action = item.split("=", 1)
+            faults[point.strip()] = action.strip()
+    return faults
+
+
+def checkpoint(point: str) -> None:
+    action = _faults().get(point)
+    if action == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif action == "raise":
+        raise InjectedFault(f"fault injected at {point}")
+    elif action == "hang":
+        signal.pause()

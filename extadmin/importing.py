@@ -1,0 +1,314 @@
+"""The ordered import: a package reaches the database only after it is deployed on this node.
+
+Order (mission, "Import"):
+  0. validate — zip safety, metadata.xml, version, dependency and HA rules; no side effect
+  1. checksum — streamed SHA-256 of the zip, written to ``<name>.chk``
+  2. unzip    — into a staging folder, then renamed into ``extensions/<name>/``
+  3. persist  — the ``ExtensionPackage`` and every entity its metadata.xml declares
+  4. archive  — the zip (as chunks) and its checksum, **last**
+Then commit, and after commit every other node is nudged. A failure anywhere in 1–4 backs out
+all of it: the transaction rolls back, the new folder and ``.chk`` go, the previous version (if
+any) is put back, and no staging files are left.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+import zipfile
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from extadmin import faults
+from extadmin.archive import archive_write
+from extadmin.models import Entity, ExtensionPackage, Operation
+from extadmin.operations import Actor, OperationRecorder, operations_mark_interrupted
+from extadmin.packaging import (
+    Conflict,
+    Limits,
+    PackageMetadata,
+    Refusal,
+    ValidatedPackage,
+    extract_zip,
+    order_by_dependencies,
+    parse_version,
+    validate_package,
+)
+from extadmin.storage import NodeStorage, Swap, write_chk
+from nodes.services import node_get_or_register, nodes_nudge_on_commit, sync_state_record_local_install
+
+HASH_BLOCK = 1024 * 1024
+
+
+@dataclass
+class ImportPlan:
+    """What validation decided: the package, what it replaces, and what the operator should know."""
+
+    package: ValidatedPackage
+    kind: str
+    previous: ExtensionPackage | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def metadata(self) -> PackageMetadata:
+        return self.package.metadata
+
+
+@dataclass
+class ImportResult:
+    package: ExtensionPackage | None
+    operation: Operation | None
+    plan: ImportPlan
+    sha256: str
+
+
+def limits_from_settings() -> Limits:
+    return Limits(
+        max_unpacked_bytes=settings.EXTADMIN_MAX_UNPACKED_BYTES,
+        max_entries=settings.EXTADMIN_MAX_ENTRIES,
+        max_ratio=settings.EXTADMIN_MAX_RATIO,
+    )
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def import_plan(*, path: Path, also_importing: dict[str, str] | None = None) -> ImportPlan:
+    """Every check of an import, with no side effect (validate-only stops here).
+
+    ``also_importing`` maps name → version of packages imported together in the same bundle, which
+    satisfy dependencies as if already present.
+    """
+    validated = validate_package(path, limits=limits_from_settings())
+    meta = validated.metadata
+    version = parse_version(meta.version)
+    previous = ExtensionPackage.objects.filter(name=meta.name).first()
+    kind = Operation.Kind.IMPORT
+    if previous is not None:
+        if previous.state == ExtensionPackage.State.REMOVING:
+            raise Conflict("validate", f"{meta.name} is being removed; wait for the removal to finish")
+        installed = parse_version(previous.version)
+        if version < installed:
+            raise Conflict(
+                "validate",
+                f"{meta.name}:{previous.version} is installed; remove it before importing {meta.name}:{meta.version}",
+            )
+        kind = Operation.Kind.UPGRADE if version > installed else Operation.Kind.REIMPORT
+    _check_dependencies(meta, also_importing or {})
+    warnings = _check_ha_policy(meta)
+    return ImportPlan(package=validated, kind=kind, previous=previous, warnings=warnings)
+
+
+def _check_dependencies(meta: PackageMetadata, also_importing: dict[str, str]) -> None:
+    present = dict(
+        ExtensionPackage.objects.filter(
+            name__in=[d.name for d in meta.depends_on], state=ExtensionPackage.State.ACTIVE
+        ).values_list("name", "version")
+    )
+    present.update(also_importing)
+    for dep in meta.depends_on:
+        have = present.get(dep.name)
+        if have is None:
+            raise Refusal(
+                "validate", f"{meta.name} depends on {dep.name}:{dep.version}, which is not installed"
+            )
+        if parse_version(have) < parse_version(dep.version):
+            raise Refusal(
+                "validate",
+                f"{meta.name} depends on {dep.name}:{dep.version}, but {dep.name}:{have} is installed",
+            )
+
+
+def _check_ha_policy(meta: PackageMetadata) -> list[str]:
+    if meta.ha_compatible:
+        return []
+    said = "does not say it is" if meta.ha_compatible is None else "is marked as not"
+    if settings.EXTADMIN_HA_COMPATIBILITY == "deny":
+        raise Refusal("validate", f"{meta.name} {said} safe for clusters (haCompatible) and the HA policy is deny")
+    return [f"{meta.name} {said} safe for clusters (haCompatible); it was imported because the HA policy is warn"]
+
+
+@dataclass
+class ImportItem:
+    """One package file to import; ``sha256`` when the caller already hashed it while receiving it."""
+
+    path: Path
+    sha256: str | None = None
+
+
+def import_plans(*, items: list[ImportItem]) -> list[tuple[ImportItem, ImportPlan]]:
+    """Validate packages imported together (a bundle, or several files) and order them by dependency.
+
+    Each may depend on the others, as if they were already installed. No side effect.
+    """
+    if len(items) == 1:
+        return [(items[0], import_plan(path=items[0].path))]
+    validated = [(item, validate_package(item.path, limits=limits_from_settings())) for item in items]
+    together: dict[str, str] = {}
+    for _, v in validated:
+        if v.metadata.name in together:
+            raise Refusal("validate", f"{v.metadata.name} appears twice among the packages imported together")
+        together[v.metadata.name] = v.metadata.version
+    by_name = {v.metadata.name: item for item, v in validated}
+    order = order_by_dependencies(
+        {v.metadata.name: [d.name for d in v.metadata.depends_on] for _, v in validated}
+    )
+    return [(by_name[n], import_plan(path=by_name[n].path, also_importing=together)) for n in order]
+
+
+def package_import(
+    *,
+    items: list[ImportItem],
+    actor: Actor | None = None,
+    node_name: str | None = None,
+    storage_root: Path | None = None,
+) -> list[ImportResult]:
+    """Import packages on this node (see the module docstring for the steps), all or nothing.
+
+    Several packages (a bundle) go through steps 1–2 one by one in dependency order, then steps
+    3–4 for all of them in one transaction: either every one reaches the database or none does.
+    Raises ``Refusal`` (or ``Conflict``) naming the step and the reason; then nothing is kept.
+    """
+    actor = actor or Actor()
+    node_name = node_name or settings.EXTADMIN_NODE
+    storage = NodeStorage(storage_root or settings.EXTADMIN_STORAGE)
+    plans = import_plans(items=items)  # 0. validate
+    with ExitStack() as locks:
+        for _, plan in plans:
+            locks.enter_context(storage.lock(plan.metadata.name, wait=False))
+            storage.clean_leftovers_of(plan.metadata.name)
+        operations_mark_interrupted(node=node_name)
+        recorders = [
+            OperationRecorder.start(
+                kind=plan.kind, package_name=plan.metadata.name, actor=actor, node=node_name,
+                version=plan.metadata.version, previous_version=plan.previous.version if plan.previous else "",
+                warnings="\n".join(plan.warnings),
+            )
+            for _, plan in plans
+        ]
+        try:
+            done = _run_steps(plans, recorders, storage, node_name, actor)
+        except BaseException as exc:
+            failed = [r.fail(exc, backed_out=True) for r in recorders if r.operation.finished_at is None]
+            raise failed[0] if failed else exc from None
+        return [
+            ImportResult(package=package, operation=rec.finish(), plan=plan, sha256=digest)
+            for (package, digest), rec, (_, plan) in zip(done, recorders, plans, strict=True)
+        ]
+
+
+def _run_steps(
+    plans: list[tuple[ImportItem, ImportPlan]], recorders: list[OperationRecorder],
+    storage: NodeStorage, node_name: str, actor: Actor,
+) -> list[tuple[ExtensionPackage, str]]:
+    t0, started = time.perf_counter(), timezone.now()
+    swaps: list[Swap] = []
+    digests: list[str] = []
+    staging: Path | None = None
+    try:
+        for (item, plan), rec in zip(plans, recorders, strict=True):
+            name = plan.metadata.name
+            staging = storage.new_staging(name)
+            with rec.step(1, "checksum"):
+                digest = item.sha256 or file_sha256(item.path)
+                write_chk(staging, name, digest)
+                digests.append(digest)
+                faults.checkpoint("import.after_checksum")
+            with rec.step(2, "unzip"):
+                extract_zip(item.path, staging, plan=plan.package.plan, limits=limits_from_settings())
+                swaps.append(storage.swap_in(staging, name))
+                staging = None
+                faults.checkpoint("import.after_unzip")
+        packages: list[ExtensionPackage] = []
+        with transaction.atomic():
+            node = node_get_or_register(name=node_name, storage=storage.root)
+            for (item, plan), rec, digest in zip(plans, recorders, digests, strict=True):
+                size = item.path.stat().st_size
+                with rec.step(3, "persist"):
+                    package = _persist_package(plan, digest, size, node_name, actor)
+                    sync_state_record_local_install(
+                        node=node, package=package, started_at=started,
+                        duration_ms=(time.perf_counter() - t0) * 1000,
+                    )
+                    faults.checkpoint("import.after_persist")
+                with rec.step(4, "archive"):
+                    archive_write(
+                        package=package, path=item.path, sha256=digest, size=size, manifest=_manifest(item.path)
+                    )
+                    faults.checkpoint("import.after_archive")
+                packages.append(package)
+            nodes_nudge_on_commit(exclude=node_name)
+        faults.checkpoint("import.after_commit")
+    except BaseException:
+        for swap in reversed(swaps):
+            swap.rollback()
+        if staging is not None:
+            storage.discard(staging)
+        raise
+    for swap in swaps:
+        swap.commit()
+    return list(zip(packages, digests, strict=True))
+
+
+def _manifest(path: Path) -> list[list]:
+    """[path, size, crc32] of every file in the zip: what a node's folder must hold, byte for byte."""
+    with zipfile.ZipFile(path) as zf:
+        return [
+            [info.filename.rstrip("/"), info.file_size, info.CRC] for info in zf.infolist() if not info.is_dir()
+        ]
+
+
+def _persist_package(
+    plan: ImportPlan, digest: str, size: int, node_name: str, actor: Actor
+) -> ExtensionPackage:
+    meta = plan.metadata
+    fields = {
+        "version": meta.version,
+        "vendor": meta.vendor,
+        "description": meta.description,
+        "minimum_platform_version": meta.minimum_platform_version,
+        "depends_on": meta.depends_on_raw,
+        "build_number": meta.build_number,
+        "ha_compatible": meta.ha_compatible,
+        "sha256": digest,
+        "size": size,
+        "state": ExtensionPackage.State.ACTIVE,
+        "imported_by": actor.user if getattr(actor.user, "pk", None) else None,
+        "imported_at": timezone.now(),
+        "imported_on_node": node_name,
+    }
+    if plan.previous is None:
+        try:
+            with transaction.atomic():
+                package = ExtensionPackage.objects.create(name=meta.name, **fields)
+        except IntegrityError:
+            raise Conflict(
+                "persist", f"another import of {meta.name} finished first; reload and try again"
+            ) from None
+    else:
+        # Claim the row only if nobody changed it since validation ("another process got there first").
+        claimed = ExtensionPackage.objects.filter(
+            pk=plan.previous.pk, sha256=plan.previous.sha256, version=plan.previous.version,
+            state=ExtensionPackage.State.ACTIVE,
+        ).update(**fields)
+        if claimed != 1:
+            raise Conflict("persist", f"another import or removal of {meta.name} finished first; reload and try again")
+        package = ExtensionPackage.objects.get(pk=plan.previous.pk)
+        package.entities.all().delete()
+    seen: set[tuple[str, str]] = set()
+    entities = []
+    for e in meta.entities:
+        if (e.type, e.name) not in seen:
+            seen.add((e.type, e.name))
+            entities.append(Entity(package=package, type=e.type, name=e.name))
+    Entity.objects.bulk_create(entities)
+    return package

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import CommandParser
+
+from extadmin.management.base import OperatorCommand
+from extadmin.operations import Actor
+from extadmin.packaging import Refusal
+from extadmin.services import package_import_file, package_validate_file
+
+
+class Command(OperatorCommand):
+    help = "Import an extension package (or a bundle of them) on this node, in the ordered steps."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("path", type=Path, help="the package's zip file")
+        parser.add_argument("--validate-only", action="store_true", help="run every check, change nothing")
+        super().add_arguments(parser)
+
+    def run(self, *, path: Path, validate_only: bool, **options: Any) -> Any:
+        if not path.is_file():
+            raise Refusal("validate", f"{path} is not a file")
+        if validate_only:
+            return package_validate_file(path=path)
+        return package_import_file(path=path, actor=Actor(via="cli"))
+
+    def render(self, result: Any) -> str:
+        packages = result.get("packages", [result])
+        verb = "valid" if result.get("validated") else "imported"
+        lines = [f"{verb} {p['name']} {p['version']} sha256:{p['checksum']}" for p in packages]
+        lines += [f"warning: {w}" for w in result.get("warnings", [])]
+        return "\n".join(lines)

@@ -1,0 +1,157 @@
+"""Extension packages, their entities, their archive in the database, and the operation log.
+
+The database is the cluster's source of truth. A package is *desired* on every node once its
+``Archive`` row exists: that row is written last in the import, after every chunk, so a package
+whose archive is incomplete is never visible to a node.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class ExtensionPackage(models.Model):
+    class State(models.TextChoices):
+        ACTIVE = "active", "active"
+        REMOVING = "removing", "removing"
+
+    name = models.CharField(max_length=128, unique=True)
+    version = models.CharField(max_length=64)
+    vendor = models.CharField(max_length=512, blank=True)
+    description = models.TextField(blank=True)
+    minimum_platform_version = models.CharField(max_length=64, blank=True)
+    depends_on = models.TextField(blank=True, help_text="dependsOn as written in metadata.xml")
+    build_number = models.TextField(blank=True)
+    ha_compatible = models.BooleanField(null=True, help_text="None when metadata.xml does not say")
+    sha256 = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    imported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    imported_at = models.DateTimeField()
+    imported_on_node = models.CharField(max_length=128)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+class Entity(models.Model):
+    """One entity that the package's metadata.xml declares (Thing, Widget, Resource, ...)."""
+
+    package = models.ForeignKey(ExtensionPackage, on_delete=models.CASCADE, related_name="entities")
+    type = models.CharField(max_length=128)
+    name = models.CharField(max_length=512)
+
+    class Meta:
+        ordering = ["type", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["package", "type", "name"], name="entity_unique_per_package")
+        ]
+        verbose_name_plural = "entities"
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.name}"
+
+
+class Archive(models.Model):
+    """The package's zip as persisted: written after every chunk, so its presence means complete."""
+
+    package = models.OneToOneField(ExtensionPackage, on_delete=models.CASCADE, related_name="archive")
+    sha256 = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    chunk_size = models.PositiveIntegerField()
+    chunk_count = models.PositiveIntegerField()
+    manifest = models.JSONField(default=list, help_text="[path, size, crc32] of every file in the zip")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"archive of {self.package_id} ({self.size} bytes)"
+
+
+class ArchiveChunk(models.Model):
+    """One fixed-size piece of a package's zip; never the whole zip in one row."""
+
+    package = models.ForeignKey(ExtensionPackage, on_delete=models.CASCADE, related_name="chunks")
+    seq = models.PositiveIntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["package", "seq"], name="chunk_unique_seq")]
+
+    def __str__(self) -> str:
+        return f"chunk {self.seq} of {self.package_id}"
+
+
+class Operation(models.Model):
+    """One operator action (import, upgrade, removal, pause, resume) and its outcome: the audit trail."""
+
+    class Kind(models.TextChoices):
+        IMPORT = "import", "import"
+        UPGRADE = "upgrade", "upgrade"
+        REIMPORT = "reimport", "re-import"
+        REMOVE = "remove", "removal"
+        PAUSE = "pause", "pause syncing"
+        RESUME = "resume", "resume syncing"
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "running"
+        SUCCEEDED = "succeeded", "succeeded"
+        FAILED = "failed", "failed"
+        INTERRUPTED = "interrupted", "interrupted"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    package_name = models.CharField(max_length=128, blank=True, db_index=True)
+    version = models.CharField(max_length=64, blank=True)
+    previous_version = models.CharField(max_length=64, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    node = models.CharField(max_length=128, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    username = models.CharField(max_length=150, blank=True, help_text="kept when the user is deleted")
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    via = models.CharField(max_length=16, blank=True, help_text="browser, api, cli or admin")
+    pid = models.IntegerField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
+    error_step = models.CharField(max_length=32, blank=True)
+    error = models.TextField(blank=True)
+    warnings = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["package_name", "-started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.package_name} {self.version} ({self.outcome})"
+
+
+class OperationStep(models.Model):
+    """One numbered step of an operation, with its duration and outcome."""
+
+    class Outcome(models.TextChoices):
+        SUCCEEDED = "succeeded", "succeeded"
+        FAILED = "failed", "failed"
+        BACKED_OUT = "backed_out", "backed out"
+
+    operation = models.ForeignKey(Operation, on_delete=models.CASCADE, related_name="steps")
+    number = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=64)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    started_at = models.DateTimeField()
+    duration_ms = models.FloatField()
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["operation", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["operation", "number"], name="operation_step_unique_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number}. {self.name}: {self.outcome}"

@@ -1,0 +1,74 @@
+"""The ordered removal: a package leaves the cluster in the reverse of the way it came in.
+
+Order (mission, "Removal"):
+  0. validate — the package exists and no other package depends on it
+  1. undeploy — the package is marked removing: its entities stop being offered
+  2. archive  — the zip's chunks and checksum are deleted from the database
+  3. package  — the ``ExtensionPackage`` and its entities are deleted
+  4. local    — ``extensions/<name>/`` (``.chk`` included) is deleted on this node
+Then every other node is nudged to remove its copy.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from extadmin import faults
+from extadmin.models import Archive, ArchiveChunk, ExtensionPackage, Operation
+from extadmin.operations import Actor, OperationRecorder
+from extadmin.packaging import Conflict, Refusal
+from extadmin.selectors import package_dependents
+from extadmin.storage import NodeStorage
+from nodes.services import node_get_or_register, nodes_nudge_on_commit, sync_state_record_local_removal
+
+
+def removal_check(*, name: str) -> ExtensionPackage:
+    """Every check of a removal, without side effects."""
+    package = ExtensionPackage.objects.filter(name=name).first()
+    if package is None:
+        raise Refusal("validate", f"no extension package named {name!r} is installed")
+    dependents = package_dependents(name=name)
+    if dependents:
+        listed = ", ".join(f"{p.name}:{p.version}" for p in dependents)
+        raise Conflict("validate", f"{name} cannot be removed while these packages depend on it: {listed}")
+    return package
+
+
+def package_remove(
+    *, name: str, actor: Actor | None = None, node_name: str | None = None, storage_root: Path | None = None
+) -> Operation:
+    actor = actor or Actor()
+    node_name = node_name or settings.EXTADMIN_NODE
+    storage = NodeStorage(storage_root or settings.EXTADMIN_STORAGE)
+    package = removal_check(name=name)  # 0. validate
+    recorder = OperationRecorder.start(
+        kind=Operation.Kind.REMOVE, package_name=name, actor=actor, node=node_name,
+        version=package.version, sha256=package.sha256,
+    )
+    try:
+        with recorder.step(1, "undeploy"):
+            undeployed = ExtensionPackage.objects.filter(pk=package.pk, sha256=package.sha256).update(
+                state=ExtensionPackage.State.REMOVING
+            )
+            if undeployed != 1:
+                raise Conflict("undeploy", f"{name} changed while it was being removed; reload and try again")
+            faults.checkpoint("remove.after_undeploy")
+        with transaction.atomic():
+            with recorder.step(2, "archive"):
+                ArchiveChunk.objects.filter(package=package).delete()
+                Archive.objects.filter(package=package).delete()
+                faults.checkpoint("remove.after_archive")
+            with recorder.step(3, "package"):
+                package.delete()  # entities go with it (cascade)
+                node = node_get_or_register(name=node_name, storage=storage.root)
+                sync_state_record_local_removal(node=node, package_name=name)
+                faults.checkpoint("remove.after_package")
+            nodes_nudge_on_commit(exclude=node_name)
+        with recorder.step(4, "local"), storage.lock(name, wait=True):
+            storage.remove(name)
+            storage.clean_leftovers_of(name)
+    except BaseException as exc:
+        raise recorder.fail(exc) from exc
+    return recorder.finish()

@@ -1,0 +1,61 @@
+"""The doors' entry points: one file (a package or a bundle of packages) in, a document out.
+
+Views, the API and the commands call these, so a refusal reads the same through each.
+"""
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from extadmin.documents import import_results_document, validation_document
+from extadmin.importing import ImportItem, file_sha256, import_plans, limits_from_settings, package_import
+from extadmin.operations import Actor
+from extadmin.packaging import Refusal, extract_member_to, inspect_zip
+
+
+@contextmanager
+def unpacked_items(paths: list[tuple[Path, str | None]]) -> Iterator[list[ImportItem]]:
+    """The packages in these files: a plain package is itself; a bundle (zip of zips) yields its members.
+
+    Bundle members are written to a temporary folder that is removed whatever happens.
+    """
+    limits = limits_from_settings()
+    with tempfile.TemporaryDirectory(prefix="extadmin-bundle-") as tmp:
+        items: list[ImportItem] = []
+        for path, sha256 in paths:
+            plan = inspect_zip(path, limits=limits)
+            if not plan.is_bundle():
+                items.append(ImportItem(path=path, sha256=sha256))
+                continue
+            for i, member in enumerate(m for m in plan.members if not m.is_dir):
+                inner = Path(tmp) / f"{i:05d}.zip"
+                with inner.open("wb") as out:
+                    extract_member_to(path, member.name, out, max_bytes=limits.max_unpacked_bytes)
+                items.append(ImportItem(path=inner))
+        if not items:
+            raise Refusal("validate", "no package to import")
+        yield items
+
+
+def package_import_files(*, files: list[tuple[Path, str | None]], actor: Actor) -> dict[str, Any]:
+    """Import one or more files (each a package or a bundle) as one all-or-nothing operation."""
+    with unpacked_items(files) as items:
+        return import_results_document(package_import(items=items, actor=actor))
+
+
+def package_validate_files(*, files: list[tuple[Path, str | None]]) -> dict[str, Any]:
+    """Every check of the import, no side effect at all."""
+    with unpacked_items(files) as items:
+        plans = import_plans(items=items)
+        return validation_document([p for _, p in plans], [i.sha256 or file_sha256(i.path) for i, _ in plans])
+
+
+def package_import_file(*, path: Path, actor: Actor, sha256: str | None = None) -> dict[str, Any]:
+    return package_import_files(files=[(path, sha256)], actor=actor)
+
+
+def package_validate_file(*, path: Path) -> dict[str, Any]:
+    return package_validate_files(files=[(path, None)])

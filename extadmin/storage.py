@@ -1,0 +1,245 @@
+"""A node's storage on disk: ``<root>/extensions/<name>/`` plus extadmin's own work folder.
+
+Layout::
+
+    <root>/extensions/<name>/            the unzipped package, exactly the zip's files
+    <root>/extensions/<name>/<name>.chk  the zip's SHA-256 (hex)
+    <root>/.extadmin/staging/            new versions are built here, then renamed into place
+    <root>/.extadmin/retired/            the previous version waits here until the new one is committed
+    <root>/.extadmin/locks               one writer per package folder per node (a byte-range lock per name)
+
+Staging and retired live on the same filesystem as ``extensions/`` so that the swap is two
+renames: a reader sees the old version or the new one complete, never a mix.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+import shutil
+import struct
+import uuid
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from extadmin.packaging import Conflict, is_safe_name
+
+WORK = ".extadmin"
+
+
+class LockBusy(Conflict):
+    """Another process holds the package folder's lock on this node."""
+
+
+@dataclass
+class Swap:
+    """A new package folder renamed into place, with the old one kept aside until commit."""
+
+    target: Path
+    retired: Path | None
+
+    def commit(self) -> None:
+        if self.retired is not None:
+            shutil.rmtree(self.retired, ignore_errors=True)
+            self.retired = None
+
+    def rollback(self) -> None:
+        shutil.rmtree(self.target, ignore_errors=True)
+        if self.retired is not None:
+            os.replace(self.retired, self.target)
+            self.retired = None
+
+
+class NodeStorage:
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root).resolve()
+        self.extensions = self.root / "extensions"
+        self.work = self.root / WORK
+
+    # --- paths ----------------------------------------------------------------------------
+    def package_dir(self, name: str) -> Path:
+        return self.extensions / name
+
+    def chk_path(self, name: str) -> Path:
+        return self.extensions / name / f"{name}.chk"
+
+    def _workdir(self, kind: str) -> Path:
+        path = self.work / kind
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # --- locking --------------------------------------------------------------------------
+    @contextmanager
+    def lock(self, name: str, *, wait: bool) -> Iterator[None]:
+        """Hold ``name``'s folder lock on this node; the kernel releases it if the process dies.
+
+        One lock file per node, one byte of it per package name (an open-file-description lock,
+        so two threads of one process exclude each other too): removing a package leaves no
+        per-package file behind.
+        """
+        self.work.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.work / "locks", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            offset = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=7).digest(), "big")
+            try:
+                fcntl.fcntl(fd, fcntl.F_OFD_SETLKW if wait else fcntl.F_OFD_SETLK, _flock(fcntl.F_WRLCK, offset))
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EACCES):
+                    raise LockBusy("lock", f"another import or sync of {name} is running on this node") from None
+                raise
+            yield
+        finally:
+            os.close(fd)  # closing the description releases its locks
+
+    # --- building and swapping ----------------------------------------------------------
+    def new_staging(self, name: str) -> Path:
+        path = self._workdir("staging") / f"{name}-{uuid.uuid4().hex}"
+        path.mkdir()
+        return path
+
+    def swap_in(self, staging: Path, name: str) -> Swap:
+        """Rename ``staging`` into place as ``extensions/<name>``; the old folder waits in retired/."""
+        self.extensions.mkdir(parents=True, exist_ok=True)
+        target = self.package_dir(name)
+        retired: Path | None = None
+        if target.exists() or target.is_symlink():
+            retired = self._workdir("retired") / f"{name}-{uuid.uuid4().hex}"
+            os.replace(target, retired)
+        try:
+            os.replace(staging, target)
+        except BaseException:
+            if retired is not None:
+                os.replace(retired, target)
+            raise
+        _fsync_dir(self.extensions)
+        return Swap(target=target, retired=retired)
+
+    def remove(self, name: str) -> None:
+        """Delete ``extensions/<name>`` by renaming it away first, so no half-deleted folder is seen."""
+        target = self.package_dir(name)
+        if not (target.exists() or target.is_symlink()):
+            return
+        doomed = self._workdir("retired") / f"{name}-{uuid.uuid4().hex}"
+        os.replace(target, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    def discard(self, path: Path) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+
+    def clean_leftovers_of(self, name: str) -> list[str]:
+        """Remove ``name``'s staging and retired folders left by a process that died.
+
+        The caller holds ``name``'s lock, so nothing alive is using them.
+        """
+        removed: list[str] = []
+        for kind in ("staging", "retired"):
+            folder = self.work / kind
+            if folder.is_dir():
+                for entry in folder.glob(f"{name}-*"):
+                    if entry.name.rsplit("-", 1)[0] == name:
+                        shutil.rmtree(entry, ignore_errors=True)
+                        removed.append(f"{kind}/{entry.name}")
+        return removed
+
+    def clean_leftovers(self) -> list[str]:
+        """Remove staging and retired folders left by a process that died; returns what it removed.
+
+        Only call while holding no package lock from this process: a leftover whose package lock
+        is held elsewhere belongs to a live import or sync and is kept.
+        """
+        removed: list[str] = []
+        for kind in ("staging", "retired"):
+            folder = self.work / kind
+            if not folder.is_dir():
+                continue
+            for entry in folder.iterdir():
+                name = entry.name.rsplit("-", 1)[0]
+                try:
+                    with self.lock(name, wait=False):
+                        shutil.rmtree(entry, ignore_errors=True)
+                        removed.append(f"{kind}/{entry.name}")
+                except LockBusy:
+                    continue
+        return removed
+
+    # --- reading what is installed ------------------------------------------------------
+    def installed_names(self) -> list[str]:
+        if not self.extensions.is_dir():
+            return []
+        return sorted(p.name for p in self.extensions.iterdir() if is_safe_name(p.name))
+
+    def read_chk(self, name: str) -> str | None:
+        try:
+            return self.chk_path(name).read_text().strip() or None
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+
+    def verify(self, name: str, manifest: list[list], *, contents: bool) -> str | None:
+        """Compare the folder with the archive's manifest; returns what differs, or None if it matches.
+
+        ``manifest`` holds ``[path, size, crc32]`` for every file of the zip. With ``contents`` the
+        files are read and their CRC-32 compared too (startup); without, names and sizes only.
+        """
+        folder = self.package_dir(name)
+        if folder.is_symlink() or not folder.is_dir():
+            return "the folder is missing"
+        chk = f"{name}.chk"
+        expected = {path: (size, crc) for path, size, crc in manifest}
+        actual: dict[str, int] = {}
+        for dirpath, dirnames, filenames in os.walk(folder):
+            for d in dirnames:
+                if os.path.islink(os.path.join(dirpath, d)):
+                    return f"unexpected link {os.path.relpath(os.path.join(dirpath, d), folder)}"
+            for f in filenames:
+                full = os.path.join(dirpath, f)
+                rel = os.path.relpath(full, folder).replace(os.sep, "/")
+                if rel == chk:
+                    continue
+                if os.path.islink(full):
+                    return f"unexpected link {rel}"
+                actual[rel] = os.stat(full).st_size
+        missing = sorted(set(expected) - set(actual))
+        if missing:
+            return f"file {missing[0]} is missing" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+        extra = sorted(set(actual) - set(expected))
+        if extra:
+            return f"unexpected file {extra[0]}" + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+        for rel, (size, crc) in expected.items():
+            if actual[rel] != size:
+                return f"file {rel} has {actual[rel]} bytes, expected {size}"
+            if contents and _crc32(folder / rel) != crc:
+                return f"file {rel} was altered (its content does not match the archive)"
+        return None
+
+
+def _flock(kind: int, offset: int) -> bytes:
+    # struct flock on Linux: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid.
+    return struct.pack("@hhqqi4x", kind, os.SEEK_SET, offset, 1, 0)
+
+
+def write_chk(folder: Path, name: str, sha256: str) -> None:
+    path = folder / f"{name}.chk"
+    with open(path, "x", encoding="ascii") as f:
+        f.write(sha256 + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _crc32(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        while block := f.read(1024 * 1024):
+            crc = zlib.crc32(block, crc)
+    return crc
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

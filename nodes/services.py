@@ -1,0 +1,83 @@
+"""Writes about nodes: registration, what a node reports of its packages, and nudges."""
+from __future__ import annotations
+
+import logging
+import socket
+from pathlib import Path
+
+from django.db import transaction
+from django.utils import timezone
+
+from extadmin.models import ExtensionPackage
+from nodes.models import Node, SyncState
+
+log = logging.getLogger(__name__)
+
+
+def node_queue(name: str) -> str:
+    """Every node consumes its own queue: a nudge reaches exactly one node."""
+    return f"node.{name}"
+
+
+def node_get_or_register(*, name: str, storage: Path) -> Node:
+    node, created = Node.objects.get_or_create(
+        name=name, defaults={"storage_path": str(storage), "host": socket.gethostname()}
+    )
+    if not created and node.storage_path != str(storage):
+        Node.objects.filter(pk=node.pk).update(storage_path=str(storage))
+        node.storage_path = str(storage)
+    return node
+
+
+def sync_state_record_local_install(
+    *, node: Node, package: ExtensionPackage, started_at: timezone.datetime, duration_ms: float
+) -> None:
+    """The importing node already holds the package it just unpacked and checksummed: it is installed there.
+
+    Runs inside the import's transaction, so the state appears together with the package or not at all.
+    """
+    now = timezone.now()
+    SyncState.objects.update_or_create(
+        node=node,
+        package_name=package.name,
+        defaults={
+            "desired_version": package.version,
+            "desired_sha256": package.sha256,
+            "installed_version": package.version,
+            "installed_sha256": package.sha256,
+            "state": SyncState.State.INSTALLED,
+            "error": "",
+            "changed_at": now,
+            "started_at": started_at,
+            "finished_at": now,
+            "duration_ms": duration_ms,
+        },
+    )
+
+
+def sync_state_record_local_removal(*, node: Node, package_name: str) -> None:
+    SyncState.objects.filter(node=node, package_name=package_name).delete()
+
+
+def nodes_nudge(*, exclude: str | None = None) -> int:
+    """Ask every registered node to sync soon. Call after commit. A hint only: losing it is harmless,
+    since every agent also reconciles periodically; so a broker that is down is logged, not raised."""
+    from nodes.tasks import node_sync
+
+    sent = 0
+    requested = timezone.now()
+    for name in Node.objects.exclude(name=exclude or "").values_list("name", flat=True):
+        try:
+            node_sync.apply_async(
+                kwargs={"node_name": name, "requested_at": requested.isoformat()},
+                queue=node_queue(name),
+                retry=False,
+            )
+            sent += 1
+        except Exception as exc:  # the broker is down or unreachable
+            log.warning("could not nudge node %s (%s); it will converge on its periodic pass", name, exc)
+    return sent
+
+
+def nodes_nudge_on_commit(*, exclude: str | None = None) -> None:
+    transaction.on_commit(lambda: nodes_nudge(exclude=exclude))
