@@ -87,6 +87,8 @@ def inspect_zip(path: Path, *, limits: Limits) -> ZipPlan:
     """Read the central directory and local headers; refuse anything unsafe to unpack."""
     with _open_zip(path, "validate") as archive:
         infos = archive.infolist()
+        if not infos:
+            raise _refuse("the package is an empty zip")
         if len(infos) > limits.max_entries:
             raise _refuse(
                 f"the package has {len(infos)} entries, more than the limit of {limits.max_entries}"
@@ -223,6 +225,7 @@ def _check_local_headers(
     entries share one compressed stream, so a small file unpacks to gigabytes.
     """
     spans: list[tuple[int, int, str]] = []
+    misnamed: list[str] = []
     for info, member in zip(infos, members, strict=True):
         label = shown(info.orig_filename)
         start = info.header_offset
@@ -231,10 +234,8 @@ def _check_local_headers(
         if len(header) < _LOCAL_HEADER.size or header[:4] != _LOCAL_SIGNATURE:
             raise _refuse(f"entry '{label}' has no valid local header (the zip is damaged)")
         name_length, extra_length = _LOCAL_HEADER.unpack(header)[-2:]
-        local_name = raw.read(name_length)
-        if local_name != _encoded_name(info):
-            # zipfile itself refuses this when opening the entry; refuse it up front.
-            raise _refuse(f"entry '{label}' has a different name in its local header")
+        if raw.read(name_length) != _encoded_name(info):
+            misnamed.append(label)
         end = start + _LOCAL_HEADER.size + name_length + extra_length + member.compress_size
         if end > central_start:
             raise _refuse(f"entry '{label}' overlaps the central directory (the zip is damaged or hostile)")
@@ -243,6 +244,10 @@ def _check_local_headers(
     for (_, previous_end, previous), (start, _, label) in itertools.pairwise(spans):
         if start < previous_end:
             raise _refuse(f"entry '{label}' overlaps entry '{previous}'; this looks like a zip bomb")
+    if misnamed:
+        # zipfile itself refuses this when opening the entry; refuse it up front. Checked after
+        # the overlaps so a shared header is reported as what it is.
+        raise _refuse(f"entry '{misnamed[0]}' has a different name in its local header")
 
 
 def _encoded_name(info: zipfile.ZipInfo) -> bytes:
@@ -371,7 +376,7 @@ def _entry_chunks(raw: BinaryIO, info: zipfile.ZipInfo, step: str) -> Iterator[b
     produced = 0
     crc = 0
     for block in _compressed_blocks(raw, info.compress_size, label, step):
-        for chunk in _inflate(decompressor, block):
+        for chunk in _inflate(decompressor, block, label, step):
             produced += len(chunk)
             if produced > info.file_size:
                 raise Refusal(
@@ -394,7 +399,7 @@ def _compressed_blocks(raw: BinaryIO, size: int, label: str, step: str) -> Itera
         yield block
 
 
-def _inflate(decompressor: zlib._Decompress | None, block: bytes) -> Iterator[bytes]:
+def _inflate(decompressor: zlib._Decompress | None, block: bytes, label: str, step: str) -> Iterator[bytes]:
     """Decompress one block in bounded pieces, so a bomb never sits whole in memory."""
     if decompressor is None:
         yield block
@@ -409,7 +414,7 @@ def _inflate(decompressor: zlib._Decompress | None, block: bytes) -> Iterator[by
                 return
             data = decompressor.decompress(decompressor.unconsumed_tail, BLOCK)
     except zlib.error:
-        raise Refusal("unzip", "an entry's compressed data is corrupt") from None
+        raise Refusal(step, f"entry '{label}' is corrupt (bad compressed data)") from None
 
 
 def _empty(dest: Path) -> None:
