@@ -69,11 +69,7 @@ class ZipPlan:
     def is_bundle(self) -> bool:
         """A zip of extension zips: no metadata.xml at the root and only ``.zip`` files."""
         files = self.names()
-        return (
-            bool(files)
-            and "metadata.xml" not in files
-            and all(name.lower().endswith(".zip") for name in files)
-        )
+        return bool(files) and "metadata.xml" not in files and all(name.lower().endswith(".zip") for name in files)
 
 
 def _refuse(reason: str) -> Refusal:
@@ -90,16 +86,13 @@ def inspect_zip(path: Path, *, limits: Limits) -> ZipPlan:
         if not infos:
             raise _refuse("the package is an empty zip")
         if len(infos) > limits.max_entries:
-            raise _refuse(
-                f"the package has {len(infos)} entries, more than the limit of {limits.max_entries}"
-            )
+            raise _refuse(f"the package has {len(infos)} entries, more than the limit of {limits.max_entries}")
         members = tuple(_check_entry(info, limits) for info in infos)
         _check_layout(members)
         total = sum(member.size for member in members)
         if total > limits.max_unpacked_bytes:
             raise _refuse(
-                f"the package would unpack to {total} bytes, more than the limit of "
-                f"{limits.max_unpacked_bytes}"
+                f"the package would unpack to {total} bytes, more than the limit of {limits.max_unpacked_bytes}"
             )
         # start_dir is where zipfile found the central directory (offset of any prepended data
         # included); every entry's bytes must end before it.
@@ -270,9 +263,7 @@ def extract_member_to(path: Path, name: str, out: BinaryIO, *, max_bytes: int) -
     _stream_member(path, name, out.write, max_bytes=max_bytes, step="unzip")
 
 
-def _stream_member(
-    path: Path, name: str, write: Callable[[bytes], object], *, max_bytes: int, step: str
-) -> None:
+def _stream_member(path: Path, name: str, write: Callable[[bytes], object], *, max_bytes: int, step: str) -> None:
     limits = Limits()
     with _open_zip(path, step) as archive:
         matches = [info for info in archive.infolist() if _check_entry(info, limits).name == name]
@@ -309,9 +300,7 @@ def extract_zip(
         raise Refusal("unzip", f"writing the unpacked files failed ({exc.strerror or exc})") from None
 
 
-def _extract(
-    path: Path, dest: Path, *, plan: ZipPlan, limits: Limits, skip: Callable[[str], bool] | None
-) -> None:
+def _extract(path: Path, dest: Path, *, plan: ZipPlan, limits: Limits, skip: Callable[[str], bool] | None) -> None:
     with _open_zip(path, "unzip") as archive, path.open("rb", buffering=256 * 1024) as raw:
         infos = archive.infolist()
         # The plan was made from this file; if it changed since, nothing checked still holds.
@@ -379,9 +368,7 @@ def _entry_chunks(raw: BinaryIO, info: zipfile.ZipInfo, step: str) -> Iterator[b
         for chunk in _inflate(decompressor, block, label, step):
             produced += len(chunk)
             if produced > info.file_size:
-                raise Refusal(
-                    step, f"entry '{label}' unpacks to more than the {info.file_size} bytes it declares"
-                )
+                raise Refusal(step, f"entry '{label}' unpacks to more than the {info.file_size} bytes it declares")
             crc = zlib.crc32(chunk, crc)
             yield chunk
     if (decompressor is not None and not decompressor.eof) or produced != info.file_size:

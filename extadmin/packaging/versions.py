@@ -59,7 +59,5 @@ def is_orderable(text: str) -> bool:
 def parse_version(text: str) -> Version:
     """Parse a ``packageVersion``; refuse one that cannot be ordered."""
     if not is_orderable(text):
-        raise Refusal(
-            "validate", f"packageVersion '{shown(text)}' cannot be ordered (expected major.minor.patch)"
-        )
+        raise Refusal("validate", f"packageVersion '{shown(text)}' cannot be ordered (expected major.minor.patch)")
     return Version(parts=tuple(int(part) for part in text.split(".")), text=text)

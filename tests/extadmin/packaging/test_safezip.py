@@ -175,9 +175,7 @@ def test_it_accepts_names_at_the_length_limits(tmp_path: Path) -> None:
     ],
 )
 def test_it_refuses_links_devices_and_fifos(tmp_path: Path, mode: int, kind: str) -> None:
-    path = make_zip(
-        tmp_path / "p.zip", [("metadata.xml", b"x"), (info("lib/link", mode=mode), b"/etc/passwd")]
-    )
+    path = make_zip(tmp_path / "p.zip", [("metadata.xml", b"x"), (info("lib/link", mode=mode), b"/etc/passwd")])
     assert refusal(path).reason == f"entry 'lib/link' is a {kind}; only files and folders are allowed"
 
 
@@ -442,9 +440,7 @@ def test_it_skips_what_it_is_told_to(tmp_path: Path) -> None:
     path = package_zip(tmp_path / "p.zip")
     dest = tmp_path / "out"
     dest.mkdir()
-    extract_zip(
-        path, dest, plan=inspect_zip(path, limits=LIMITS), limits=LIMITS, skip=lambda n: n == "metadata.xml"
-    )
+    extract_zip(path, dest, plan=inspect_zip(path, limits=LIMITS), limits=LIMITS, skip=lambda n: n == "metadata.xml")
     assert "metadata.xml" not in files_under(dest)
     assert "lib/common/mqttbridge.jar" in files_under(dest)
 
