@@ -290,6 +290,9 @@ def extract_zip(
     ``skip(name)`` returning True leaves that member out. On a refusal ``dest`` is emptied again,
     so nothing half-unpacked is left for anyone to pick up; the caller still owns ``dest`` itself.
     """
+    # Checked first: on a refusal dest is emptied, which must never touch anything of the caller's.
+    if any(dest.iterdir()):
+        raise Refusal("unzip", "the destination folder is not empty")
     try:
         _extract(path, dest, plan=plan, limits=limits, skip=skip)
     except Refusal:

@@ -2,12 +2,16 @@ from __future__ import annotations
 
 import io
 import os
+import posixpath
 import random
+import re
 import warnings
 import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from zipcraft import (
     central_field,
     data_offset,
@@ -502,17 +506,60 @@ def test_it_refuses_a_zip_that_changed_after_it_was_checked(tmp_path: Path) -> N
         extract(path, tmp_path / "out", plan=plan)
 
 
-def test_it_never_writes_through_a_planted_link(tmp_path: Path) -> None:
+def test_it_refuses_a_destination_that_is_not_empty(tmp_path: Path) -> None:
+    path = make_zip(tmp_path / "p.zip", [("a.txt", b"x")])
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / "mine.txt").write_text("the caller's")
+    with pytest.raises(Refusal, match="destination folder is not empty"):
+        extract_zip(path, dest, plan=inspect_zip(path, limits=LIMITS), limits=LIMITS)
+    assert (dest / "mine.txt").read_text() == "the caller's"
+
+
+def test_it_never_writes_through_a_link_planted_while_it_runs(tmp_path: Path) -> None:
     outside = tmp_path / "outside.txt"
     outside.write_text("keep me")
     path = make_zip(tmp_path / "p.zip", [("a.txt", b"overwritten")])
     dest = tmp_path / "out"
     dest.mkdir()
-    (dest / "a.txt").symlink_to(outside)
+
+    def plant_link(name: str) -> bool:
+        # skip() runs after the emptiness check and before any file is written: a race window.
+        (dest / name).symlink_to(outside)
+        return False
+
     with pytest.raises(Refusal) as caught:
-        extract_zip(path, dest, plan=inspect_zip(path, limits=LIMITS), limits=LIMITS)
+        extract_zip(path, dest, plan=inspect_zip(path, limits=LIMITS), limits=LIMITS, skip=plant_link)
     assert caught.value.step == "unzip"
     assert outside.read_text() == "keep me"
+    assert list(dest.iterdir()) == []
+
+
+class _Unseekable:
+    """A write-only stream, so zipfile writes data descriptors as streaming tools (Java) do."""
+
+    def __init__(self) -> None:
+        self.buffer = io.BytesIO()
+
+    def write(self, data: bytes) -> int:
+        return self.buffer.write(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_it_accepts_streamed_zips_with_data_descriptors(tmp_path: Path) -> None:
+    stream = _Unseekable()
+    with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
+        archive.writestr("metadata.xml", b"<Entities/>")
+        archive.writestr("lib/x.jar", os.urandom(5000))
+    path = tmp_path / "p.zip"
+    path.write_bytes(stream.buffer.getvalue())
+    assert central_field(path, "lib/x.jar", "flags") & 0x08
+
+    extract(path, tmp_path / "out")
+    assert (tmp_path / "out" / "metadata.xml").read_bytes() == b"<Entities/>"
+    assert len((tmp_path / "out" / "lib" / "x.jar").read_bytes()) == 5000
 
 
 def test_it_ignores_the_local_header_sizes(tmp_path: Path) -> None:
@@ -521,3 +568,23 @@ def test_it_ignores_the_local_header_sizes(tmp_path: Path) -> None:
     patch_local(path, "a.txt", size=1, compress_size=1)
     extract(path, tmp_path / "out")
     assert (tmp_path / "out" / "a.txt").read_bytes() == b"hello"
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(names=st.lists(st.text(alphabet="aC./\\:\x00\n é", min_size=1, max_size=12), min_size=1, max_size=4))
+def test_it_never_plans_a_path_outside_the_package(tmp_path_factory: pytest.TempPathFactory, names: list[str]) -> None:
+    path = tmp_path_factory.mktemp("prop") / "p.zip"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        make_zip(path, [(info(name), b"") for name in names])
+    try:
+        plan = inspect_zip(path, limits=LIMITS)
+    except Refusal as refused:
+        assert refused.step == "validate"
+        return
+    for member in plan.members:
+        parts = member.name.split("/")
+        assert "" not in parts and "." not in parts and ".." not in parts
+        assert "\\" not in member.name and "\x00" not in member.name and "\n" not in member.name
+        assert re.match("[A-Za-z]:", member.name) is None
+        assert posixpath.normpath(f"/pkg/{member.name}").startswith("/pkg/")
