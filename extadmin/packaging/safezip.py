@@ -306,8 +306,7 @@ def extract_zip(
 def _extract(path: Path, dest: Path, *, plan: ZipPlan, limits: Limits, skip: Callable[[str], bool] | None) -> None:
     with _open_zip(path, "unzip") as archive, path.open("rb", buffering=256 * 1024) as raw:
         infos = archive.infolist()
-        # The plan was made from this file; if it changed since, nothing checked still holds.
-        if tuple(_check_entry(info, limits) for info in infos) != plan.members:
+        if _members_now(infos, limits) != plan.members:
             raise Refusal("unzip", "the package changed after it was checked")
         wanted = [
             (info, member)
@@ -319,6 +318,17 @@ def _extract(path: Path, dest: Path, *, plan: ZipPlan, limits: Limits, skip: Cal
         for info, member in wanted:
             if not member.is_dir:
                 budget = _write_file(raw, info, dest / member.name, budget)
+
+
+def _members_now(infos: list[zipfile.ZipInfo], limits: Limits) -> tuple[Member, ...] | None:
+    """The file's members as they are now; None when they no longer pass the entry checks.
+
+    The plan was made from this file; if it changed since, nothing that was checked still holds.
+    """
+    try:
+        return tuple(_check_entry(info, limits) for info in infos)
+    except Refusal:
+        return None
 
 
 def _make_dirs(dest: Path, members: list[Member]) -> None:
