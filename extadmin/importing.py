@@ -224,7 +224,10 @@ def _run_steps(
                 digests.append(digest)
                 faults.checkpoint("import.after_checksum")
             with rec.step(2, "unzip"):
-                extract_zip(item.path, staging, plan=plan.package.plan, limits=limits_from_settings())
+                extract_zip(
+                    item.path, staging, plan=plan.package.plan, limits=limits_from_settings(),
+                    keep=frozenset({f"{name}.chk"}),
+                )
                 swaps.append(storage.swap_in(staging, name))
                 staging = None
                 faults.checkpoint("import.after_unzip")

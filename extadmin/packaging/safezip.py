@@ -284,22 +284,27 @@ def extract_zip(
     plan: ZipPlan,
     limits: Limits,
     skip: Callable[[str], bool] | None = None,
+    keep: frozenset[str] = frozenset(),
 ) -> None:
     """Unpack the files and folders of an inspected zip into the empty folder ``dest``.
 
-    ``skip(name)`` returning True leaves that member out. On a refusal ``dest`` is emptied again,
-    so nothing half-unpacked is left for anyone to pick up; the caller still owns ``dest`` itself.
+    ``skip(name)`` returning True leaves that member out. ``keep`` names files the caller already
+    put at the top of ``dest`` (the importer's ``<name>.chk``, written before the unzip step); no
+    entry may collide with them. On a refusal ``dest`` is emptied again (but for ``keep``), so
+    nothing half-unpacked is left for anyone to pick up; the caller still owns ``dest`` itself.
     """
     # Checked first: on a refusal dest is emptied, which must never touch anything of the caller's.
-    if any(dest.iterdir()):
+    if any(child.name not in keep for child in dest.iterdir()):
         raise Refusal("unzip", "the destination folder is not empty")
+    if keep & plan.names():
+        raise Refusal("unzip", f"entry '{sorted(keep & plan.names())[0]}' collides with a file of extadmin's")
     try:
         _extract(path, dest, plan=plan, limits=limits, skip=skip)
     except Refusal:
-        _empty(dest)
+        _empty(dest, keep)
         raise
     except OSError as exc:
-        _empty(dest)
+        _empty(dest, keep)
         raise Refusal("unzip", f"writing the unpacked files failed ({exc.strerror or exc})") from None
 
 
@@ -417,9 +422,11 @@ def _inflate(decompressor: zlib._Decompress | None, block: bytes, label: str, st
         raise Refusal(step, f"entry '{label}' is corrupt (bad compressed data)") from None
 
 
-def _empty(dest: Path) -> None:
+def _empty(dest: Path, keep: frozenset[str] = frozenset()) -> None:
     """Remove what an interrupted extraction left in ``dest`` (never following links)."""
     for child in dest.iterdir():
+        if child.name in keep:
+            continue
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
         else:
