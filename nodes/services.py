@@ -81,3 +81,20 @@ def nodes_nudge(*, exclude: str | None = None) -> int:
 
 def nodes_nudge_on_commit(*, exclude: str | None = None) -> None:
     transaction.on_commit(lambda: nodes_nudge(exclude=exclude))
+
+
+def node_register_agent(*, name: str, storage: Path, pid: int, agent_version: str) -> Node:
+    """An agent starting on this node: who runs it, where, and since when; it is online from now."""
+    node = node_get_or_register(name=name, storage=storage)
+    now = timezone.now()
+    Node.objects.filter(pk=node.pk).update(
+        host=socket.gethostname(), storage_path=str(storage), pid=pid, agent_version=agent_version,
+        started_at=now, last_heartbeat=now,
+    )
+    node.refresh_from_db()
+    return node
+
+
+def node_heartbeat(*, name: str) -> bool:
+    """The agent is alive; False when its node row is gone (deleted by an operator)."""
+    return Node.objects.filter(name=name).update(last_heartbeat=timezone.now()) == 1

@@ -1,0 +1,237 @@
+"""The node agent (``manage.py run_node``): one per node, beside it, syncing its own storage.
+
+Start-up order matters:
+  1. claim the storage — refuse when ``<storage>/.extadmin/node`` names another node, or when a
+     live agent holds the storage's lock (flock, released by the kernel when that agent dies)
+  2. register the node (host, storage, pid, agent version, started) and start the heartbeat
+  3. startup reconcile, verifying file contents, before anything else touches the disk
+  4. the periodic reconcile thread — runs directly, not through the broker, so a node converges
+     even while the broker is down or its messages are lost
+  5. a Celery worker (solo pool: one task at a time) consuming only ``node.<name>`` for nudges
+Every sync, whatever started it, takes the node's lease (``nodes.lease``): one at a time.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+
+from django.conf import settings
+from django.db import connection
+
+from extadmin.packaging import Refusal
+from extadmin.storage import NodeStorage
+from nodes.lease import LeaseLost
+from nodes.models import SyncRun
+from nodes.reconcile import SyncRunResult, reconcile
+from nodes.services import node_heartbeat, node_queue, node_register_agent
+
+log = logging.getLogger(__name__)
+
+AGENT_VERSION = "0.1.0"
+NODE_MARKER = "node"
+AGENT_LOCK = "agent.lock"
+
+
+# --- 1. the storage claim ---------------------------------------------------------------------
+@dataclass
+class StorageClaim:
+    """This process's exclusive hold on a storage folder; released by ``release`` or by dying."""
+
+    fd: int | None
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def storage_claim(*, storage: NodeStorage, node_name: str, exclusive: bool) -> StorageClaim:
+    """Make sure ``storage`` is ``node_name``'s and nobody else's; raises ``Refusal`` saying who holds it.
+
+    ``exclusive`` (the agent): also hold the storage's lock while running. ``sync_node`` only checks
+    the owner, since it runs beside the node's own agent and waits for the node's lease instead.
+    """
+    storage.work.mkdir(parents=True, exist_ok=True)
+    claim = StorageClaim(fd=None)
+    if exclusive:
+        claim.fd = _lock_storage(storage)
+    try:
+        owner = _marker_owner(storage)
+        if owner and owner != node_name:
+            raise Refusal(
+                "start",
+                f"storage {storage.root} belongs to node {owner}; every node needs its own storage folder "
+                f"(delete {storage.work / NODE_MARKER} only if node {owner} no longer uses it)",
+            )
+        if owner != node_name:
+            _write_atomically(storage.work / NODE_MARKER, node_name + "\n")
+        if claim.fd is not None:
+            os.ftruncate(claim.fd, 0)
+            os.pwrite(claim.fd, f"{node_name} {os.getpid()}\n".encode(), 0)
+    except BaseException:
+        claim.release()
+        raise
+    return claim
+
+
+def _lock_storage(storage: NodeStorage) -> int:
+    fd = os.open(storage.work / AGENT_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 256, 0).decode(errors="replace").split()
+        os.close(fd)
+        who = f"node {holder[0]} (pid {holder[1]})" if len(holder) >= 2 else "another agent"
+        raise Refusal("start", f"storage {storage.root} is already in use by the running agent of {who}") from None
+    return fd
+
+
+def _marker_owner(storage: NodeStorage) -> str:
+    try:
+        return (storage.work / NODE_MARKER).read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# --- the agent --------------------------------------------------------------------------------
+@dataclass
+class Agent:
+    name: str
+    storage: Path
+    sync_interval: float
+    heartbeat_interval: float
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT; returns the exit status. Raises ``Refusal`` when it may not start."""
+        global _running
+        claim = storage_claim(storage=NodeStorage(self.storage), node_name=self.name, exclusive=True)
+        previous = _stop_on_signals(self.stop)
+        try:
+            node_register_agent(  # 2.
+                name=self.name, storage=NodeStorage(self.storage).root, pid=os.getpid(), agent_version=AGENT_VERSION
+            )
+            self._start_thread("heartbeat", self._heartbeat_loop)
+            _running = self
+            self._sync(SyncRun.Trigger.STARTUP, verify_contents=True)  # 3. before anything else
+            if self.stop.is_set():
+                return 0
+            self._start_thread("periodic", self._periodic_loop)  # 4.
+            _restore_signals(previous)  # the worker installs its own (warm shutdown)
+            return self._work()  # 5.
+        finally:
+            _running = None
+            self.stop.set()
+            for thread in self.threads:
+                thread.join(timeout=30)
+            _restore_signals(previous)
+            connection.close()
+            claim.release()
+
+    def handle_nudge(self, *, requested_at: datetime | None) -> SyncRunResult | None:
+        return self._sync(SyncRun.Trigger.NUDGE, verify_contents=False, requested_at=requested_at)
+
+    def _sync(
+        self, trigger: str, *, verify_contents: bool, requested_at: datetime | None = None
+    ) -> SyncRunResult | None:
+        try:
+            result = reconcile(
+                node_name=self.name, storage_root=self.storage, trigger=trigger,
+                verify_contents=verify_contents, requested_at=requested_at, stop=self.stop,
+            )
+        except LeaseLost:
+            return None  # stopping while waiting for the lease
+        except Exception:
+            # The database is down or similar: the next pass tries again.
+            log.exception("%s sync of node %s could not run", trigger, self.name)
+            return None
+        log.info("%s sync of %s: %s %s", trigger, self.name, result.outcome, "; ".join(result.actions))
+        return result
+
+    def _start_thread(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=self._in_thread(target), name=f"{self.name}-{name}", daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    @staticmethod
+    def _in_thread(target: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                target()
+            finally:
+                connection.close()  # each thread has its own connection
+
+        return run
+
+    def _heartbeat_loop(self) -> None:
+        while True:
+            try:
+                node_heartbeat(name=self.name)
+            except Exception as exc:  # the database is briefly unreachable: keep beating
+                log.warning("heartbeat of %s failed: %s", self.name, exc)
+                connection.close()
+            if self.stop.wait(self.heartbeat_interval):
+                return
+
+    def _periodic_loop(self) -> None:
+        while not self.stop.wait(self.sync_interval):
+            self._sync(SyncRun.Trigger.PERIODIC, verify_contents=False)
+            connection.close()  # never hold a connection across a whole interval
+
+    def _work(self) -> int:
+        from celery.signals import worker_shutting_down
+
+        from extadmin.celery import app
+
+        # Keep retrying a broker that is down: meanwhile the periodic pass keeps the node in sync.
+        app.conf.broker_connection_max_retries = None
+        worker_shutting_down.connect(self._on_worker_shutdown, weak=False)
+        worker = app.Worker(
+            hostname=f"{self.name}@%h", queues=[node_queue(self.name)], concurrency=1, pool="solo",
+            loglevel=settings.LOGGING["root"]["level"], without_gossip=True, without_mingle=True,
+            without_heartbeat=True, optimization="fair",
+        )
+        worker.start()
+        return int(worker.exitcode or 0)
+
+    def _on_worker_shutdown(self, **kwargs: object) -> None:
+        self.stop.set()  # a sync in progress stops at its next step instead of delaying the shutdown
+
+
+_running: Agent | None = None  # the agent of this process, for the Celery task
+
+
+def agent_handle_nudge(*, node_name: str, requested_at: str | None) -> None:
+    """A nudge from the broker: sync now, unless a sync started since the nudge was sent."""
+    agent = _running
+    if agent is None or agent.name != node_name:
+        log.warning("nudge for node %s reached a process that is not its agent; ignored", node_name)
+        return
+    agent.handle_nudge(requested_at=datetime.fromisoformat(requested_at) if requested_at else None)
+
+
+def _stop_on_signals(stop: threading.Event) -> dict[int, object]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _restore_signals(previous: dict[int, object]) -> None:
+    for sig, old in previous.items():
+        signal.signal(sig, old)  # type: ignore[arg-type]

@@ -1,0 +1,131 @@
+"""One sync at a time per node: a lease on the ``Node`` row, shared by every entry point.
+
+The agent's Celery task, its periodic pass and ``sync_node`` all claim the same lease with a
+conditional ``UPDATE … WHERE`` (whoever changes the row got it; everyone else waits and polls).
+A lease carries a deadline: a sync still running after it is failed, and the next claimant may
+take the lease over. A lease held by a process of this host that no longer exists (an agent
+killed mid-sync) is taken over at once instead of blocking the restarted agent until the deadline.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from nodes.models import Node, SyncRun, SyncState
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.25
+
+
+class LeaseLost(Exception):
+    """This sync no longer holds the node's lease (deadline passed, taken over, or the agent is stopping)."""
+
+    def __init__(self, reason: str, *, timed_out: bool) -> None:
+        super().__init__(reason)
+        self.timed_out = timed_out
+
+
+def new_owner() -> str:
+    """``host:pid:token``: unique per claim, and enough to tell whether the holder still lives."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Lease:
+    node_id: int
+    owner: str
+    until: datetime
+    stop: threading.Event | None = field(default=None, repr=False)
+
+    def check(self) -> None:
+        """Raise ``LeaseLost`` unless this sync may go on changing the disk.
+
+        Called between steps, before anything irreversible (the swap, a removal).
+        """
+        if self.stop is not None and self.stop.is_set():
+            raise LeaseLost("the agent is stopping; the sync was interrupted", timed_out=False)
+        if timezone.now() >= self.until:
+            raise LeaseLost(
+                f"the sync ran past its deadline of {settings.EXTADMIN_SYNC_DEADLINE:g} s", timed_out=True
+            )
+        if not Node.objects.filter(pk=self.node_id, sync_lock_owner=self.owner).exists():
+            raise LeaseLost("another sync took over this node's lock after the deadline", timed_out=True)
+
+    def release(self) -> None:
+        # Conditional: a lease already taken over belongs to someone else now.
+        Node.objects.filter(pk=self.node_id, sync_lock_owner=self.owner).update(
+            sync_lock_owner="", sync_lock_until=None
+        )
+
+
+def lease_claim(*, node: Node, stop: threading.Event | None = None) -> Lease:
+    """Wait until the node's lease is free (or expired, or held by a dead process), then take it.
+
+    Syncs are never run in parallel and never dropped: a claimant waits as long as it takes, at
+    most until the current holder's deadline. Raises ``LeaseLost`` if ``stop`` is set meanwhile.
+    """
+    owner = new_owner()
+    while True:
+        now = timezone.now()
+        until = now + timedelta(seconds=settings.EXTADMIN_SYNC_DEADLINE)
+        row = Node.objects.filter(pk=node.pk).values("sync_lock_owner", "sync_lock_until").first() or {}
+        holder, held_until = row.get("sync_lock_owner", ""), row.get("sync_lock_until")
+        expired = bool(holder) and held_until is not None and held_until < now
+        dead = bool(holder) and not expired and _holder_is_dead(holder)
+        if not holder or expired or dead or held_until is None:
+            # Conditional on what we just read: if anyone else claimed it meanwhile, nothing changes.
+            claimed = Node.objects.filter(pk=node.pk, sync_lock_owner=holder).update(
+                sync_lock_owner=owner, sync_lock_until=until
+            )
+            if claimed == 1:
+                _close_abandoned_runs(node_id=node.pk, now=now, timed_out=expired)
+                return Lease(node_id=node.pk, owner=owner, until=until, stop=stop)
+            continue
+        if stop is not None and stop.wait(POLL_SECONDS):
+            raise LeaseLost("the agent is stopping", timed_out=False)
+        if stop is None:
+            time.sleep(POLL_SECONDS)
+
+
+def _holder_is_dead(owner: str) -> bool:
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False  # another machine's process: only its deadline tells
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _close_abandoned_runs(*, node_id: int, now: datetime, timed_out: bool) -> None:
+    """Runs still 'running' belong to the holder whose lease we just took: past its deadline, or dead.
+
+    Only the lease holder writes runs, so once we hold it nothing else is running on this node.
+    """
+    if timed_out:
+        outcome = SyncRun.Outcome.TIMED_OUT
+        error = f"the sync ran past its deadline of {settings.EXTADMIN_SYNC_DEADLINE:g} s and was failed"
+    else:
+        outcome = SyncRun.Outcome.FAILED
+        error = "the agent stopped before this sync finished; the next sync took over"
+    SyncRun.objects.filter(node_id=node_id, outcome=SyncRun.Outcome.RUNNING).update(
+        outcome=outcome, finished_at=now, error=error
+    )
+    # Its half-done packages say so until the next pass proves what the disk holds.
+    SyncState.objects.filter(node_id=node_id, state=SyncState.State.SYNCING).update(
+        state=SyncState.State.FAILED, error=f"interrupted: {error}", changed_at=now, finished_at=now
+    )

@@ -1,0 +1,497 @@
+"""What a node does when it syncs: make its disk match the database, and say what it did.
+
+Level-triggered: every pass compares the whole desired state with the whole disk, so a lost,
+duplicated or reordered nudge changes nothing about where a node ends up. One pass:
+
+  0. lease   — one sync at a time on this node (``nodes.lease``); a nudge already served is skipped
+  1. pause   — while syncing is paused cluster-wide, note since when the node is behind; change nothing
+  2. desired — read once from the database: packages whose archive is fully persisted.
+               A failed read fails the pass and changes nothing — never "the database is empty"
+  3. actual  — what the disk holds: each folder, its ``.chk``, its files against the archive's manifest
+               (contents too at startup and for ``sync_node``; names and sizes on periodic passes)
+  4. install — missing, outdated or damaged packages, dependencies first: stream the archive from the
+               database → verify SHA-256 → unzip into staging → ``.chk`` → atomic swap → prove → commit
+  5. remove  — folders of packages the database no longer has, dependents before their dependencies
+  6. report  — every state change is written to ``SyncState`` as it happens; the pass to ``SyncRun``
+
+Every disk change of a package happens under that package's lock (shared with imports on this
+node) and after re-reading the database for it, so a sync never races an import or a removal.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+
+from extadmin import faults
+from extadmin.archive import ArchiveIncomplete, archive_copy_to
+from extadmin.importing import limits_from_settings
+from extadmin.models import Archive, ExtensionPackage
+from extadmin.operations import describe_error
+from extadmin.packaging import (
+    Refusal,
+    extract_zip,
+    inspect_zip,
+    order_by_dependencies,
+    parse_depends_on,
+    parse_metadata,
+)
+from extadmin.storage import NodeStorage, Swap, write_chk
+from nodes.lease import Lease, LeaseLost, lease_claim
+from nodes.models import ClusterSettings, Node, SyncRun, SyncState
+from nodes.services import node_get_or_register
+
+log = logging.getLogger(__name__)
+
+SKIPPED = "skipped"  # a nudge that a sync started after it already served; no SyncRun is written
+
+
+class DesiredStateUnreadable(Exception):
+    """The database could not say what this node should hold; nothing may be changed."""
+
+
+@dataclass(frozen=True)
+class Desired:
+    """One package the database wants on every node."""
+
+    package_id: int
+    name: str
+    version: str
+    sha256: str
+    manifest: list[list]
+    depends_on: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Work:
+    """One package to (re)install, and why."""
+
+    package: Desired
+    kind: str  # "install", "update" or "repair"
+    reason: str = ""
+
+    def action(self) -> str:
+        p = self.package
+        if self.kind == "repair":
+            return f"repaired {p.name}: {self.reason}"
+        if self.kind == "update":
+            return f"updated {p.name} to {p.version}" + (f" ({self.reason})" if self.reason else "")
+        return f"installed {p.name} {p.version}"
+
+
+@dataclass
+class Plan:
+    installs: list[Work]
+    proven: list[Desired]
+    removals: list[str]
+
+
+@dataclass
+class SyncRunResult:
+    node: str
+    trigger: str
+    outcome: str
+    actions: list[str] = field(default_factory=list)
+    error: str = ""
+    failures: dict[str, str] = field(default_factory=dict)
+    run_id: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in (SyncRun.Outcome.SUCCEEDED, SKIPPED)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "node": self.node, "trigger": self.trigger, "outcome": self.outcome, "actions": self.actions,
+            "error": self.error, "failures": self.failures, "run": self.run_id,
+        }
+
+
+@dataclass
+class _Pass:
+    """The context of one pass: who, where, and what it has done so far."""
+
+    node: Node
+    storage: NodeStorage
+    lease: Lease
+    run: SyncRun
+    actions: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def act(self, line: str) -> None:
+        # Written as it happens, so a console watching a long sync sees its progress.
+        self.actions.append(line)
+        SyncRun.objects.filter(pk=self.run.pk).update(actions=self.actions)
+        log.info("%s: %s", self.node.name, line)
+
+
+def reconcile(
+    *,
+    node_name: str,
+    storage_root: Path | str,
+    trigger: str,
+    verify_contents: bool,
+    requested_at: datetime | None = None,
+    stop: threading.Event | None = None,
+) -> SyncRunResult:
+    """Make ``storage_root`` hold exactly what the database says, one sync at a time per node.
+
+    ``requested_at`` (a nudge's send time): skip when a sync that started after it already ran.
+    ``stop`` set: stop between steps (the agent is shutting down).
+    """
+    storage = NodeStorage(storage_root)
+    node = node_get_or_register(name=node_name, storage=storage.root)
+    lease = lease_claim(node=node, stop=stop)  # 0. one sync at a time; waits, never drops
+    try:
+        if requested_at is not None and _served_since(node=node, requested_at=requested_at):
+            return SyncRunResult(node=node_name, trigger=trigger, outcome=SKIPPED)
+        return _run(node=node, storage=storage, lease=lease, trigger=trigger, verify_contents=verify_contents)
+    finally:
+        lease.release()
+
+
+def _served_since(*, node: Node, requested_at: datetime) -> bool:
+    """A sync that started after the request saw everything the request was about."""
+    return SyncRun.objects.filter(
+        node=node, started_at__gte=requested_at,
+        outcome__in=[SyncRun.Outcome.SUCCEEDED, SyncRun.Outcome.FAILED],
+    ).exists()
+
+
+def _run(*, node: Node, storage: NodeStorage, lease: Lease, trigger: str, verify_contents: bool) -> SyncRunResult:
+    run = SyncRun.objects.create(node=node, trigger=trigger, started_at=timezone.now())
+    p = _Pass(node=node, storage=storage, lease=lease, run=run)
+    outcome, error = SyncRun.Outcome.SUCCEEDED, ""
+    try:
+        if _sync_paused():  # 1. pause
+            outcome = SyncRun.Outcome.PAUSED
+            error = _note_behind(p)
+        else:
+            Node.objects.filter(pk=node.pk, behind_since__isnull=False).update(behind_since=None)
+            _sync(p, verify_contents=verify_contents)
+            if p.failures:
+                outcome = SyncRun.Outcome.FAILED
+                error = "; ".join(f"{name}: {reason}" for name, reason in p.failures.items())
+    except LeaseLost as exc:
+        outcome = SyncRun.Outcome.TIMED_OUT if exc.timed_out else SyncRun.Outcome.FAILED
+        error = str(exc)
+    except Exception as exc:
+        log.exception("sync of node %s failed", node.name)
+        outcome, error = SyncRun.Outcome.FAILED, describe_sync_error(exc)
+    _finish_run(p, outcome=outcome, error=error)
+    return SyncRunResult(
+        node=node.name, trigger=trigger, outcome=outcome, actions=p.actions, error=error,
+        failures=p.failures, run_id=run.pk,
+    )
+
+
+def _finish_run(p: _Pass, *, outcome: str, error: str) -> None:
+    # Conditional: a run that a later sync already closed as timed out keeps that verdict.
+    try:
+        SyncRun.objects.filter(pk=p.run.pk, outcome=SyncRun.Outcome.RUNNING).update(
+            outcome=outcome, error=error, actions=p.actions, finished_at=timezone.now()
+        )
+    except DatabaseError:
+        log.exception("could not record the end of sync run %s", p.run.pk)
+
+
+def _sync(p: _Pass, *, verify_contents: bool) -> None:
+    p.storage.clean_leftovers()  # staging/retired of a process that died mid-way
+    desired, known = read_desired()  # 2. desired, read once
+    states = {s.package_name: s for s in SyncState.objects.filter(node=p.node)}
+    plan = make_plan(storage=p.storage, desired=desired, known=known, states=states, contents=verify_contents)  # 3.
+    _record_proven(p, plan.proven, states)
+    for work in plan.installs:
+        _mark(p, work.package, SyncState.State.PENDING, started_at=None, finished_at=None, duration_ms=None)
+    _install_all(p, plan.installs)  # 4.
+    _remove_all(p, plan.removals)  # 5.
+    SyncState.objects.filter(node=p.node).exclude(package_name__in=known).exclude(
+        package_name__in=p.storage.installed_names()
+    ).delete()
+
+
+# --- 2. desired -------------------------------------------------------------------------------
+def read_desired() -> tuple[dict[str, Desired], set[str]]:
+    """Packages with a complete archive (desired), and every package name the database knows.
+
+    A package row without its archive is an import or removal in flight: it is neither installed
+    nor removed. A database error raises ``DesiredStateUnreadable``: no answer is not an empty answer.
+    """
+    try:
+        with transaction.atomic():  # one consistent snapshot; a savepoint keeps an error contained
+            rows = list(
+                ExtensionPackage.objects.select_related("archive").only(
+                    "id", "name", "version", "sha256", "depends_on", "state",
+                    "archive__sha256", "archive__manifest",
+                )
+            )
+    except DatabaseError as exc:
+        raise DesiredStateUnreadable(
+            f"could not read the packages from the database ({describe_error(exc)}); nothing was changed"
+        ) from exc
+    desired: dict[str, Desired] = {}
+    for row in rows:
+        archive = _archive_of(row)
+        if archive is None or row.state not in (ExtensionPackage.State.ACTIVE, ExtensionPackage.State.REMOVING):
+            continue
+        desired[row.name] = Desired(
+            package_id=row.pk, name=row.name, version=row.version, sha256=archive.sha256,
+            manifest=archive.manifest, depends_on=_dependency_names(row.depends_on),
+        )
+    return desired, {row.name for row in rows}
+
+
+def _archive_of(row: ExtensionPackage) -> Archive | None:
+    try:
+        return row.archive
+    except Archive.DoesNotExist:
+        return None
+
+
+def _dependency_names(raw: str) -> tuple[str, ...]:
+    try:
+        return tuple(d.name for d in parse_depends_on(raw))
+    except Refusal:
+        return ()  # validated at import; an unreadable list only loses the ordering hint
+
+
+# --- 3. actual, and the plan ------------------------------------------------------------------
+def make_plan(
+    *, storage: NodeStorage, desired: dict[str, Desired], known: set[str],
+    states: dict[str, SyncState], contents: bool,
+) -> Plan:
+    installs: list[Work] = []
+    proven: list[Desired] = []
+    order = order_by_dependencies({name: d.depends_on for name, d in desired.items()})
+    for name in order:
+        work = _work_for(storage, desired[name], states.get(name), contents=contents)
+        if work is None:
+            proven.append(desired[name])
+        else:
+            installs.append(work)
+    removals = [name for name in storage.installed_names() if name not in known]
+    return Plan(installs=installs, proven=proven, removals=removals)
+
+
+def _work_for(storage: NodeStorage, pkg: Desired, state: SyncState | None, *, contents: bool) -> Work | None:
+    """What ``pkg``'s folder needs, or None when it proves the desired checksum and files."""
+    had_it = state is not None and state.installed_sha256 == pkg.sha256
+    folder = storage.package_dir(pkg.name)
+    if not folder.is_dir():
+        return Work(pkg, "repair", "the folder was missing") if had_it else Work(pkg, "install")
+    chk = storage.read_chk(pkg.name)
+    if chk is None:
+        return Work(pkg, "repair", f"{pkg.name}.chk was missing")
+    if chk != pkg.sha256:
+        if had_it:
+            return Work(pkg, "repair", f"{pkg.name}.chk held a wrong checksum")
+        was = state.installed_version if state is not None and state.installed_version else ""
+        return Work(pkg, "update", f"was {was}" if was else "")
+    problem = storage.verify(pkg.name, pkg.manifest, contents=contents)
+    if problem is not None:
+        return Work(pkg, "repair", problem.replace(" (its content does not match the archive)", ""))
+    return None
+
+
+def _record_proven(p: _Pass, proven: list[Desired], states: dict[str, SyncState]) -> None:
+    """Packages the disk proves: installed, unless their state row already says exactly that."""
+    for pkg in proven:
+        s = states.get(pkg.name)
+        if (
+            s is not None and s.state == SyncState.State.INSTALLED and not s.error
+            and s.installed_sha256 == s.desired_sha256 == pkg.sha256 and s.installed_version == pkg.version
+        ):
+            continue
+        _mark(p, pkg, SyncState.State.INSTALLED, installed_version=pkg.version, installed_sha256=pkg.sha256)
+
+
+# --- 4. install -------------------------------------------------------------------------------
+def _install_all(p: _Pass, installs: list[Work]) -> None:
+    failed: set[str] = set()
+    for work in installs:  # already in dependency order
+        p.lease.check()
+        blocked = [d for d in work.package.depends_on if d in failed]
+        if blocked:
+            reason = f"waits for {', '.join(blocked)}, which could not be installed"
+            _fail(p, work.package, reason, started_at=timezone.now(), t0=time.perf_counter())
+            failed.add(work.package.name)
+            continue
+        if not _install(p, work):
+            failed.add(work.package.name)
+
+
+def _install(p: _Pass, work: Work) -> bool:
+    pkg = work.package
+    started, t0 = timezone.now(), time.perf_counter()
+    _mark(p, pkg, SyncState.State.SYNCING, error="", started_at=started, finished_at=None, duration_ms=None)
+    try:
+        with p.storage.lock(pkg.name, wait=True):
+            p.storage.clean_leftovers_of(pkg.name)
+            if not _still_desired(pkg):
+                # An import or removal committed while we waited for the lock: the next pass sees it.
+                _mark(p, pkg, SyncState.State.PENDING, started_at=None)
+                return True
+            _fetch_unzip_swap(p, pkg)
+    except LeaseLost as exc:
+        _fail(p, pkg, f"interrupted: {exc}", started_at=started, t0=t0)
+        raise
+    except Exception as exc:
+        log.warning("installing %s on %s failed: %s", pkg.name, p.node.name, exc)
+        _fail(p, pkg, describe_sync_error(exc), started_at=started, t0=t0)
+        return False
+    _mark(
+        p, pkg, SyncState.State.INSTALLED, installed_version=pkg.version, installed_sha256=pkg.sha256,
+        started_at=started, finished_at=timezone.now(), duration_ms=_ms(t0),
+    )
+    p.act(work.action())
+    return True
+
+
+def _still_desired(pkg: Desired) -> bool:
+    return Archive.objects.filter(package_id=pkg.package_id, sha256=pkg.sha256).exists()
+
+
+def _fetch_unzip_swap(p: _Pass, pkg: Desired) -> None:
+    """Build the new version beside the old one; the old stays intact until the new one is proven."""
+    download = p.storage.new_staging(pkg.name)  # under .extadmin/staging: found by leftover cleanup
+    staging: Path | None = None
+    swap: Swap | None = None
+    try:
+        zip_path = download / f"{pkg.name}.zip"
+        with zip_path.open("wb") as out:
+            archive_copy_to(package_id=pkg.package_id, out=out, expected_sha256=pkg.sha256)
+        faults.checkpoint("sync.after_fetch")
+        p.lease.check()
+        staging = p.storage.new_staging(pkg.name)
+        limits = limits_from_settings()
+        extract_zip(zip_path, staging, plan=inspect_zip(zip_path, limits=limits), limits=limits)
+        write_chk(staging, pkg.name, pkg.sha256)
+        faults.checkpoint("sync.after_unzip")
+        p.lease.check()  # last point before the disk changes
+        swap = p.storage.swap_in(staging, pkg.name)
+        staging = None
+        faults.checkpoint("sync.after_swap")
+        problem = p.storage.verify(pkg.name, pkg.manifest, contents=False)
+        if problem is not None or p.storage.read_chk(pkg.name) != pkg.sha256:
+            raise RuntimeError(f"the unpacked copy does not match the archive: {problem or 'wrong .chk'}")
+        swap.commit()
+        swap = None
+    except BaseException:
+        if swap is not None:
+            swap.rollback()  # the old version goes back into place
+        if staging is not None:
+            p.storage.discard(staging)
+        raise
+    finally:
+        p.storage.discard(download)
+
+
+def _fail(p: _Pass, pkg: Desired, reason: str, *, started_at: datetime, t0: float) -> None:
+    _mark(
+        p, pkg, SyncState.State.FAILED, error=reason, started_at=started_at,
+        finished_at=timezone.now(), duration_ms=_ms(t0),
+    )
+    p.failures[pkg.name] = reason
+    p.act(f"failed {pkg.name} {pkg.version}: {reason}")
+
+
+# --- 5. remove --------------------------------------------------------------------------------
+def _remove_all(p: _Pass, names: list[str]) -> None:
+    for name in removal_order(p.storage, names):
+        p.lease.check()
+        _remove(p, name)
+
+
+def removal_order(storage: NodeStorage, names: list[str]) -> list[str]:
+    """Dependents before their dependencies, from each folder's own metadata.xml.
+
+    The database no longer knows these packages, so the folder is the only place left that says.
+    """
+    requires: dict[str, tuple[str, ...]] = {}
+    for name in names:
+        try:
+            meta = parse_metadata((storage.package_dir(name) / "metadata.xml").read_bytes())
+            requires[name] = tuple(d.name for d in meta.depends_on)
+        except (OSError, Refusal):
+            requires[name] = ()
+    try:
+        return list(reversed(order_by_dependencies(requires)))
+    except Refusal:  # a cycle on disk: any order will do, the database wants none of them
+        return sorted(names)
+
+
+def _remove(p: _Pass, name: str) -> None:
+    started, t0 = timezone.now(), time.perf_counter()
+    SyncState.objects.update_or_create(
+        node=p.node, package_name=name,
+        defaults={"state": SyncState.State.REMOVING, "desired_version": "", "desired_sha256": "", "error": "",
+                  "changed_at": started, "started_at": started, "finished_at": None, "duration_ms": None},
+    )
+    try:
+        with p.storage.lock(name, wait=True):
+            if ExtensionPackage.objects.filter(name=name).exists():
+                # Imported again while we waited for the lock: keep it; the next pass proves it.
+                SyncState.objects.filter(node=p.node, package_name=name, state=SyncState.State.REMOVING).delete()
+                return
+            faults.checkpoint("sync.before_remove")
+            p.storage.remove(name)
+            p.storage.clean_leftovers_of(name)
+    except Exception as exc:
+        reason = describe_sync_error(exc)
+        SyncState.objects.filter(node=p.node, package_name=name).update(
+            state=SyncState.State.FAILED, error=f"removal failed: {reason}", changed_at=timezone.now(),
+            finished_at=timezone.now(), duration_ms=_ms(t0),
+        )
+        p.failures[name] = f"removal failed: {reason}"
+        p.act(f"failed to remove {name}: {reason}")
+        return
+    SyncState.objects.filter(node=p.node, package_name=name).delete()
+    p.act(f"removed {name}")
+
+
+# --- 1. pause ---------------------------------------------------------------------------------
+def _sync_paused() -> bool:
+    # No row means nobody ever paused syncing.
+    return bool(ClusterSettings.objects.filter(pk=1).values_list("sync_paused", flat=True).first())
+
+
+def _note_behind(p: _Pass) -> str:
+    Node.objects.filter(pk=p.node.pk, behind_since__isnull=True).update(behind_since=timezone.now())
+    return "syncing is paused cluster-wide; this node changes nothing until it is resumed"
+
+
+# --- reporting --------------------------------------------------------------------------------
+def _mark(p: _Pass, pkg: Desired, state: str, **fields: Any) -> None:
+    fields.setdefault("error", "")
+    SyncState.objects.update_or_create(
+        node=p.node, package_name=pkg.name,
+        defaults={"desired_version": pkg.version, "desired_sha256": pkg.sha256, "state": state,
+                  "changed_at": timezone.now(), **fields},
+    )
+
+
+def describe_sync_error(exc: BaseException) -> str:
+    """An error in words an operator can act on."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return f"disk full ({exc.filename or 'while writing the package'})"
+    if isinstance(exc, Refusal):
+        if "No space left on device" in exc.reason:
+            return f"disk full ({exc.reason})"
+        return exc.reason
+    if isinstance(exc, ArchiveIncomplete | DesiredStateUnreadable):
+        return str(exc)
+    if isinstance(exc, DatabaseError):
+        return f"database: {describe_error(exc)}"
+    return describe_error(exc)
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 3)
