@@ -39,6 +39,7 @@ from extadmin.packaging import (
     validate_package,
 )
 from extadmin.storage import NodeStorage, Swap, write_chk
+from nodes.models import Node
 from nodes.services import node_get_or_register, nodes_nudge_on_commit, sync_state_record_local_install
 
 HASH_BLOCK = 1024 * 1024
@@ -233,10 +234,12 @@ def _run_steps(
                 faults.checkpoint("import.after_unzip")
         packages: list[ExtensionPackage] = []
         with transaction.atomic():
-            node = node_get_or_register(name=node_name, storage=storage.root)
+            node: Node | None = None
             for (item, plan), rec, digest in zip(plans, recorders, digests, strict=True):
                 size = item.path.stat().st_size
                 with rec.step(3, "persist"):
+                    # Inside the step, so a lost connection here is reported as "persist", not "unzip".
+                    node = node or node_get_or_register(name=node_name, storage=storage.root)
                     package = _persist_package(plan, digest, size, node_name, actor)
                     sync_state_record_local_install(
                         node=node, package=package, started_at=started,
