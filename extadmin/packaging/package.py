@@ -7,7 +7,7 @@ from pathlib import Path
 
 from extadmin.packaging.errors import Refusal, shown
 from extadmin.packaging.metadata import PackageMetadata, parse_metadata
-from extadmin.packaging.safezip import Limits, ZipPlan, inspect_zip, read_member
+from extadmin.packaging.safezip import Limits, ZipPlan, inspect_zip, read_member, verify_zip
 
 METADATA_NAME = "metadata.xml"
 MAX_METADATA_BYTES = 8 * 1024 * 1024
@@ -35,4 +35,6 @@ def validate_package(path: Path, *, limits: Limits) -> ValidatedPackage:
                 "validate",
                 f"entry '{shown(member.name)}' collides with the marker file '{metadata.name}.chk'",
             )
+    # Sizes that lie and bad CRCs show only in the bytes: find them now, not half-way through unzip.
+    verify_zip(path, plan=plan, limits=limits)
     return ValidatedPackage(metadata=metadata, plan=plan)

@@ -336,6 +336,23 @@ def _members_now(infos: list[zipfile.ZipInfo], limits: Limits) -> tuple[Member, 
         return None
 
 
+def verify_zip(path: Path, *, plan: ZipPlan, limits: Limits) -> None:
+    """Read every file's real bytes without writing them: refuse a size that lies, a bad CRC or a
+    total over the limit at validation, before anything is written anywhere (and in validate-only).
+
+    ``extract_zip`` checks all of this again while writing: the file may change in between.
+    """
+    with _open_zip(path, "validate") as archive, path.open("rb", buffering=256 * 1024) as raw:
+        budget = limits.max_unpacked_bytes
+        for info, member in zip(archive.infolist(), plan.members, strict=True):
+            if member.is_dir:
+                continue
+            for chunk in _entry_chunks(raw, info, "validate"):
+                budget -= len(chunk)
+                if budget < 0:
+                    raise _refuse("the package unpacks to more bytes than the configured limit")
+
+
 def _make_dirs(dest: Path, members: list[Member]) -> None:
     dirs: set[str] = set()
     for member in members:
