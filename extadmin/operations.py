@@ -125,13 +125,36 @@ def describe_error(exc: BaseException) -> str:
 
 
 def operations_mark_interrupted(*, node: str) -> int:
-    """Operations of this node's processes that died mid-way are marked interrupted, not left running."""
+    """Operations of this node's processes that died mid-way are marked interrupted, not left running.
+
+    What the record says matches what the database kept: a process can die after its transaction
+    committed (the import is in) or after a removal's first step (the package is left "removing").
+    """
     stale = Operation.objects.filter(node=node, outcome=Operation.Outcome.RUNNING).exclude(pid=os.getpid())
-    dead = [op.pk for op in stale.only("pk", "pid") if not _alive(op.pid)]
-    return Operation.objects.filter(pk__in=dead).update(
-        outcome=Operation.Outcome.INTERRUPTED, finished_at=timezone.now(),
-        error="the process running this operation stopped before it finished; nothing of it was kept",
+    dead = [op for op in stale if not _alive(op.pid)]
+    for op in dead:
+        Operation.objects.filter(pk=op.pk, outcome=Operation.Outcome.RUNNING).update(
+            outcome=Operation.Outcome.INTERRUPTED, finished_at=timezone.now(), error=_interrupted_because(op),
+        )
+    return len(dead)
+
+
+def _interrupted_because(op: Operation) -> str:
+    from extadmin.models import ExtensionPackage
+
+    stopped = "the process running this operation stopped before it finished"
+    package = ExtensionPackage.objects.filter(name=op.package_name).first()
+    if op.kind == Operation.Kind.REMOVE:
+        if package is None:
+            return f"{stopped}, after the package was removed from the database; the removal was kept"
+        return f"{stopped}; {op.package_name} is left marked {package.state}: remove it again to finish"
+    committed = (
+        package is not None and package.version == op.version and package.imported_on_node == op.node
+        and package.imported_at >= op.started_at
     )
+    if committed:
+        return f"{stopped}, after the import was committed; {op.package_name} {op.version} was kept"
+    return f"{stopped}; nothing of it was kept"
 
 
 def _alive(pid: int | None) -> bool:
