@@ -17,7 +17,7 @@ from django.db import transaction
 
 from extadmin import faults
 from extadmin.models import Archive, ArchiveChunk, ExtensionPackage, Operation
-from extadmin.operations import Actor, OperationRecorder
+from extadmin.operations import Actor, OperationRecorder, operations_mark_interrupted
 from extadmin.packaging import Conflict, Refusal
 from extadmin.selectors import package_dependents
 from extadmin.storage import NodeStorage
@@ -43,6 +43,7 @@ def package_remove(
     node_name = node_name or settings.EXTADMIN_NODE
     storage = NodeStorage(storage_root or settings.EXTADMIN_STORAGE)
     package = removal_check(name=name)  # 0. validate
+    operations_mark_interrupted(node=node_name)  # a removal killed half-way is not left "running"
     recorder = OperationRecorder.start(
         kind=Operation.Kind.REMOVE, package_name=name, actor=actor, node=node_name,
         version=package.version, sha256=package.sha256,
