@@ -179,10 +179,15 @@ EXTADMIN_FAULTS = "" if PRODUCTION else os.environ.get("EXTADMIN_FAULTS", "")
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
+    for _folder in ("queue", "processed", "control"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Queue bindings (node.<name> → its queue) live here; kombu's default is relative to the
+        # working directory, which would split producers and agents started from different folders.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:

@@ -16,6 +16,7 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -202,7 +203,7 @@ class Agent:
         app.conf.broker_connection_max_retries = None
         worker_shutting_down.connect(self._on_worker_shutdown, weak=False)
         worker = app.Worker(
-            hostname=f"{self.name}@%h", queues=[node_queue(self.name)], concurrency=1, pool="solo",
+            hostname=f"{self.name}@{socket.gethostname()}", queues=[node_queue(self.name)], concurrency=1, pool="solo",
             loglevel=settings.LOGGING["root"]["level"], without_gossip=True, without_mingle=True,
             without_heartbeat=True, optimization="fair",
         )
