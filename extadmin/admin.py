@@ -6,7 +6,8 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 
 from extadmin.models import Archive, Entity, ExtensionPackage, Operation, OperationStep
 from extadmin.operations import Actor
@@ -51,8 +52,21 @@ class ExtensionPackageAdmin(ReadOnlyAdmin):
         actions.pop("delete_selected", None)  # the bulk delete would bypass the ordered removal
         return actions
 
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, Any, set[str], Any]:
+        # The ordered removal deletes the entities, the archive and its chunks itself. Their admins
+        # are read-only (no delete permission), which would otherwise refuse every package delete.
+        deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), protected
+
     def delete_model(self, request: HttpRequest, obj: ExtensionPackage) -> None:
-        self._remove(request, [obj])
+        if not self._remove(request, [obj]):
+            request._extadmin_removal_refused = True  # type: ignore[attr-defined]
+
+    def response_delete(self, request: HttpRequest, obj_display: str, obj_id: Any) -> HttpResponse:
+        # A refused removal keeps the package: back to its page with the refusal, never "deleted successfully".
+        if getattr(request, "_extadmin_removal_refused", False):
+            return HttpResponseRedirect(reverse("admin:extadmin_extensionpackage_change", args=[obj_id]))
+        return super().response_delete(request, obj_display, obj_id)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ExtensionPackage]) -> None:
         self._remove(request, list(queryset))
@@ -61,13 +75,17 @@ class ExtensionPackageAdmin(ReadOnlyAdmin):
     def remove_packages(self, request: HttpRequest, queryset: QuerySet[ExtensionPackage]) -> None:
         self._remove(request, list(queryset))
 
-    def _remove(self, request: HttpRequest, packages: list[ExtensionPackage]) -> None:
+    def _remove(self, request: HttpRequest, packages: list[ExtensionPackage]) -> bool:
+        """Run the ordered removal of each package; returns False when any was refused."""
         actor = Actor(user=request.user, remote_addr=request.META.get("REMOTE_ADDR"), via="admin")
+        removed_all = True
         for package in packages:
             try:
                 package_remove(name=package.name, actor=actor)
             except Refusal as exc:
                 self.message_user(request, str(exc), level=messages.ERROR)
+                removed_all = False
+        return removed_all
 
 
 @admin.register(Entity)
