@@ -1,3 +1,9 @@
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from nodes import views
+
+urlpatterns = [
+    path("<str:name>/", views.node_page, name="node"),
+]

@@ -1,3 +1,12 @@
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from extadmin.web import views
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("extensions/upload/", views.package_upload, name="package-upload"),
+    path("extensions/<str:name>/", views.package_detail, name="package"),
+    path("extensions/<str:name>/delete/", views.package_delete, name="package-delete"),
+]

@@ -1,0 +1,83 @@
+"""Reads that compose one console page from the package and node selectors."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import groupby
+
+from django.utils import timezone
+
+from extadmin.models import ExtensionPackage, Operation
+from extadmin.packaging import Refusal, parse_depends_on
+from extadmin.selectors import package_dependents, package_operations
+from nodes.selectors import Cell, Timeline, format_duration, package_cells, timeline
+
+
+@dataclass
+class DependencyView:
+    name: str
+    version: str
+    installed_version: str | None  # None when the dependency is not in the database
+
+
+@dataclass
+class PackagePage:
+    name: str
+    package: ExtensionPackage | None  # None once removed: the page then shows its history
+    entity_groups: list[tuple[str, list[str]]]
+    dependencies: list[DependencyView]
+    dependents: list[ExtensionPackage]
+    cells: list[Cell]
+    timeline: Timeline | None
+    operations: list[Operation]
+
+    @property
+    def converged(self) -> int:
+        return sum(1 for c in self.cells if c.converged)
+
+    @property
+    def live(self) -> bool:
+        """Worth polling: the package is there, or some node still has to remove it."""
+        return self.package is not None or self.converged < len(self.cells)
+
+    @property
+    def since_import(self) -> str:
+        if self.package is None:
+            return ""
+        return format_duration((timezone.now() - self.package.imported_at).total_seconds())
+
+
+def _dependencies(raw: str) -> list[DependencyView]:
+    try:
+        declared = parse_depends_on(raw)
+    except Refusal:  # validated on import; never let an odd stored value break the page
+        return [DependencyView(name=raw, version="", installed_version=None)]
+    have = dict(
+        ExtensionPackage.objects.filter(name__in=[d.name for d in declared]).values_list("name", "version")
+    )
+    return [DependencyView(name=d.name, version=d.version, installed_version=have.get(d.name)) for d in declared]
+
+
+def package_page(*, name: str) -> PackagePage | None:
+    """The package, or its history once removed; None when the name was never seen."""
+    package = ExtensionPackage.objects.select_related("imported_by").filter(name=name).first()
+    operations = list(package_operations(name=name))
+    if package is None:
+        if not operations:
+            return None
+        cells = package_cells(name=name, package=None)
+        return PackagePage(name=name, package=None, entity_groups=[], dependencies=[], dependents=[],
+                           cells=cells, timeline=None, operations=operations)
+    entities = package.entities.order_by("type", "name").values_list("type", "name")
+    groups = [(t, [n for _, n in items]) for t, items in groupby(entities, key=lambda e: e[0])]
+    cells = package_cells(name=name, package=package)
+    return PackagePage(
+        name=name,
+        package=package,
+        entity_groups=groups,
+        dependencies=_dependencies(package.depends_on),
+        dependents=package_dependents(name=name),
+        cells=cells,
+        timeline=timeline(imported_at=package.imported_at, cells=cells),
+        operations=operations,
+    )
+

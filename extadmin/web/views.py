@@ -1,0 +1,110 @@
+"""The console's views: adapters from HTTP to the selectors and services, nothing more.
+
+Every view needs a login; upload and delete need the model permissions (403 otherwise). A view
+returns the full page, or only its live part when htmx asks (``request.htmx``), so every page
+also works without JavaScript.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
+
+from extadmin.models import ExtensionPackage
+from extadmin.packaging import Refusal, TooLarge
+from extadmin.removal import package_remove
+from extadmin.selectors import package_dependents
+from extadmin.services import package_import_files, package_validate_files
+from extadmin.web.forms import UploadForm
+from extadmin.web.http import HtmxHttpRequest, browser_actor, redirect_to
+from extadmin.web.pages import package_page
+from nodes.selectors import dashboard_grid
+
+
+@login_required
+@require_GET
+def dashboard(request: HtmxHttpRequest) -> HttpResponse:
+    template = "extadmin/_grid.html" if request.htmx else "extadmin/dashboard.html"
+    return render(request, template, {"grid": dashboard_grid()})
+
+
+@login_required
+@permission_required("extadmin.add_extensionpackage", raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def package_upload(request: HtmxHttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return _upload_page(request, UploadForm())
+    form = UploadForm(request.POST, request.FILES)  # reading FILES runs the upload handler
+    if getattr(request, "upload_too_large", False):
+        limit = filesizeformat(settings.EXTADMIN_MAX_UPLOAD_BYTES)
+        refusal = TooLarge("upload", f"the upload is larger than the limit of {limit}; nothing was kept")
+        return _upload_page(request, UploadForm(), refusal=refusal)
+    if not form.is_valid():
+        return _upload_page(request, form, status=400)
+    files = [(Path(f.temporary_file_path()), getattr(f, "sha256", None)) for f in form.cleaned_data["file"]]
+    try:
+        if request.POST.get("action") == "validate":
+            return _upload_page(request, UploadForm(), validated=package_validate_files(files=files))
+        document = package_import_files(files=files, actor=browser_actor(request))
+    except Refusal as refusal:
+        return _upload_page(request, form, refusal=refusal)
+    for warning in document["warnings"]:
+        messages.warning(request, warning)
+    imported = document.get("packages", [document])
+    # A bundle is ordered by its dependencies: the last package is the one the others serve.
+    return redirect_to(request, reverse("package", args=[imported[-1]["name"]]))
+
+
+def _upload_page(
+    request: HtmxHttpRequest, form: UploadForm, *, refusal: Refusal | None = None,
+    validated: dict[str, Any] | None = None, status: int = 200,
+) -> HttpResponse:
+    context = {
+        "form": form,
+        "refusal": refusal,
+        "validated": validated,
+        "validated_packages": (validated.get("packages", [validated]) if validated else []),
+        "max_upload_bytes": settings.EXTADMIN_MAX_UPLOAD_BYTES,
+    }
+    template = "extadmin/_upload_result.html" if request.htmx else "extadmin/upload.html"
+    return render(request, template, context, status=refusal.status if refusal else status)
+
+
+@login_required
+@require_GET
+def package_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    page = package_page(name=name)
+    if page is None:
+        raise Http404(f"no extension package named {name!r} was ever imported")
+    template = "extadmin/_package_live.html" if request.htmx else "extadmin/package.html"
+    return render(request, template, {"page": page})
+
+
+@login_required
+@permission_required("extadmin.delete_extensionpackage", raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def package_delete(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    package = get_object_or_404(ExtensionPackage, name=name)
+    if request.method == "GET":
+        return _delete_page(request, package)
+    try:
+        package_remove(name=name, actor=browser_actor(request))
+    except Refusal as refusal:
+        return _delete_page(request, package, refusal=refusal)
+    messages.success(request, f"{name} {package.version} was removed; every other node removes it on its next sync.")
+    return redirect_to(request, reverse("package", args=[name]))
+
+
+def _delete_page(
+    request: HtmxHttpRequest, package: ExtensionPackage, *, refusal: Refusal | None = None
+) -> HttpResponse:
+    context = {"package": package, "dependents": package_dependents(name=package.name), "refusal": refusal}
+    return render(request, "extadmin/package_delete.html", context, status=refusal.status if refusal else 200)

@@ -1,0 +1,98 @@
+// extadmin console: the upload form's drop zone and progress bar, and keeping live parts honest.
+// Everything here is an enhancement: without JavaScript the forms post and the pages render.
+(function () {
+  "use strict";
+
+  function formatBytes(n) {
+    if (n < 1024) return n + " B";
+    if (n < 1024 * 1024) return (n / 1024).toFixed(1) + " KB";
+    if (n < 1024 * 1024 * 1024) return (n / 1024 / 1024).toFixed(1) + " MB";
+    return (n / 1024 / 1024 / 1024).toFixed(2) + " GB";
+  }
+
+  function showChosen(input) {
+    var out = document.getElementById("chosen-files");
+    if (!out) return;
+    var names = Array.prototype.map.call(input.files, function (f) { return f.name + " (" + formatBytes(f.size) + ")"; });
+    out.textContent = names.length ? names.join(", ") : "";
+  }
+
+  function setupUpload(form) {
+    var zone = document.getElementById("dropzone");
+    var input = form.querySelector("input[type=file]");
+    var progress = document.getElementById("upload-progress");
+    var text = document.getElementById("upload-progress-text");
+    var result = document.getElementById("upload-result");
+
+    input.addEventListener("change", function () { showChosen(input); });
+    ["dragenter", "dragover"].forEach(function (type) {
+      zone.addEventListener(type, function (e) { e.preventDefault(); zone.classList.add("over"); });
+    });
+    ["dragleave", "drop"].forEach(function (type) {
+      zone.addEventListener(type, function () { zone.classList.remove("over"); });
+    });
+    zone.addEventListener("drop", function (e) {
+      e.preventDefault();
+      if (e.dataTransfer && e.dataTransfer.files.length) {
+        input.files = e.dataTransfer.files;
+        showChosen(input);
+      }
+    });
+
+    form.addEventListener("htmx:beforeRequest", function (e) {
+      if (e.target !== form) return;
+      var max = parseInt(form.dataset.maxBytes, 10);
+      var total = Array.prototype.reduce.call(input.files, function (s, f) { return s + f.size; }, 0);
+      if (max && total > max) {
+        // Refused before sending a byte; the server would refuse it too (413) and keep nothing.
+        e.preventDefault();
+        result.innerHTML = "";
+        var div = document.createElement("div");
+        div.className = "refusal";
+        div.setAttribute("role", "alert");
+        div.textContent = "upload: the upload is larger than the limit of " + form.dataset.maxText + "; nothing was sent";
+        result.appendChild(div);
+        return;
+      }
+      progress.hidden = false;
+      progress.value = 0;
+      text.textContent = "uploading…";
+      form.classList.add("busy");
+    });
+    form.addEventListener("htmx:xhr:progress", function (e) {
+      if (!e.detail.lengthComputable || !e.detail.total) return;
+      var pct = Math.round((e.detail.loaded / e.detail.total) * 100);
+      progress.value = pct;
+      text.textContent = pct + "% of " + formatBytes(e.detail.total) + (pct === 100 ? " — checking and importing…" : "");
+    });
+    form.addEventListener("htmx:afterRequest", function (e) {
+      if (e.target !== form) return;
+      form.classList.remove("busy");
+      if (!e.detail.successful && !e.detail.xhr.status) text.textContent = "";
+      else if (e.detail.xhr.status >= 400) text.textContent = "refused";
+    });
+    form.addEventListener("htmx:sendError", function () {
+      result.innerHTML = "";
+      var div = document.createElement("div");
+      div.className = "refusal";
+      div.setAttribute("role", "alert");
+      div.textContent = "upload: the connection closed before an answer came (is the file over the limit of " +
+        form.dataset.maxText + "?); nothing was kept";
+      result.appendChild(div);
+    });
+  }
+
+  // A polled part whose session expired would swap the login page into itself: reload instead.
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var url = e.detail.xhr && e.detail.xhr.responseURL;
+    if (url && url.indexOf("/accounts/login/") !== -1) {
+      e.preventDefault();
+      window.location.reload();
+    }
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var form = document.getElementById("upload-form");
+    if (form) setupUpload(form);
+  });
+})();

@@ -1,0 +1,302 @@
+"""The console in Debian's headless Chromium, against a real running server and real node agents.
+
+Screenshots go to ``test-artifacts/`` (kept out of git) so a person can look at every page.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from extadmin.models import ExtensionPackage
+from extadmin.storage import NodeStorage
+from nodes.models import Node, SyncState
+from nodes.services import node_get_or_register
+from tests.packages import build_package
+from tests.processes import ROOT, ManagedProcess, child_env, wait_for
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(20_000)
+    yield pg
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def login(page: Page, base: str, username: str, password: str) -> None:
+    page.goto(base + "/")
+    expect(page).to_have_url(f"{base}/accounts/login/?next=/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(base + "/")
+
+
+def make_user(name: str, *, can_change: bool) -> User:
+    user = User.objects.create_user(name, password=f"pw-{name}-1")
+    if can_change:
+        user.user_permissions.add(
+            *Permission.objects.filter(
+                content_type__app_label="extadmin", codename__in=["add_extensionpackage", "delete_extensionpackage"]
+            )
+        )
+    return user
+
+
+class Agents:
+    """Real ``run_node`` agents, one per node, each with its own storage."""
+
+    def __init__(self, root: Path, logs: Path) -> None:
+        self.root, self.logs = root, logs
+        self.procs: dict[str, ManagedProcess] = {}
+
+    def storage(self, name: str) -> Path:
+        return self.root / name
+
+    def start(self, name: str) -> ManagedProcess:
+        env = child_env(EXTADMIN_NODE=name, EXTADMIN_STORAGE=str(self.storage(name)), EXTADMIN_HEARTBEAT_INTERVAL="1")
+        proc = ManagedProcess(
+            "run_node",
+            "--name",
+            name,
+            "--storage",
+            str(self.storage(name)),
+            "--interval",
+            "2",
+            env=env,
+            log=self.logs / f"agent-{name}.log",
+        ).start()
+        self.procs[name] = proc
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            proc.stop()
+
+
+@pytest.fixture
+def agents(live_server, node_storage: NodeStorage, tmp_path: Path) -> Iterator[Agents]:  # type: ignore[no-untyped-def]
+    """The server imports as node ``web`` (its storage is ``node_storage``); agents run beside it."""
+    a = Agents(node_storage.root.parent, tmp_path)
+    yield a
+    a.stop_all()
+    for name, proc in a.procs.items():
+        if os.environ.get("EXTADMIN_BROWSER_LOGS"):
+            shutil.copy(proc.log, ARTIFACTS / f"agent-{name}.log")
+
+
+def online(name: str) -> bool:
+    from nodes.liveness import is_online
+
+    node = Node.objects.filter(name=name).first()
+    return node is not None and is_online(node.last_heartbeat)
+
+
+def drop_file(page: Page, path: Path) -> None:
+    """Drop a real file on the drop zone, as a drag from the desktop would."""
+    data = base64.b64encode(path.read_bytes()).decode()
+    page.evaluate(
+        """([name, data]) => {
+            const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+            const dt = new DataTransfer();
+            dt.items.add(new File([bytes], name, {type: "application/zip"}));
+            const zone = document.getElementById("dropzone");
+            zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: dt, bubbles: true, cancelable: true}));
+            zone.dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+        }""",
+        [path.name, data],
+    )
+
+
+def test_it_imports_watches_every_node_converge_and_deletes(
+    page: Page,
+    live_server,
+    agents: Agents,
+    pkgdir: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    base = live_server.url
+    make_user("operator", can_change=True)
+    agents.start("web")
+    wait_for(lambda: online("web"), timeout=60, what="the web node's agent to come online")
+    # n2 is known to the cluster but its agent is not running yet: its cell must wait for it.
+    node_get_or_register(name="n2", storage=agents.storage("n2"))
+
+    login(page, base, "operator", "pw-operator-1")
+    shot(page, "01-dashboard-empty")
+
+    # A real package of a few MB, uploaded over a throttled link so the progress bar can be seen.
+    package = build_package(
+        pkgdir,
+        "ConvergeDemo",
+        "1.4.2",
+        description="Demo package for the convergence dashboard.",
+        files={
+            "lib/convergedemo.jar": os.urandom(3 * 1024 * 1024),
+            "ui/ConvergeDemo/convergedemo.js": b"/* widget */",
+            "Entities/Things/Things_ConvergeDemoThing.xml": b"<Entities/>",
+        },
+    )
+    page.goto(base + "/extensions/upload/")
+    page.set_input_files("#id_file", str(package))
+    expect(page.locator("#chosen-files")).to_contain_text("ConvergeDemo-1.4.2.zip")
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": 1024 * 1024},
+    )
+    page.click("button[value=import]")
+    progress = page.locator("#upload-progress")
+    expect(progress).to_be_visible()
+    page.wait_for_function("document.getElementById('upload-progress').value > 5")
+    shot(page, "02-upload-progress")
+    page.wait_for_url(base + "/extensions/ConvergeDemo/", timeout=60_000)
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    assert ExtensionPackage.objects.filter(name="ConvergeDemo").exists()
+
+    # The dashboard: web installed, n2 waiting; then n2's agent starts and syncs; no reload.
+    page.goto(base + "/")
+    web_cell = page.locator('td.cell[data-package="ConvergeDemo"][data-node="web"]')
+    n2_cell = page.locator('td.cell[data-package="ConvergeDemo"][data-node="n2"]')
+    expect(web_cell).to_have_attribute("data-state", "installed")
+    expect(n2_cell).to_have_attribute("data-state", "pending")
+    expect(page.locator('td.count[data-package="ConvergeDemo"]')).to_have_text("1/2 nodes")
+    shot(page, "03-dashboard-n2-pending")
+    page.evaluate("window.__sameDocument = true")
+    agents.start("n2")
+    expect(n2_cell).to_have_attribute("data-state", "installed", timeout=90_000)
+    expect(page.locator('td.count[data-package="ConvergeDemo"]')).to_have_text("2/2 nodes", timeout=30_000)
+    assert page.evaluate("window.__sameDocument") is True, "the page reloaded instead of updating in place"
+    sha = ExtensionPackage.objects.get(name="ConvergeDemo").sha256
+    expect(n2_cell).to_contain_text(sha[:10])
+    expect(n2_cell).to_contain_text("1.4.2")
+    shot(page, "04-dashboard-converged")
+
+    page.click('a[href="/extensions/ConvergeDemo/"]')
+    expect(page.locator("h1")).to_contain_text("ConvergeDemo")
+    expect(page.locator("svg.timeline rect.bar")).to_have_count(2)
+    expect(page.locator("article.operation").first).to_contain_text("by operator from 127.0.0.1 via browser")
+    shot(page, "05-package-page")
+
+    page.goto(base + "/nodes/n2/")
+    expect(page.locator('tr[data-package="ConvergeDemo"] td.why')).to_have_text("✓ up to date")
+    shot(page, "06-node-page")
+
+    # Delete, with its confirmation page; the other node removes its copy on its own.
+    page.goto(base + "/extensions/ConvergeDemo/")
+    page.click("text=Delete…")
+    expect(page).to_have_url(base + "/extensions/ConvergeDemo/delete/")
+    shot(page, "07-delete-confirm")
+    page.click("button.danger")
+    expect(page).to_have_url(base + "/extensions/ConvergeDemo/")
+    expect(page.locator(".messages")).to_contain_text("ConvergeDemo 1.4.2 was removed")
+    expect(page.locator("h1")).to_contain_text("removed")
+    shot(page, "08-package-removed")
+    assert not ExtensionPackage.objects.filter(name="ConvergeDemo").exists()
+    wait_for(
+        lambda: not SyncState.objects.filter(package_name="ConvergeDemo").exists(),
+        timeout=60,
+        what="n2 to remove its copy",
+    )
+    assert not (agents.storage("n2") / "extensions" / "ConvergeDemo").exists()
+
+
+def test_it_refuses_a_hostile_zip_and_shows_markup_as_text(
+    page: Page,
+    live_server,
+    node_storage: NodeStorage,
+    pkgdir: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    base = live_server.url
+    make_user("operator", can_change=True)
+    login(page, base, "operator", "pw-operator-1")
+
+    hostile = build_package(pkgdir, "Hostile", files={"../evil.txt": b"pwned"})
+    with zipfile.ZipFile(hostile) as zf:
+        assert "../evil.txt" in zf.namelist()
+    page.goto(base + "/extensions/upload/")
+    drop_file(page, hostile)
+    expect(page.locator("#chosen-files")).to_contain_text("Hostile-1.0.0.zip")
+    page.click("button[value=import]")
+    refusal = page.locator("#upload-result .refusal .reason")
+    expect(refusal).to_have_text("validate: entry '../evil.txt' escapes the package folder")
+    expect(page).to_have_url(base + "/extensions/upload/")
+    shot(page, "09-hostile-zip-refused")
+    assert not ExtensionPackage.objects.exists()
+    assert not (node_storage.root / "extensions" / "Hostile").exists()
+
+    # Validate only: every check, nothing changed.
+    marked = build_package(pkgdir, "Marked", description="<script>window.__xss = 1</script><b>bold?</b>")
+    page.set_input_files("#id_file", str(marked))
+    page.click("button[value=validate]")
+    expect(page.locator("#upload-result .ok")).to_contain_text("Valid.")
+    assert not ExtensionPackage.objects.exists()
+    shot(page, "10-validate-only")
+
+    page.click("button[value=import]")
+    page.wait_for_url(base + "/extensions/Marked/")
+    description = page.locator("dd.description")
+    expect(description).to_have_text("<script>window.__xss = 1</script><b>bold?</b>")
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("dd.description b").count() == 0
+    shot(page, "11-markup-as-text")
+
+
+def test_it_shows_a_read_only_user_no_actions_and_403_on_them(
+    page: Page,
+    live_server,
+    node_storage: NodeStorage,  # type: ignore[no-untyped-def]
+) -> None:
+    base = live_server.url
+    make_user("viewer", can_change=False)
+    login(page, base, "viewer", "pw-viewer-1")
+    expect(page.locator("header nav")).not_to_contain_text("Upload")
+    response = page.goto(base + "/extensions/upload/")
+    assert response is not None and response.status == 403
+    expect(page.locator("h1")).to_have_text("Not allowed")
+    shot(page, "12-viewer-403")
+    page.click("button:has-text('Log out')")
+    expect(page).to_have_url(base + "/accounts/login/")
+    shot(page, "00-login")
