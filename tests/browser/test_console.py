@@ -300,3 +300,50 @@ def test_it_shows_a_read_only_user_no_actions_and_403_on_them(
     page.click("button:has-text('Log out')")
     expect(page).to_have_url(base + "/accounts/login/")
     shot(page, "00-login")
+
+
+def test_it_keeps_troubled_and_large_clusters_readable(
+    page: Page,
+    live_server,
+    settings,  # type: ignore[no-untyped-def]
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from nodes.models import SyncRun
+    from tests.web.cluster import seed_cluster
+
+    base = live_server.url
+    make_user("viewer", can_change=False)
+    seed_cluster(6, 10, offline=1)
+    now = timezone.now()
+    n001 = Node.objects.get(name="n001")
+    SyncRun.objects.create(
+        node=n001,
+        trigger="periodic",
+        started_at=now - timedelta(seconds=20),
+        finished_at=now - timedelta(seconds=18),
+        outcome="failed",
+        error="Pkg005: checksum mismatch after download",
+        actions=["installed Pkg001 1.1.0"],
+    )
+    login(page, base, "viewer", "pw-viewer-1")
+    expect(page.locator("td.cell[data-state=failed]").first).to_be_visible()
+    shot(page, "13-dashboard-troubled")
+    page.goto(base + "/nodes/n001/")
+    expect(
+        page.locator("td.why").filter(has_text="sync failed: checksum mismatch after download, retry at")
+    ).not_to_have_count(0)
+    shot(page, "14-node-why")
+    page.goto(base + "/nodes/n005/")
+    expect(page.locator("td.why").filter(has_text="offline since")).not_to_have_count(0)
+
+    Node.objects.all().delete()
+    ExtensionPackage.objects.all().delete()
+    SyncState.objects.all().delete()
+    seed_cluster(100, 300, offline=3)
+    page.goto(base + "/")
+    expect(page.locator("table.grid.compact tbody tr")).to_have_count(300)
+    page.set_viewport_size({"width": 1360, "height": 1400})
+    page.screenshot(path=str(ARTIFACTS / "15-dashboard-100x300.png"))
