@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from extadmin import faults
 from extadmin.archive import archive_write
-from extadmin.models import Entity, ExtensionPackage, Operation
+from extadmin.models import Entity, ExtensionPackage, Operation, OperationStep
 from extadmin.operations import Actor, OperationRecorder, operations_mark_interrupted
 from extadmin.packaging import (
     Conflict,
@@ -199,12 +199,17 @@ def package_import(
         try:
             done = _run_steps(plans, recorders, storage, node_name, actor)
         except BaseException as exc:
-            failed = [r.fail(exc, backed_out=True) for r in recorders if r.operation.finished_at is None]
+            # Raise the refusal of the member whose own step failed: in a bundle, the members
+            # before it passed every step and are only backed out, so their last step is not the cause.
+            pending = [r for r in recorders if r.operation.finished_at is None]
+            pending.sort(key=lambda r: not (r.steps and r.steps[-1].outcome == OperationStep.Outcome.FAILED))
+            failed = [r.fail(exc, backed_out=True) for r in pending]
             raise failed[0] if failed else exc from None
-        return [
-            ImportResult(package=package, operation=rec.finish(), plan=plan, sha256=digest)
-            for (package, digest), rec, (_, plan) in zip(done, recorders, plans, strict=True)
-        ]
+        results = []
+        for (package, digest), rec, (_, plan) in zip(done, recorders, plans, strict=True):
+            rec.operation.sha256 = digest  # the audit names exactly which zip was imported
+            results.append(ImportResult(package=package, operation=rec.finish(), plan=plan, sha256=digest))
+        return results
 
 
 def _run_steps(
