@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "extadmin.apps.ExtadminConfig",
     "nodes.apps.NodesConfig",
 ]
@@ -216,7 +217,14 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "extadmin API",
     "DESCRIPTION": "Import, inspect and remove extension packages; read cluster convergence.",
     "VERSION": "1",
+    # Swagger UI from the installed sidecar package's static files, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
+# The audit records REMOTE_ADDR. Only behind a proxy that appends X-Forwarded-For may it be trusted
+# (its right-most address is what the proxy saw); a client can write anything in it otherwise.
+EXTADMIN_TRUST_X_FORWARDED_FOR = env_bool("EXTADMIN_TRUST_X_FORWARDED_FOR", False)
 
 LOGGING = {
     "version": 1,

@@ -1,3 +1,21 @@
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from extadmin.api import views
+
+app_name = "api"
+
+urlpatterns = [
+    path("extensions/", views.ExtensionListView.as_view(), name="extensions"),
+    path("extensions/<str:name>/", views.ExtensionDetailView.as_view(), name="extension"),
+    path("operations/", views.OperationListView.as_view(), name="operations"),
+    path("cluster/", views.ClusterView.as_view(), name="cluster"),
+    path("cluster/pause/", views.ClusterPauseView.as_view(), name="cluster-pause"),
+    path("cluster/resume/", views.ClusterResumeView.as_view(), name="cluster-resume"),
+    # The schema and its docs. Swagger UI comes from drf-spectacular-sidecar's static files, never a
+    # CDN; Redoc is not offered because drf-spectacular's page for it loads Google Fonts.
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+]

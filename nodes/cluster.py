@@ -1,0 +1,66 @@
+"""Cluster-wide switches: pausing and resuming every node's syncing for a bulk import.
+
+Instead of shrinking the cluster to one node for many or large imports (the vendor's advice), the
+operator pauses syncing, imports the batch, and resumes: each node then syncs the whole batch once.
+The agents read ``ClusterSettings.sync_paused`` before every sync; these services only flip it,
+record who did it (the audit trail), and on resume nudge every node so none waits for its
+periodic pass.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from extadmin.models import Operation
+from extadmin.operations import Actor, OperationRecorder
+from nodes.models import ClusterSettings
+from nodes.services import nodes_nudge_on_commit
+
+SETTINGS_ID = 1
+
+
+def cluster_settings_get() -> ClusterSettings:
+    """The one settings row (not paused when it was never written)."""
+    return ClusterSettings.objects.filter(pk=SETTINGS_ID).first() or ClusterSettings(pk=SETTINGS_ID)
+
+
+def cluster_pause(*, actor: Actor) -> tuple[ClusterSettings, Operation]:
+    """Pause syncing on every node; one transaction, one audit row.
+
+    Pausing a paused cluster keeps who paused it first and when (the time the nodes fell behind),
+    but is still recorded: the operator did ask.
+    """
+    with transaction.atomic():
+        row = _locked_row()
+        if not row.sync_paused:
+            row.sync_paused = True
+            row.paused_at = timezone.now()
+            row.paused_by = actor.user if getattr(actor.user, "pk", None) else None
+            row.save()
+        operation = _record(Operation.Kind.PAUSE, actor)
+    return row, operation
+
+
+def cluster_resume(*, actor: Actor) -> tuple[ClusterSettings, Operation]:
+    """Resume syncing; after commit every node is nudged so each syncs the batch once, now."""
+    with transaction.atomic():
+        row = _locked_row()
+        row.sync_paused = False
+        row.paused_at = None
+        row.paused_by = None
+        row.save()
+        operation = _record(Operation.Kind.RESUME, actor)
+        # No node is excluded: while paused, even the importing node's peers skipped their syncs.
+        nodes_nudge_on_commit()
+    return row, operation
+
+
+def _locked_row() -> ClusterSettings:
+    # get_or_create then lock: two operators flipping the switch at once serialise on the row.
+    ClusterSettings.objects.get_or_create(pk=SETTINGS_ID)
+    return ClusterSettings.objects.select_for_update().get(pk=SETTINGS_ID)
+
+
+def _record(kind: str, actor: Actor) -> Operation:
+    return OperationRecorder.start(kind=kind, package_name="", actor=actor, node=settings.EXTADMIN_NODE).finish()
