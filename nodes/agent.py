@@ -24,7 +24,6 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
-from django.conf import settings
 from django.db import connection
 
 from extadmin.packaging import Refusal
@@ -204,7 +203,7 @@ class Agent:
         worker_shutting_down.connect(self._on_worker_shutdown, weak=False)
         worker = app.Worker(
             hostname=f"{self.name}@{socket.gethostname()}", queues=[node_queue(self.name)], concurrency=1, pool="solo",
-            loglevel=settings.LOGGING["root"]["level"], without_gossip=True, without_mingle=True,
+            loglevel=os.environ.get("EXTADMIN_LOG_LEVEL", "INFO"), without_gossip=True, without_mingle=True,
             without_heartbeat=True, optimization="fair",
         )
         worker.start()

@@ -78,8 +78,8 @@ def lease_claim(*, node: Node, stop: threading.Event | None = None) -> Lease:
     while True:
         now = timezone.now()
         until = now + timedelta(seconds=settings.EXTADMIN_SYNC_DEADLINE)
-        row = Node.objects.filter(pk=node.pk).values("sync_lock_owner", "sync_lock_until").first() or {}
-        holder, held_until = row.get("sync_lock_owner", ""), row.get("sync_lock_until")
+        row = Node.objects.filter(pk=node.pk).values_list("sync_lock_owner", "sync_lock_until").first()
+        holder, held_until = row if row is not None else ("", None)
         expired = bool(holder) and held_until is not None and held_until < now
         dead = bool(holder) and not expired and _holder_is_dead(holder)
         if not holder or expired or dead or held_until is None:

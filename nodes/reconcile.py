@@ -331,14 +331,15 @@ def _install_all(p: _Pass, installs: list[Work]) -> None:
 def _install(p: _Pass, work: Work) -> bool:
     pkg = work.package
     started, t0 = timezone.now(), time.perf_counter()
-    _mark(p, pkg, SyncState.State.SYNCING, error="", started_at=started, finished_at=None, duration_ms=None)
     try:
         with p.storage.lock(pkg.name, wait=True):
-            p.storage.clean_leftovers_of(pkg.name)
             if not _still_desired(pkg):
-                # An import or removal committed while we waited for the lock: the next pass sees it.
-                _mark(p, pkg, SyncState.State.PENDING, started_at=None)
+                # An import or removal committed while we waited for the lock (on this node, it
+                # recorded its own state): leave it all to the next pass, which sees it.
                 return True
+            started, t0 = timezone.now(), time.perf_counter()
+            _mark(p, pkg, SyncState.State.SYNCING, started_at=started, finished_at=None, duration_ms=None)
+            p.storage.clean_leftovers_of(pkg.name)
             _fetch_unzip_swap(p, pkg)
     except LeaseLost as exc:
         _fail(p, pkg, f"interrupted: {exc}", started_at=started, t0=t0)
@@ -430,17 +431,17 @@ def removal_order(storage: NodeStorage, names: list[str]) -> list[str]:
 
 def _remove(p: _Pass, name: str) -> None:
     started, t0 = timezone.now(), time.perf_counter()
-    SyncState.objects.update_or_create(
-        node=p.node, package_name=name,
-        defaults={"state": SyncState.State.REMOVING, "desired_version": "", "desired_sha256": "", "error": "",
-                  "changed_at": started, "started_at": started, "finished_at": None, "duration_ms": None},
-    )
     try:
         with p.storage.lock(name, wait=True):
             if ExtensionPackage.objects.filter(name=name).exists():
-                # Imported again while we waited for the lock: keep it; the next pass proves it.
-                SyncState.objects.filter(node=p.node, package_name=name, state=SyncState.State.REMOVING).delete()
+                # Imported (again) while we waited for the lock, maybe on this very node: keep it.
                 return
+            SyncState.objects.update_or_create(
+                node=p.node, package_name=name,
+                defaults={"state": SyncState.State.REMOVING, "desired_version": "", "desired_sha256": "",
+                          "error": "", "changed_at": started, "started_at": started, "finished_at": None,
+                          "duration_ms": None},
+            )
             faults.checkpoint("sync.before_remove")
             p.storage.remove(name)
             p.storage.clean_leftovers_of(name)

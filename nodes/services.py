@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from datetime import datetime
 from pathlib import Path
 
 from django.db import transaction
@@ -30,7 +31,7 @@ def node_get_or_register(*, name: str, storage: Path) -> Node:
 
 
 def sync_state_record_local_install(
-    *, node: Node, package: ExtensionPackage, started_at: timezone.datetime, duration_ms: float
+    *, node: Node, package: ExtensionPackage, started_at: datetime, duration_ms: float
 ) -> None:
     """The importing node already holds the package it just unpacked and checksummed: it is installed there.
 

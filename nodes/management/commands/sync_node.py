@@ -22,7 +22,8 @@ class Command(OperatorCommand):
         parser.add_argument("--storage", required=True, type=Path, help="the node's own storage folder")
         super().add_arguments(parser)
 
-    def run(self, *, name: str, storage: Path, **options: Any) -> Any:
+    def run(self, **options: Any) -> Any:
+        name, storage = options["name"], options["storage"]
         # Not exclusive: the node's own agent may be running beside us; the node's lease orders us.
         storage_claim(storage=NodeStorage(storage), node_name=name, exclusive=False).release()
         self.result = reconcile(
