@@ -169,12 +169,12 @@ def imported(node_storage: NodeStorage, packages: Packages) -> Callable[..., Ext
     return do
 
 
-def upload(client: APIClient, *paths: Path, validate: bool = False) -> Any:
+def upload(client: APIClient, *paths: Path, validate: bool = False, **extra: Any) -> Any:
     """POST the files as multipart ``file`` parts (several parts = one all-or-nothing import)."""
     handles = [p.open("rb") for p in paths]
     try:
         url = "/api/extensions/" + ("?validate=true" if validate else "")
-        return client.post(url, {"file": handles}, format="multipart")
+        return client.post(url, {"file": handles}, format="multipart", **extra)
     finally:
         for h in handles:
             h.close()

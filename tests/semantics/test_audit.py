@@ -20,7 +20,7 @@ def test_it_records_every_kind_of_operation_with_who_where_and_outcome(
     assert upload(api, packages.make("Audited", "1.0.0")).status_code == 201
     assert upload(api, packages.make("Audited", "1.1.0")).status_code == 201
     assert upload(api, packages.make("Audited", "1.0.0", filename="down.zip")).status_code == 409
-    admin = User.objects.create_superuser("root", password="x")
+    admin = User.objects.create_superuser("root", password=None)
     api.force_authenticate(admin)
     assert api.post("/api/cluster/pause/", REMOTE_ADDR="192.0.2.10").status_code == 200
     assert api.post("/api/cluster/resume/").status_code == 200
@@ -44,7 +44,7 @@ def test_it_records_every_kind_of_operation_with_who_where_and_outcome(
 def test_it_records_a_failed_step_with_its_reason(
     api: APIClient, packages: Packages, imported: Callable[..., ExtensionPackage]
 ) -> None:
-    # A package whose folder cannot be written: the unzip step fails, the audit says so.
+    # The database refuses the package's row (a full disk): step 3 fails, the audit says so.
     from django.db import DatabaseError, connection
 
     def fail(execute, sql, params, many, context):  # type: ignore[no-untyped-def]

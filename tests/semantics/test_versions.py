@@ -156,6 +156,29 @@ def test_it_reimports_the_same_version_with_new_bytes_under_a_new_checksum(
     assert folder_files(node_storage.package_dir("Same"), skip="Same.chk") == zip_files(rebuilt)
 
 
+def test_it_makes_other_nodes_resync_only_when_the_checksum_changed(
+    node_storage: NodeStorage, packages: Packages, tmp_path: Path
+) -> None:
+    """Played through the second node's own sync pass (``sync_node``), as its agent would run it."""
+    other = NodeStorage(tmp_path / "node-2")
+
+    def sync() -> list[str]:
+        code, out, err = run_command("sync_node", "--name", "node-2", "--storage", str(other.root), "--json")
+        assert code == 0, err
+        return json.loads(out)["actions"]
+
+    path = packages.make("Same", "1.0.0")
+    import_file(path)
+    assert sync()  # installs it
+    installed = other.read_chk("Same")
+    import_file(path)  # the same bytes again
+    assert sync() == []  # nothing to do
+    assert other.read_chk("Same") == installed
+    (rebuilt,) = import_file(packages.make("Same", "1.0.0", filename="Same-rebuilt.zip"))
+    assert sync()  # new bytes under the same version: installed again
+    assert other.read_chk("Same") == rebuilt.sha256 != installed
+
+
 def test_it_treats_2_2_and_2_2_0_as_the_same_version(
     imported: Callable[..., ExtensionPackage], packages: Packages
 ) -> None:

@@ -159,16 +159,13 @@ def test_it_refuses_removing_a_package_others_depend_on_listing_them(
 
 
 def test_it_records_remote_addr_and_ignores_x_forwarded_for_by_default(api: APIClient, packages: Packages) -> None:
-    api.post("/api/extensions/", {"file": packages.make("Addr").open("rb")}, format="multipart",
-             REMOTE_ADDR="198.51.100.4", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    upload(api, packages.make("Addr"), REMOTE_ADDR="198.51.100.4", HTTP_X_FORWARDED_FOR="203.0.113.9")
     assert Operation.objects.get(package_name="Addr").remote_addr == "198.51.100.4"
 
 
 def test_it_trusts_x_forwarded_for_only_when_told(api: APIClient, packages: Packages, settings) -> None:  # type: ignore[no-untyped-def]
     settings.EXTADMIN_TRUST_X_FORWARDED_FOR = True
-    api.post("/api/extensions/", {"file": packages.make("Prox").open("rb")}, format="multipart",
-             REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="spoofed, 203.0.113.9")
+    upload(api, packages.make("Prox"), REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="spoofed, 203.0.113.9")
     assert Operation.objects.get(package_name="Prox").remote_addr == "203.0.113.9"
-    api.post("/api/extensions/", {"file": packages.make("Junk").open("rb")}, format="multipart",
-             REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="not-an-address")
+    upload(api, packages.make("Junk"), REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="not-an-address")
     assert Operation.objects.get(package_name="Junk").remote_addr is None

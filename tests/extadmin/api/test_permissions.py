@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from extadmin.models import ExtensionPackage, Operation
 from extadmin.storage import NodeStorage
 from nodes.models import ClusterSettings
-from tests.semantics.support import OPERATOR_PERMS, Packages, make_user, token_client
+from tests.semantics.support import OPERATOR_PERMS, Packages, make_user, token_client, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -29,11 +29,11 @@ READS: dict[str, Call] = {
 # endpoint → (call, the one permission it needs)
 WRITES: dict[str, tuple[Call, str]] = {
     "POST /api/extensions/": (
-        lambda c, p: c.post("/api/extensions/", {"file": p.open("rb")}, format="multipart"),
+        lambda c, p: upload(c, p),
         "extadmin.add_extensionpackage",
     ),
     "POST /api/extensions/?validate=true": (
-        lambda c, p: c.post("/api/extensions/?validate=true", {"file": p.open("rb")}, format="multipart"),
+        lambda c, p: upload(c, p, validate=True),
         "extadmin.add_extensionpackage",
     ),
     "DELETE /api/extensions/<name>/": (
