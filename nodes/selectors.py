@@ -442,7 +442,8 @@ def why_not_converged(
             return "offline: the node's agent has never reported"
         return f"offline since {clock(node.last_heartbeat)}"
     if paused:
-        return "paused: cluster syncing is paused"
+        behind = f" (this node is behind since {clock(node.behind_since)})" if node.behind_since else ""
+        return f"paused: cluster syncing is paused{behind}"
     if cell.state == "failed":
         retry = ""
         if last_run is not None:

@@ -512,3 +512,34 @@ def test_it_returns_only_the_live_part_of_the_node_page_to_htmx(viewer_client: C
     imported("Any")
     html = viewer_client.get(reverse("node", args=["web"]), HTTP_HX_REQUEST="true").content.decode()
     assert "<html" not in html and 'id="node-live"' in html
+
+
+def test_it_shows_which_nodes_still_hold_a_removed_package(operator_client: Client, imported: Imported) -> None:
+    imported("Leaving")
+    now = timezone.now()
+    slow = Node.objects.create(name="slow", last_heartbeat=now)
+    SyncState.objects.create(node=slow, package_name="Leaving", state="installed", changed_at=now)
+    operator_client.post(reverse("package-delete", args=["Leaving"]))
+    html = operator_client.get(reverse("package", args=["Leaving"])).content.decode()
+    assert '<tr data-node="slow" data-state="removing">' in html
+    assert 'hx-trigger="every 2s"' in html  # still polling until every node has removed it
+    node = operator_client.get(reverse("node", args=["slow"])).content.decode()
+    assert "removing: the package was removed from the database; this node has not synced since" in node
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, ""),
+        (0.25, "250 ms"),
+        (4.25, "4.2 s"),
+        (42, "42 s"),
+        (185, "3 min 5 s"),
+        (7800, "2 h 10 min"),
+        (3 * 86400 + 4 * 3600, "3 d 4 h"),
+    ],
+)
+def test_it_formats_durations_for_people(seconds: float | None, text: str) -> None:
+    from nodes.selectors import format_duration
+
+    assert format_duration(seconds) == text
