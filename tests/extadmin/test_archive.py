@@ -1,0 +1,133 @@
+"""The zip in the database as fixed-size chunks: byte-identical out, memory flat in its size."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tracemalloc
+import zipfile
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from extadmin.archive import ArchiveIncomplete, archive_copy_to, archive_stream, archive_write
+from extadmin.models import Archive, ArchiveChunk
+from tests.extadmin.conftest import import_path
+from tests.packages import metadata_xml
+
+MiB = 1024 * 1024
+
+
+def _stored_package(path: Path, name: str, payload_bytes: int) -> Path:
+    """A package whose bulk is random (incompressible) bytes, stored rather than deflated."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("metadata.xml", metadata_xml(name))
+        with zf.open("lib/payload.bin", "w", force_zip64=False) as out:
+            left = payload_bytes
+            while left:
+                block = os.urandom(min(MiB, left))
+                out.write(block)
+                left -= len(block)
+    return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(MiB):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@pytest.mark.django_db
+def test_it_round_trips_a_50_mb_archive_byte_identical_with_flat_memory(node_storage, pkgdir):
+    path = _stored_package(pkgdir / "Big.zip", "Big", 50 * MiB)
+    size = path.stat().st_size
+    assert size > 50 * MiB
+    chunk = settings.EXTADMIN_CHUNK_BYTES
+
+    tracemalloc.start()
+    try:
+        (result,) = import_path(path)
+        _, import_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+
+        digest, streamed, largest = hashlib.sha256(), 0, 0
+        for block in archive_stream(package_id=result.package.pk):
+            digest.update(block)
+            streamed += len(block)
+            largest = max(largest, len(block))
+            del block
+        _, stream_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert streamed == size
+    assert digest.hexdigest() == _sha256(path) == result.sha256
+    archive = Archive.objects.get(package=result.package)
+    assert archive.chunk_count == ArchiveChunk.objects.filter(package=result.package).count() == -(-size // chunk)
+    assert largest == chunk
+    assert stream_peak < 3 * chunk, f"streaming peaked at {stream_peak / MiB:.1f} MiB"
+    assert import_peak < 4 * chunk, f"the import peaked at {import_peak / MiB:.1f} MiB"
+
+
+@pytest.mark.django_db
+def test_it_copies_an_archive_out_and_proves_its_checksum(node_storage, imported, pkgdir):
+    package = imported("Alpha")
+    out = io.BytesIO()
+
+    written = archive_copy_to(package_id=package.pk, out=out, expected_sha256=package.sha256)
+
+    assert written == package.size
+    assert hashlib.sha256(out.getvalue()).hexdigest() == package.sha256
+    assert out.getvalue() == (pkgdir / "Alpha-1.0.0.zip").read_bytes()
+
+
+@pytest.mark.django_db
+def test_it_refuses_an_archive_whose_bytes_do_not_match_its_checksum(node_storage, imported):
+    package = imported("Alpha")
+    first = ArchiveChunk.objects.get(package=package, seq=0)
+    data = bytearray(first.data)
+    data[0] ^= 0xFF
+    ArchiveChunk.objects.filter(pk=first.pk).update(data=bytes(data))
+
+    with pytest.raises(ArchiveIncomplete, match="checksum mismatch"):
+        archive_copy_to(package_id=package.pk, out=io.BytesIO(), expected_sha256=package.sha256)
+
+
+@pytest.mark.django_db
+def test_it_refuses_an_archive_with_a_missing_chunk(node_storage, imported, settings):
+    settings.EXTADMIN_CHUNK_BYTES = 1024
+    package = imported("Alpha")
+    assert package.archive.chunk_count > 2
+    ArchiveChunk.objects.filter(package=package, seq=1).delete()
+
+    with pytest.raises(ArchiveIncomplete, match="chunk 1 of"):
+        list(archive_stream(package_id=package.pk))
+
+
+@pytest.mark.django_db
+def test_it_replaces_the_chunks_when_an_archive_is_written_again(node_storage, imported, pkgdir, settings):
+    settings.EXTADMIN_CHUNK_BYTES = 1000
+    package = imported("Alpha")
+    smaller = _stored_package(pkgdir / "small.zip", "Alpha", 10)
+
+    archive_write(package=package, path=smaller, sha256=_sha256(smaller), size=smaller.stat().st_size, manifest=[])
+
+    assert ArchiveChunk.objects.filter(package=package).count() == Archive.objects.get(package=package).chunk_count
+    out = io.BytesIO()
+    archive_copy_to(package_id=package.pk, out=out, expected_sha256=_sha256(smaller))
+    assert out.getvalue() == smaller.read_bytes()
+
+
+@pytest.mark.django_db
+def test_it_stores_an_empty_file_tail_exactly(node_storage, pkgdir, settings):
+    """A zip whose size is an exact multiple of the chunk size: no empty trailing chunk."""
+    path = _stored_package(pkgdir / "Even.zip", "Even", 3000)
+    settings.EXTADMIN_CHUNK_BYTES = path.stat().st_size // 2 if path.stat().st_size % 2 == 0 else path.stat().st_size
+    (result,) = import_path(path)
+
+    archive = result.package.archive
+    assert archive.chunk_count * archive.chunk_size == archive.size
+    assert b"".join(archive_stream(package_id=result.package.pk)) == path.read_bytes()

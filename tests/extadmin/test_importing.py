@@ -1,0 +1,472 @@
+"""The ordered import: what lands on disk and in the database, and the backout when any step fails."""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from extadmin.models import Archive, ArchiveChunk, Entity, ExtensionPackage, Operation, OperationStep
+from extadmin.operations import Actor
+from extadmin.packaging import Conflict, Refusal
+from extadmin.services import package_import_files
+from extadmin.storage import NodeStorage
+from nodes.models import Node, SyncState
+from tests.extadmin.conftest import (
+    FAULT_POINTS,
+    FAULT_STEPS,
+    assert_nothing_of,
+    bundle_temp_dirs,
+    connection_killed_on,
+    import_path,
+    leftovers,
+    nonzero_rows,
+)
+from tests.packages import build_bundle, build_fixture_package, build_package, folder_files, zip_files
+from tests.processes import ROOT, child_env, manage
+
+AUDIT = ("extadmin.Operation", "extadmin.OperationStep")
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def assert_installed(storage: NodeStorage, path: Path, name: str, version: str) -> ExtensionPackage:
+    """``name`` is installed from ``path``: exact files on disk, ``.chk``, row, archive, node state."""
+    digest = sha256_of(path)
+    folder = storage.package_dir(name)
+    assert storage.chk_path(name).read_text().strip() == digest
+    assert folder_files(folder, skip=f"{name}.chk") == zip_files(path)
+    package = ExtensionPackage.objects.get(name=name)
+    assert (package.version, package.sha256, package.size) == (version, digest, path.stat().st_size)
+    assert package.state == ExtensionPackage.State.ACTIVE
+    archive = Archive.objects.get(package=package)
+    assert (archive.sha256, archive.size) == (digest, path.stat().st_size)
+    assert archive.chunk_count == ArchiveChunk.objects.filter(package=package).count()
+    state = SyncState.objects.get(node__name="web", package_name=name)
+    assert (state.state, state.installed_version, state.installed_sha256) == ("installed", version, digest)
+    return package
+
+
+# --- the happy path ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_it_imports_a_package_into_its_folder_and_the_database(node_storage, make_package, settings):
+    settings.EXTADMIN_CHUNK_BYTES = 1024
+    path = make_package("Alpha", "1.0.0")
+
+    (result,) = import_path(path)
+
+    package = assert_installed(node_storage, path, "Alpha", "1.0.0")
+    assert result.package == package and result.sha256 == sha256_of(path)
+    assert list(package.entities.values_list("type", "name")) == [("Thing", "AlphaThing")]
+    archive = package.archive
+    assert archive.chunk_count == math.ceil(path.stat().st_size / 1024) > 1
+    assert sorted(p for p, _, _ in archive.manifest) == sorted(zip_files(path))
+    op = result.operation
+    assert (op.kind, op.outcome, op.package_name, op.version, op.node, op.via) == (
+        "import", "succeeded", "Alpha", "1.0.0", "web", "cli",
+    )
+    steps = list(op.steps.order_by("number").values_list("number", "name", "outcome"))
+    assert steps == [
+        (1, "checksum", "succeeded"),
+        (2, "unzip", "succeeded"),
+        (3, "persist", "succeeded"),
+        (4, "archive", "succeeded"),
+    ]
+    assert Node.objects.get(name="web").storage_path == str(node_storage.root)
+    assert leftovers(node_storage) == []
+
+
+@pytest.mark.django_db
+def test_it_imports_every_shared_sample(node_storage, pkgdir, make_package):
+    make_package("JsonTools", "0.9.1")
+    order = ["CommonUtils.xml", None, "DataExporterExtension.xml", "JavaWithDependencies.xml", "WidgetOnly.xml"]
+    expected = {
+        "CommonUtils": ("1.2.0", {("ScriptFunctionLibrary", "CommonUtilsFunctions")}),
+        "JsonTools": ("0.9.1", {("Thing", "JsonToolsThing")}),
+        "DataExporterExtension": (
+            "1.1.5",
+            {("Resource", "InfotableExporterFunctions"), ("Thing", "DataExporterRepository"),
+             ("Widget", "infotableExporter")},
+        ),
+        "MqttBridge": (
+            "3.1.4",
+            {("ThingPackage", "MqttBridgePackage"), ("ThingTemplate", "MqttBridgeTemplate"),
+             ("ThingShape", "MqttSubscriberShape"), ("DataShape", "MqttMessageShape")},
+        ),
+        "StatusLampWidget": ("2.2", {("Widget", "statuslamp")}),
+    }
+    for fixture in order:
+        path = build_fixture_package(pkgdir, fixture) if fixture else pkgdir / "JsonTools-0.9.1.zip"
+        (result,) = import_path(path)
+        name = result.package.name
+        version, entities = expected[name]
+        assert_installed(node_storage, path, name, version)
+        assert set(result.package.entities.values_list("type", "name")) == entities
+    mqtt = ExtensionPackage.objects.get(name="MqttBridge")
+    assert mqtt.depends_on == "CommonUtils:1.2.0;JsonTools:0.9.1"
+    assert mqtt.ha_compatible is True and mqtt.minimum_platform_version == "9.3.0"
+    assert '"commit":"4f2a9c1"' in mqtt.build_number
+    assert ExtensionPackage.objects.get(name="StatusLampWidget").ha_compatible is True  # "TRUE"
+    assert ExtensionPackage.objects.get(name="CommonUtils").ha_compatible is None
+
+
+@pytest.mark.django_db
+def test_it_reimports_the_same_version_in_place(node_storage, make_package, pkgdir):
+    first = make_package("Alpha", "1.0.0")
+    import_path(first)
+    again = build_package(pkgdir, "Alpha", "1.0.0", filename="again.zip")  # new random jar bytes
+
+    (result,) = import_path(again)
+
+    assert result.operation.kind == "reimport"
+    assert ExtensionPackage.objects.count() == 1
+    assert_installed(node_storage, again, "Alpha", "1.0.0")
+    assert ArchiveChunk.objects.count() == Archive.objects.get().chunk_count
+
+
+@pytest.mark.django_db
+def test_it_upgrades_in_place_replacing_files_and_entities(node_storage, make_package):
+    import_path(make_package("Alpha", "1.0.0"))
+    new = make_package(
+        "Alpha", "1.1.0",
+files={"lib/alpha-1.1.jar": os.urandom(100)})
+
+    (result,) = import_path(new)
+
+    assert (result.operation.kind, result.operation.previous_version) == ("upgrade", "1.0.0")
+    assert_installed(node_storage, new, "Alpha", "1.1.0")
+    assert not (node_storage.package_dir("Alpha") / "lib" / "alpha.jar").exists()
+    assert Entity.objects.count() == 1
+    assert SyncState.objects.count() == 1
+    assert leftovers(node_storage) == []
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_downgrade_with_a_conflict(node_storage, make_package):
+    installed = make_package("X", "3.0.1")
+    import_path(installed)
+    before = _snapshot(node_storage)
+
+    with pytest.raises(Conflict) as refused:
+        import_path(make_package("X", "2.2.0"))
+
+    assert refused.value.status == 409
+    assert refused.value.step == "validate"
+    assert refused.value.reason == "X:3.0.1 is installed; remove it before importing X:2.2.0"
+    assert _snapshot(node_storage) == before
+    assert_installed(node_storage, installed, "X", "3.0.1")
+    assert Operation.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_missing_dependency_naming_it(node_storage, make_package):
+    import_path(make_package("CommonUtils", "1.2.0"))
+
+    with pytest.raises(Refusal) as refused:
+        import_path(make_package("Mqtt", "1.0.0", depends_on="CommonUtils:1.2.0;JsonTools:0.9.1"))
+
+    assert refused.value.step == "validate"
+    assert "JsonTools:0.9.1" in refused.value.reason and "not installed" in refused.value.reason
+    assert_nothing_of(node_storage, "Mqtt")
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_dependency_that_is_too_old(node_storage, make_package):
+    import_path(make_package("CommonUtils", "1.1.0"))
+
+    with pytest.raises(Refusal, match=r"depends on CommonUtils:1\.2\.0, but CommonUtils:1\.1\.0 is installed"):
+        import_path(make_package("Mqtt", "1.0.0", depends_on="CommonUtils:1.2.0"))
+
+    assert_nothing_of(node_storage, "Mqtt")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("ha", [None, "false"])
+def test_it_imports_a_package_not_marked_for_clusters_with_a_warning(node_storage, make_package, settings, ha):
+    settings.EXTADMIN_HA_COMPATIBILITY = "warn"
+    (result,) = import_path(make_package("Lonely", ha_compatible=ha))
+
+    (warning,) = result.plan.warnings
+    assert "Lonely" in warning and "haCompatible" in warning and "warn" in warning
+    assert result.operation.warnings == warning
+    assert ExtensionPackage.objects.get(name="Lonely").ha_compatible is (None if ha is None else False)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("ha", [None, "false"])
+def test_it_refuses_a_package_not_marked_for_clusters_when_the_policy_denies(node_storage, make_package, settings, ha):
+    settings.EXTADMIN_HA_COMPATIBILITY = "deny"
+
+    with pytest.raises(Refusal, match="HA policy is deny") as refused:
+        import_path(make_package("Lonely", ha_compatible=ha))
+
+    assert refused.value.step == "validate"
+    assert nonzero_rows() == {}
+    assert_nothing_of(node_storage, "Lonely")
+
+
+@pytest.mark.django_db
+def test_it_imports_a_cluster_safe_package_when_the_policy_denies(node_storage, make_package, settings):
+    settings.EXTADMIN_HA_COMPATIBILITY = "deny"
+    (result,) = import_path(make_package("Safe", ha_compatible="true"))
+    assert result.plan.warnings == []
+
+
+# --- backout --------------------------------------------------------------------------------
+
+
+def _snapshot(storage: NodeStorage) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(storage.root)): p.read_bytes()
+        for p in storage.root.rglob("*")
+        if p.is_file() and p.name != "locks"
+    } if storage.root.exists() else {}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("point", FAULT_POINTS)
+def test_it_backs_out_everything_when_a_step_fails(node_storage, make_package, monkeypatch, point):
+    monkeypatch.setenv("EXTADMIN_FAULTS", f"{point}=raise")
+
+    with pytest.raises(Refusal) as refused:
+        import_path(make_package("Alpha"))
+
+    step = FAULT_STEPS[point]
+    assert refused.value.step == step
+    assert f"fault injected at {point}" in refused.value.reason
+    assert_nothing_of(node_storage, "Alpha")
+    assert nonzero_rows(ignore=AUDIT) == {}
+    op = Operation.objects.get()
+    assert (op.kind, op.outcome, op.error_step) == ("import", "failed", step)
+    assert f"fault injected at {point}" in op.error
+    steps = list(op.steps.order_by("number").values_list("name", "outcome"))
+    assert steps[-1] == (step, OperationStep.Outcome.FAILED)
+    assert all(outcome == OperationStep.Outcome.BACKED_OUT for _, outcome in steps[:-1])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("point", FAULT_POINTS)
+def test_it_keeps_the_previous_version_when_an_upgrade_fails(node_storage, make_package, monkeypatch, point):
+    old = make_package("Alpha", "1.0.0")
+    import_path(old)
+    before = _snapshot(node_storage)
+    monkeypatch.setenv("EXTADMIN_FAULTS", f"{point}=raise")
+
+    with pytest.raises(Refusal) as refused:
+        import_path(make_package("Alpha", "1.1.0"))
+
+    assert refused.value.step == FAULT_STEPS[point]
+    assert _snapshot(node_storage) == before
+    assert leftovers(node_storage) == []
+    package = assert_installed(node_storage, old, "Alpha", "1.0.0")
+    assert list(package.entities.values_list("name", flat=True)) == ["AlphaThing"]
+    failed = Operation.objects.get(outcome="failed")
+    assert (failed.kind, failed.version, failed.previous_version) == ("upgrade", "1.1.0", "1.0.0")
+
+
+@pytest.mark.django_db
+def test_it_backs_out_when_the_disk_refuses_a_write(node_storage, make_package, pkgdir):
+    """A real write failure from the kernel: RLIMIT_FSIZE makes a large file's write fail (EFBIG)."""
+    path = build_package(pkgdir, "Big", files={"lib/big.bin": os.urandom(6 * 1024 * 1024)})
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4 * 1024 * 1024, hard))
+    try:
+        with pytest.raises(Refusal) as refused:
+            import_path(path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+    assert refused.value.step == "unzip"
+    assert "File too large" in refused.value.reason
+    assert_nothing_of(node_storage, "Big")
+    assert Operation.objects.get().error_step == "unzip"
+
+
+@pytest.mark.django_db
+def test_it_backs_out_when_the_storage_folder_is_a_file(node_storage, make_package):
+    node_storage.root.mkdir(parents=True)
+    node_storage.extensions.write_text("not a folder")
+
+    with pytest.raises(Refusal) as refused:
+        import_path(make_package("Alpha"))
+
+    assert refused.value.step == "unzip"
+    assert "exists" in refused.value.reason.lower()
+    assert node_storage.extensions.read_text() == "not a folder"
+    assert leftovers(node_storage) == []
+    assert nonzero_rows(ignore=AUDIT) == {}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("table", ["nodes_node", "extadmin_archivechunk"])
+def test_it_backs_out_when_the_database_connection_is_killed(node_storage, make_package, table):
+    path = make_package("Alpha")
+
+    with connection_killed_on(table) as fired, pytest.raises(Refusal) as refused:
+        import_path(path)
+
+    assert fired, f"no statement touched {table}"
+    assert refused.value.step == ("persist" if table == "nodes_node" else "archive")
+    assert_nothing_of(node_storage, "Alpha")
+    assert nonzero_rows(ignore=AUDIT) == {}
+    assert Operation.objects.get().outcome == "failed"
+    # The connection comes back and the next attempt succeeds.
+    import_path(path)
+    assert_installed(node_storage, path, "Alpha", "1.0.0")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("point", ["import.after_unzip", "import.after_persist", "import.after_archive"])
+def test_it_shows_nothing_when_the_importing_process_dies_and_the_next_attempt_cleans_up(
+    node_storage, make_package, point
+):
+    path = make_package("Alpha")
+    env = child_env(EXTADMIN_NODE="web", EXTADMIN_STORAGE=str(node_storage.root), EXTADMIN_FAULTS=f"{point}=kill")
+
+    died = manage("import_extension", str(path), env=env)
+
+    assert died.returncode == -9
+    assert nonzero_rows(ignore=AUDIT) == {}
+    assert Operation.objects.get().outcome == "running"
+
+    again = manage("import_extension", str(path), env={**env, "EXTADMIN_FAULTS": ""})
+
+    assert again.returncode == 0, again.stderr
+    assert_installed(node_storage, path, "Alpha", "1.0.0")
+    assert leftovers(node_storage) == []
+    assert sorted(Operation.objects.values_list("outcome", flat=True)) == ["interrupted", "succeeded"]
+
+
+# --- bundles ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_it_imports_a_bundle_in_dependency_order(node_storage, make_package, pkgdir):
+    packages = [
+        make_package("Top", depends_on="Middle:1.0.0"),
+        make_package("Middle", depends_on="Base:1.0.0"),
+        make_package("Base"),
+    ]
+    bundle = build_bundle(pkgdir, "bundle", packages)
+
+    doc = package_import_files(files=[(bundle, None)], actor=Actor(via="cli"))
+
+    assert [p["name"] for p in doc["packages"]] == ["Base", "Middle", "Top"]
+    for path, name in zip(packages, ["Top", "Middle", "Base"], strict=True):
+        assert_installed(node_storage, path, name, "1.0.0")
+    ops = Operation.objects.order_by("id")
+    assert [o.package_name for o in ops] == ["Base", "Middle", "Top"]
+    assert all(o.outcome == "succeeded" for o in ops)
+    assert bundle_temp_dirs() == set()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("point", FAULT_POINTS)
+def test_it_imports_none_of_a_bundle_when_one_package_fails(node_storage, make_package, pkgdir, monkeypatch, point):
+    bundle = build_bundle(
+        pkgdir, "bundle", [make_package("Top", depends_on="Base:1.0.0"), make_package("Base")]
+    )
+    monkeypatch.setenv("EXTADMIN_FAULTS", f"{point}=raise")
+
+    with pytest.raises(Refusal):
+        package_import_files(files=[(bundle, None)], actor=Actor(via="cli"))
+
+    for name in ("Top", "Base"):
+        assert_nothing_of(node_storage, name)
+    assert nonzero_rows(ignore=AUDIT) == {}
+    assert set(Operation.objects.values_list("outcome", flat=True)) == {"failed"}
+    assert bundle_temp_dirs() == set()
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_bundle_with_a_member_whose_dependency_is_missing(node_storage, make_package, pkgdir):
+    bundle = build_bundle(pkgdir, "bundle", [make_package("Top", depends_on="Gone:1.0.0"), make_package("Base")])
+
+    with pytest.raises(Refusal, match=r"Gone:1\.0\.0"):
+        package_import_files(files=[(bundle, None)], actor=Actor(via="cli"))
+
+    assert nonzero_rows() == {}
+    assert not node_storage.extensions.exists()
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_bundle_holding_the_same_package_twice(node_storage, make_package, pkgdir):
+    one = make_package("Twice", "1.0.0")
+    two = make_package("Twice", "1.1.0")
+    bundle = build_bundle(pkgdir, "bundle", [one, two])
+
+    with pytest.raises(Refusal, match="appears twice"):
+        package_import_files(files=[(bundle, None)], actor=Actor(via="cli"))
+
+    assert nonzero_rows() == {}
+
+
+# --- two imports of the same package at once -----------------------------------------------------
+
+
+class _DatabaseWriteLock:
+    """Hold the database's write lock from a second connection, so a competing import pauses there."""
+
+    def __enter__(self) -> _DatabaseWriteLock:
+        if connection.vendor == "postgresql":
+            import psycopg
+
+            self.conn = psycopg.connect(**connection.get_connection_params())
+            self.conn.execute("LOCK TABLE extadmin_operation IN ACCESS EXCLUSIVE MODE")
+        else:
+            self.conn = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+            self.conn.execute("BEGIN IMMEDIATE")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.rollback()
+        self.conn.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_lets_one_of_two_concurrent_imports_win_and_refuses_the_other(node_storage, make_package):
+    """Both start while the database is held, so both are in flight together: exactly one wins."""
+    path = make_package("Alpha")
+    env = child_env(EXTADMIN_NODE="web", EXTADMIN_STORAGE=str(node_storage.root))
+    cmd = [sys.executable, str(ROOT / "manage.py"), "import_extension", str(path), "--json"]
+    with _DatabaseWriteLock():
+        procs = [
+            subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        deadline = time.monotonic() + 60
+        while all(p.poll() is None for p in procs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    outcomes = [(p.wait(timeout=60), *p.communicate()) for p in procs]
+
+    codes = sorted(code for code, _, _ in outcomes)
+    assert codes == [0, 1], outcomes
+    (loser_err,) = [err for code, _, err in outcomes if code == 1]
+    assert loser_err.startswith("error: lock: another import or sync of Alpha is running on this node")
+    assert_installed(node_storage, path, "Alpha", "1.0.0")
+    assert list(Operation.objects.values_list("outcome", flat=True)) == ["succeeded"]
+    assert leftovers(node_storage) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_refuses_an_import_while_another_process_holds_the_package(node_storage, make_package):
+    path = make_package("Alpha")
+
+    with node_storage.lock("Alpha", wait=False), pytest.raises(Conflict) as refused:
+        import_path(path)
+
+    assert refused.value.status == 409
+    assert refused.value.step == "lock"
+    assert nonzero_rows() == {}
