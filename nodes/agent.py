@@ -123,9 +123,7 @@ class Agent:
         claim = storage_claim(storage=NodeStorage(self.storage), node_name=self.name, exclusive=True)
         previous = _stop_on_signals(self.stop)
         try:
-            node_register_agent(  # 2.
-                name=self.name, storage=NodeStorage(self.storage).root, pid=os.getpid(), agent_version=AGENT_VERSION
-            )
+            self._register()  # 2.
             self._start_thread("heartbeat", self._heartbeat_loop)
             _running = self
             self._sync(SyncRun.Trigger.STARTUP, verify_contents=True)  # 3. before anything else
@@ -142,6 +140,11 @@ class Agent:
             _restore_signals(previous)
             connection.close()
             claim.release()
+
+    def _register(self) -> None:
+        node_register_agent(
+            name=self.name, storage=NodeStorage(self.storage).root, pid=os.getpid(), agent_version=AGENT_VERSION
+        )
 
     def handle_nudge(self, *, requested_at: datetime | None) -> SyncRunResult | None:
         return self._sync(SyncRun.Trigger.NUDGE, verify_contents=False, requested_at=requested_at)
@@ -181,7 +184,8 @@ class Agent:
     def _heartbeat_loop(self) -> None:
         while True:
             try:
-                node_heartbeat(name=self.name)
+                if not node_heartbeat(name=self.name):  # an operator deleted the node's row
+                    self._register()
             except Exception as exc:  # the database is briefly unreachable: keep beating
                 log.warning("heartbeat of %s failed: %s", self.name, exc)
                 connection.close()

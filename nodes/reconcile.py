@@ -204,8 +204,8 @@ def _finish_run(p: _Pass, *, outcome: str, error: str) -> None:
 
 
 def _sync(p: _Pass, *, verify_contents: bool) -> None:
+    desired, known = read_desired()  # 2. desired, read once; if it fails, nothing below runs
     p.storage.clean_leftovers()  # staging/retired of a process that died mid-way
-    desired, known = read_desired()  # 2. desired, read once
     states = {s.package_name: s for s in SyncState.objects.filter(node=p.node)}
     plan = make_plan(storage=p.storage, desired=desired, known=known, states=states, contents=verify_contents)  # 3.
     _record_proven(p, plan.proven, states)

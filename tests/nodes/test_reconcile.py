@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import socket
 import threading
@@ -16,7 +17,7 @@ from extadmin.removal import package_remove
 from extadmin.storage import NodeStorage
 from nodes.lease import lease_claim
 from nodes.models import ClusterSettings, Node, SyncRun, SyncState
-from nodes.reconcile import SKIPPED
+from nodes.reconcile import SKIPPED, describe_sync_error
 from tests.nodes.conftest import Importer, Syncer
 from tests.packages import folder_files, zip_files
 
@@ -302,3 +303,16 @@ def test_it_stops_a_sync_that_runs_past_its_deadline(
     assert SyncRun.objects.get(pk=result.run_id).outcome == "timed_out"
     assert state_of("Alpha").state == "failed" and "deadline" in state_of("Alpha").error
     assert Node.objects.get(name="n1").sync_lock_owner == ""  # the lease is free again
+
+
+def test_it_words_a_full_disk_for_the_operator(tmp_path: Path) -> None:
+    fd = os.open("/dev/full", os.O_WRONLY)  # a real ENOSPC from the kernel
+    try:
+        with pytest.raises(OSError) as raised:
+            os.write(fd, b"x")
+    finally:
+        os.close(fd)
+    full = raised.value
+    full.filename = str(tmp_path / "extensions")
+
+    assert describe_sync_error(full) == f"disk full ({tmp_path / 'extensions'})"
