@@ -63,13 +63,16 @@
       if (!e.detail.lengthComputable || !e.detail.total) return;
       var pct = Math.round((e.detail.loaded / e.detail.total) * 100);
       progress.value = pct;
-      text.textContent = pct + "% of " + formatBytes(e.detail.total) + (pct === 100 ? " — checking and importing…" : "");
+      text.textContent = pct + "% of " + formatBytes(e.detail.total) + (pct === 100 ? " — uploaded; checking…" : "");
     });
     form.addEventListener("htmx:afterRequest", function (e) {
       if (e.target !== form) return;
       form.classList.remove("busy");
-      if (!e.detail.successful && !e.detail.xhr.status) text.textContent = "";
-      else if (e.detail.xhr.status >= 400) text.textContent = "refused";
+      var status = e.detail.xhr.status;
+      if (!status) text.textContent = "";
+      else if (status >= 400) text.textContent = "refused";
+      else if (!e.detail.xhr.getResponseHeader("HX-Redirect")) text.textContent = "checked";
+      else text.textContent = "imported; opening the package page…";
     });
     form.addEventListener("htmx:sendError", function () {
       result.innerHTML = "";
