@@ -187,6 +187,8 @@ def _run(*, node: Node, storage: NodeStorage, lease: Lease, trigger: str, verify
         log.exception("sync of node %s failed", node.name)
         outcome, error = SyncRun.Outcome.FAILED, describe_sync_error(exc)
     _finish_run(p, outcome=outcome, error=error)
+    if trigger == SyncRun.Trigger.PERIODIC and not p.actions:
+        _forget_quiet_passes(p, outcome=outcome)
     return SyncRunResult(
         node=node.name, trigger=trigger, outcome=outcome, actions=p.actions, error=error,
         failures=p.failures, run_id=run.pk,
@@ -201,6 +203,18 @@ def _finish_run(p: _Pass, *, outcome: str, error: str) -> None:
         )
     except DatabaseError:
         log.exception("could not record the end of sync run %s", p.run.pk)
+
+
+def _forget_quiet_passes(p: _Pass, *, outcome: str) -> None:
+    """A periodic pass that changed nothing replaces the previous such pass in the history.
+
+    Otherwise every node adds thousands of identical rows a day and buries the runs that matter;
+    the latest one still says when the node last checked itself.
+    """
+    if outcome in (SyncRun.Outcome.SUCCEEDED, SyncRun.Outcome.PAUSED):
+        SyncRun.objects.filter(
+            node=p.node, trigger=SyncRun.Trigger.PERIODIC, outcome=outcome, actions=[], started_at__lt=p.run.started_at
+        ).delete()
 
 
 def _sync(p: _Pass, *, verify_contents: bool) -> None:

@@ -316,3 +316,14 @@ def test_it_words_a_full_disk_for_the_operator(tmp_path: Path) -> None:
     full.filename = str(tmp_path / "extensions")
 
     assert describe_sync_error(full) == f"disk full ({tmp_path / 'extensions'})"
+
+
+def test_it_keeps_only_the_latest_periodic_pass_that_changed_nothing(import_package: Importer, sync: Syncer) -> None:
+    import_package("Alpha")
+    sync(trigger=SyncRun.Trigger.PERIODIC)
+    for _ in range(3):
+        sync(trigger=SyncRun.Trigger.PERIODIC)
+
+    runs = list(SyncRun.objects.filter(node__name="n1").order_by("started_at").values_list("trigger", "actions"))
+
+    assert runs == [("periodic", ["installed Alpha 1.0.0"]), ("periodic", [])]
