@@ -56,25 +56,30 @@ def test_it_repairs_a_tampered_file_and_a_deleted_folder(cluster: Cluster, impor
     assert "repaired Beta: the folder was missing" in actions
 
 
-def test_it_recovers_an_agent_killed_mid_sync(cluster: Cluster, import_package: Importer) -> None:
+@pytest.mark.parametrize("point", ["sync.after_fetch", "sync.after_unzip", "sync.after_swap"])
+def test_it_recovers_an_agent_killed_mid_sync(cluster: Cluster, import_package: Importer, point: str) -> None:
     old = import_package("Alpha", "1.0.0")
+    old_manifest = ExtensionPackage.objects.get(name="Alpha").archive.manifest
     name = cluster.name(1)
     first = manage("sync_node", "--name", name, "--storage", str(cluster.storage(name).root))
     assert first.returncode == 0, first.stderr
-    killer = cluster.agent(name, EXTADMIN_FAULTS="sync.after_unzip=kill").start()
+    killer = cluster.agent(name, EXTADMIN_FAULTS=f"{point}=kill").start()
     cluster.wait_started(name)  # nothing to change at startup: it lives until the nudge
 
-    new = import_package("Alpha", "1.1.0")  # the nudge makes the agent die after unzipping 1.1.0
-    wait_for(lambda: not killer.alive, timeout=30, what="the agent to die at sync.after_unzip")
+    new = import_package("Alpha", "1.1.0")  # the nudge makes the agent die at `point` while upgrading
+    wait_for(lambda: not killer.alive, timeout=30, what=f"the agent to die at {point}")
 
+    # The old version intact or the new one complete, never a mix.
     storage = cluster.storage(name)
-    assert storage.read_chk("Alpha") == old.sha256  # the old version intact, never a mix
-    assert storage.verify("Alpha", ExtensionPackage.objects.get(name="Alpha").archive.manifest, contents=True)
-    assert SyncState.objects.get(node__name=name, package_name="Alpha").installed_sha256 == old.sha256
+    on_disk = storage.read_chk("Alpha")
+    manifest = {old.sha256: old_manifest, new.sha256: new.archive.manifest}[on_disk]  # type: ignore[index]
+    assert storage.verify("Alpha", manifest, contents=True) is None
+    assert on_disk == (new.sha256 if point == "sync.after_swap" else old.sha256)
 
     cluster.agent(name, EXTADMIN_FAULTS="").start()  # the same node restarted, without the fault
     cluster.wait_converged([name], [new], timeout=30)
     assert not list((storage.work / "staging").iterdir())  # the dead sync's leftovers are gone
+    assert not list((storage.work / "retired").iterdir())
     died = SyncRun.objects.filter(node__name=name, trigger="nudge").order_by("started_at").last()
     assert died is not None and died.outcome == "failed" and "stopped before" in died.error
     cell = cluster_document()["extensions"][0]["nodes"][name]
