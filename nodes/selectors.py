@@ -93,6 +93,7 @@ class Cell:
     finished_at: datetime | None = None
     duration_ms: float | None = None
     outdated: bool = False  # installed, but not the version the database holds
+    reported: str = ""  # for an offline node: what it last reported, kept for the operator
 
     @property
     def short_sha(self) -> str:
@@ -104,17 +105,15 @@ class Cell:
 
     @property
     def kind(self) -> str:
-        """The state counted in a package's summary; an installed copy on an offline node is "offline"."""
-        if self.state == "installed" and not self.converged:
-            return "offline"
+        """The state counted in a package's summary."""
         return self.state
 
     @property
     def label(self) -> str:
+        if self.state == "offline":
+            return f"offline (last reported {self.reported})" if self.reported else "offline"
         if self.outdated:
             return f"pending (has {self.version})"
-        if self.state == "installed" and not self.node.online:
-            return "installed, node offline"
         return self.state
 
     @property
@@ -222,6 +221,14 @@ def _node_views(now: datetime) -> list[NodeView]:
 def _cell(node: NodeView, package: tuple[str, str] | None, s: StateRow | None) -> Cell:
     """The state of one node for one package. ``package`` is (sha256, state), or None once the
     package is removed from the database (then only nodes that still hold it have a row)."""
+    cell = _reported_cell(node, package, s)
+    if not node.online and cell.state != "removed":
+        # A node that stopped reporting is never shown as installed; what it last said stays visible.
+        cell.reported, cell.state, cell.converged = cell.label, "offline", False
+    return cell
+
+
+def _reported_cell(node: NodeView, package: tuple[str, str] | None, s: StateRow | None) -> Cell:
     if package is None:
         if s is None:
             return Cell(node=node, state="removed", converged=node.online)

@@ -404,7 +404,7 @@ def test_it_shows_every_state_in_the_grid(viewer_client: Client, imported: Impor
         ("n-syncing", "syncing"),
         ("n-failed", "failed"),
         ("n-removing", "removing"),
-        ("n-offline", "pending"),
+        ("n-offline", "offline"),
     ]:
         assert cell.format(name, state) in html
     assert "checksum mismatch" in html
@@ -438,7 +438,9 @@ def test_it_counts_a_node_converged_only_when_online_with_the_checksum(imported:
     Node.objects.filter(name="web").update(last_heartbeat=now)
     row = dashboard_grid().rows[0]
     assert {c.node.name: c.converged for c in row.cells} == {"away": False, "stale": False, "web": True}
-    assert {c.node.name: c.label for c in row.cells}["stale"] == "pending (has 1.0.0)"
+    labels = {c.node.name: c.label for c in row.cells}
+    assert labels["stale"] == "pending (has 1.0.0)"
+    assert labels["away"] == "offline (last reported installed)"  # never shown as installed
     assert (row.converged, row.total, row.time_to_converge) == (1, 3, "")
 
 
