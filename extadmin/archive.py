@@ -31,9 +31,7 @@ def archive_write(
         if connection.vendor == "postgresql":
             count = _copy_chunks_postgresql(package.pk, f, chunk_size)
         else:
-            while block := f.read(chunk_size):
-                ArchiveChunk.objects.create(package=package, seq=count, data=block)
-                count += 1
+            count = _insert_chunks(package.pk, f, chunk_size)
     return Archive.objects.create(
         package=package, sha256=sha256, size=size, chunk_size=chunk_size, chunk_count=count,
         manifest=manifest,
@@ -50,6 +48,23 @@ def _copy_chunks_postgresql(package_id: int, f: BinaryIO, chunk_size: int) -> in
             while block := f.read(chunk_size):
                 copy.write_row((package_id, count, block))
                 count += 1
+    return count
+
+
+def _insert_chunks(package_id: int, f: BinaryIO, chunk_size: int) -> int:
+    """One INSERT per chunk through the driver's own cursor, not Django's.
+
+    With DEBUG on (the default outside production) Django's cursor keeps every statement with its
+    parameters, rendered as text, in ``connection.queries``: through the ORM, the whole zip would
+    stay in memory several times over until the process ends.
+    """
+    insert = f"INSERT INTO {ArchiveChunk._meta.db_table} (package_id, seq, data) VALUES (%s, %s, %s)"  # noqa: S608
+    count = 0
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        while block := f.read(chunk_size):
+            raw.execute(insert, (package_id, count, block))
+            count += 1
     return count
 
 
