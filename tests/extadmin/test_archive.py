@@ -4,6 +4,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import subprocess
+import sys
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -12,9 +14,10 @@ import pytest
 from django.conf import settings
 
 from extadmin.archive import ArchiveIncomplete, archive_copy_to, archive_stream, archive_write
-from extadmin.models import Archive, ArchiveChunk
+from extadmin.models import Archive, ArchiveChunk, ExtensionPackage
 from tests.extadmin.conftest import import_path
 from tests.packages import metadata_xml
+from tests.processes import ROOT, child_env
 
 MiB = 1024 * 1024
 
@@ -131,3 +134,33 @@ def test_it_stores_an_empty_file_tail_exactly(node_storage, pkgdir, settings):
     archive = result.package.archive
     assert archive.chunk_count * archive.chunk_size == archive.size
     assert b"".join(archive_stream(package_id=result.package.pk)) == path.read_bytes()
+
+
+def _peak_rss_mib(args: list[str], env: dict[str, str]) -> float:
+    """Run ``manage.py args`` and return the child's peak resident memory, from the kernel's accounting."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    return usage.ru_maxrss / 1024  # KiB on Linux
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_imports_a_large_zip_through_the_cli_without_holding_it_in_memory(node_storage, pkgdir):
+    """The issue's bar: peak RSS grows far less than the file (here 120 MB against a 40 MiB budget)."""
+    path = _stored_package(pkgdir / "Huge.zip", "Huge", 120 * MiB)
+    env = child_env(EXTADMIN_NODE="web", EXTADMIN_STORAGE=str(node_storage.root))
+
+    baseline = _peak_rss_mib(["list_extensions"], env)
+    peak = _peak_rss_mib(["import_extension", str(path)], env)
+
+    assert peak - baseline < 40, f"the import peaked at {peak:.0f} MiB against {baseline:.0f} MiB for a listing"
+    package = ExtensionPackage.objects.get(name="Huge")
+    assert package.sha256 == _sha256(path)
+    digest = hashlib.sha256()
+    for block in archive_stream(package_id=package.pk):
+        digest.update(block)
+    assert digest.hexdigest() == package.sha256

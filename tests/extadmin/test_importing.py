@@ -470,3 +470,48 @@ def test_it_refuses_an_import_while_another_process_holds_the_package(node_stora
     assert refused.value.status == 409
     assert refused.value.step == "lock"
     assert nonzero_rows() == {}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("kind", ["import", "upgrade"])
+def test_it_lets_one_of_two_nodes_importing_the_same_package_win(node_storage, make_package, pkgdir, tmp_path, kind):
+    """Two operators on two nodes: the database decides; the loser is refused at persist and backs out."""
+    if kind == "upgrade":
+        import_path(make_package("Alpha", "1.0.0"))
+    version = "1.1.0" if kind == "upgrade" else "1.0.0"
+    racers = {
+        node: build_package(pkgdir, "Alpha", version, filename=f"Alpha-{node}.zip") for node in ("node-a", "node-b")
+    }
+    roots = {node: tmp_path / "storage" / node for node in racers}
+    with _DatabaseWriteLock():
+        procs = {
+            node: subprocess.Popen(
+                [sys.executable, str(ROOT / "manage.py"), "import_extension", str(path), "--json"],
+                cwd=ROOT, env=child_env(EXTADMIN_NODE=node, EXTADMIN_STORAGE=str(roots[node])),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            for node, path in racers.items()
+        }
+        # Both have validated (the package is not in the database yet) once they hold their node's lock.
+        deadline = time.monotonic() + 60
+        while not all((r / ".extadmin" / "locks").exists() for r in roots.values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+    outcomes = {node: (p.wait(timeout=120), *p.communicate()) for node, p in procs.items()}
+
+    assert sorted(code for code, _, _ in outcomes.values()) == [0, 1], outcomes
+    (winner,) = [node for node, (code, _, _) in outcomes.items() if code == 0]
+    (loser,) = [node for node, (code, _, _) in outcomes.items() if code == 1]
+    assert outcomes[loser][2].startswith(
+        "error: persist: another import" + (" or removal" if kind == "upgrade" else "") + " of Alpha finished first"
+    ), outcomes[loser][2]
+    package = ExtensionPackage.objects.get(name="Alpha")
+    assert (package.version, package.sha256, package.imported_on_node) == (
+        version, sha256_of(racers[winner]), winner,
+    )
+    assert package.archive.sha256 == package.sha256
+    assert NodeStorage(roots[winner]).read_chk("Alpha") == package.sha256
+    assert not NodeStorage(roots[loser]).package_dir("Alpha").exists()
+    assert leftovers(NodeStorage(roots[loser])) == []
+    failed = Operation.objects.get(outcome="failed")
+    assert (failed.node, failed.error_step) == (loser, "persist")
