@@ -21,6 +21,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from extadmin import faults
@@ -38,6 +39,7 @@ from extadmin.packaging import (
     parse_version,
     validate_package,
 )
+from extadmin.packaging.errors import shown
 from extadmin.storage import NodeStorage, Swap, write_chk
 from nodes.models import Node
 from nodes.services import node_get_or_register, nodes_nudge_on_commit, sync_state_record_local_install
@@ -91,6 +93,7 @@ def import_plan(*, path: Path, also_importing: dict[str, str] | None = None) -> 
     """
     validated = validate_package(path, limits=limits_from_settings())
     meta = validated.metadata
+    _check_lengths(meta)
     version = parse_version(meta.version)
     previous = ExtensionPackage.objects.filter(name=meta.name).first()
     kind = Operation.Kind.IMPORT
@@ -107,6 +110,30 @@ def import_plan(*, path: Path, also_importing: dict[str, str] | None = None) -> 
     _check_dependencies(meta, also_importing or {})
     warnings = _check_ha_policy(meta)
     return ImportPlan(package=validated, kind=kind, previous=previous, warnings=warnings)
+
+
+def _check_lengths(meta: PackageMetadata) -> None:
+    """Refuse what the database's columns cannot hold, before any step runs.
+
+    PostgreSQL would refuse the row in the middle of the import and SQLite would keep it whole.
+    """
+    def limit(model: type[Model], field: str) -> int:
+        return model._meta.get_field(field).max_length or 0
+
+    for label, value, most in (
+        ("packageVersion", meta.version, limit(ExtensionPackage, "version")),
+        ("vendor", meta.vendor, limit(ExtensionPackage, "vendor")),
+        ("minimumThingWorxVersion", meta.minimum_platform_version, limit(ExtensionPackage, "minimum_platform_version")),
+    ):
+        if len(value) > most:
+            raise Refusal("validate", f"metadata.xml: {label} is longer than {most} characters")
+    for entity in meta.entities:
+        for label, value, most in (
+            ("type", entity.type, limit(Entity, "type")), ("name", entity.name, limit(Entity, "name")),
+        ):
+            if len(value) > most:
+                reason = f"metadata.xml: an entity's {label} '{shown(value, 40)}' is longer than {most} characters"
+                raise Refusal("validate", reason)
 
 
 def _check_dependencies(meta: PackageMetadata, also_importing: dict[str, str]) -> None:

@@ -96,7 +96,9 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, node_storage: NodeStorage) -> Iterator[Cluster]:
+def cluster(tmp_path: Path, node_storage: NodeStorage, settings) -> Iterator[Cluster]:  # type: ignore[no-untyped-def]
+    # This process judges liveness by the agents' heartbeat interval, not its own default.
+    settings.EXTADMIN_HEARTBEAT_INTERVAL = float(FAST["EXTADMIN_HEARTBEAT_INTERVAL"])
     c = Cluster(tmp_path)
     yield c
     c.stop_all()  # before the test database is flushed under them

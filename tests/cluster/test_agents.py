@@ -39,6 +39,15 @@ def test_it_converges_three_nodes_on_an_import_and_a_removal(cluster: Cluster, i
         timeout=30, what="every node removed both",
     )
 
+    # A node that stops reporting is shown offline, never installed, and does not hold the others back.
+    cluster.agents[names[2]].kill()
+    gamma = import_package("Gamma")
+    cluster.wait_converged(names[:2], [gamma])
+    wait_for(lambda: not cluster_document()["nodes"][2]["online"], timeout=10, what=f"{names[2]} offline")
+    [ext] = cluster_document()["extensions"]
+    assert ext["converged"] is True
+    assert ext["nodes"][names[2]]["state"] == "unknown"
+
 
 def test_it_repairs_a_tampered_file_and_a_deleted_folder(cluster: Cluster, import_package: Importer) -> None:
     alpha = import_package("Alpha")
@@ -129,3 +138,7 @@ def test_it_refuses_a_second_agent_on_a_claimed_folder(cluster: Cluster) -> None
     assert f"in use by the running agent of node {first}" in second.stderr
     assert cluster.agents[first].alive
     assert not Node.objects.filter(name=cluster.name(2), last_heartbeat__gt=timezone.now()).exists()
+
+    cluster.agents[first].stop()  # SIGTERM: a clean stop
+    assert cluster.agents[first].proc.returncode == 0  # type: ignore[union-attr]
+    assert Node.objects.get(name=first).sync_lock_owner == ""
