@@ -30,7 +30,7 @@ from tests.extadmin.conftest import (
     leftovers,
     nonzero_rows,
 )
-from tests.packages import build_bundle, build_fixture_package, build_package, folder_files, zip_files
+from tests.packages import build_bundle, build_fixture_package, build_package, folder_files, metadata_xml, zip_files
 from tests.processes import ROOT, child_env, manage
 
 AUDIT = ("extadmin.Operation", "extadmin.OperationStep")
@@ -515,3 +515,35 @@ def test_it_lets_one_of_two_nodes_importing_the_same_package_win(node_storage, m
     assert leftovers(NodeStorage(roots[loser])) == []
     failed = Operation.objects.get(outcome="failed")
     assert (failed.node, failed.error_step) == (loser, "persist")
+
+
+LONG_FIELDS = {
+    "packageVersion": dict(version=".".join(["123456789012345678"] * 4)),
+    "vendor": dict(vendor="v" * 513),
+    "minimumThingWorxVersion": dict(minimum="9." + "0" * 70),
+    "entity name": dict(entities='  <Things>\n    <Thing name="' + "n" * 513 + '"/>\n  </Things>\n'),
+    "entity type": dict(entities="  <Things>\n    <" + "T" * 129 + ' name="x"/>\n  </Things>\n'),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", list(LONG_FIELDS))
+def test_it_refuses_metadata_longer_than_the_database_keeps_before_writing_anything(
+    node_storage, pkgdir, field
+):
+    """PostgreSQL would refuse the row half-way through the import and SQLite would keep it whole:
+    either way the operator must hear it from validation, with nothing written."""
+    spec = LONG_FIELDS[field]
+    text = metadata_xml("Long", spec.get("version", "1.0.0"), vendor=spec.get("vendor", "x"),
+                        entities=spec.get("entities", ""))
+    if "minimum" in spec:
+        text = text.replace('minimumThingWorxVersion="9.0.0"', f'minimumThingWorxVersion="{spec["minimum"]}"')
+    path = build_package(pkgdir, "Long", metadata=text)
+
+    with pytest.raises(Refusal) as refused:
+        import_path(path)
+
+    assert refused.value.step == "validate"
+    assert field.split()[-1] in refused.value.reason and "longer than" in refused.value.reason
+    assert nonzero_rows() == {}
+    assert not node_storage.root.exists()
