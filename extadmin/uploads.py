@@ -21,10 +21,14 @@ class HashingUploadHandler(TemporaryFileUploadHandler):
         self.request.upload_too_large = False  # type: ignore[union-attr]
         self.received = 0
         if content_length and content_length > settings.EXTADMIN_MAX_UPLOAD_BYTES + 64 * 1024:
+            # Known too large: stop at the first file, before a byte of it is stored. Not here: a
+            # StopUpload raised from handle_raw_input escapes Django's parser (a 500 instead of a
+            # 413), and the form fields before the file (the CSRF token) would go unread.
             self.request.upload_too_large = True  # type: ignore[union-attr]
-            raise StopUpload(connection_reset=True)
 
     def new_file(self, *args: Any, **kwargs: Any) -> None:
+        if self.request.upload_too_large:  # type: ignore[union-attr]
+            raise StopUpload(connection_reset=True)
         super().new_file(*args, **kwargs)
         self.digest = hashlib.sha256()
         self.file_received = 0
