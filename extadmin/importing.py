@@ -13,6 +13,7 @@ any) is put back, and no staging files are left.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 import zipfile
 from contextlib import ExitStack
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Model
 from django.utils import timezone
 
@@ -41,10 +42,12 @@ from extadmin.packaging import (
 )
 from extadmin.packaging.errors import shown
 from extadmin.storage import NodeStorage, Swap, write_chk
-from nodes.models import Node
+from nodes.models import Node, SyncState
 from nodes.services import node_get_or_register, nodes_nudge_on_commit, sync_state_record_local_install
 
 HASH_BLOCK = 1024 * 1024
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -247,6 +250,7 @@ def _run_steps(
     swaps: list[Swap] = []
     digests: list[str] = []
     staging: Path | None = None
+    committed: list[bool] = []
     try:
         for (item, plan), rec in zip(plans, recorders, strict=True):
             name = plan.metadata.name
@@ -261,11 +265,15 @@ def _run_steps(
                     item.path, staging, plan=plan.package.plan, limits=limits_from_settings(),
                     keep=frozenset({f"{name}.chk"}),
                 )
+                _stop_showing_installed(node_name, name)
                 swaps.append(storage.swap_in(staging, name))
                 staging = None
                 faults.checkpoint("import.after_unzip")
         packages: list[ExtensionPackage] = []
         with transaction.atomic():
+            # The first hook, so it runs first once the commit is done: from then on every other node
+            # installs these packages, so this node keeps its new folders whatever fails next.
+            transaction.on_commit(lambda: committed.append(True))
             node: Node | None = None
             for (item, plan), rec, digest in zip(plans, recorders, digests, strict=True):
                 size = item.path.stat().st_size
@@ -286,15 +294,49 @@ def _run_steps(
                 packages.append(package)
             nodes_nudge_on_commit(exclude=node_name)
         faults.checkpoint("import.after_commit")
-    except BaseException:
-        for swap in reversed(swaps):
-            swap.rollback()
-        if staging is not None:
-            storage.discard(staging)
-        raise
+    except BaseException as exc:
+        if not committed:
+            for swap in reversed(swaps):
+                restored = swap.retired is not None
+                swap.rollback()
+                if restored:
+                    _show_installed_again(node_name, swap.target.name)
+            if staging is not None:
+                storage.discard(staging)
+            raise
+        for swap in swaps:
+            swap.commit()
+        if not isinstance(exc, Exception):
+            raise
+        log.exception(
+            "the import of %s was committed; what failed after the commit is ignored",
+            ", ".join(plan.metadata.name for _, plan in plans),
+        )
+        return list(zip(packages, digests, strict=True))
     for swap in swaps:
         swap.commit()
     return list(zip(packages, digests, strict=True))
+
+
+def _stop_showing_installed(node_name: str, name: str) -> None:
+    """Before this node's folder of ``name`` is replaced by files the database does not have yet.
+
+    Committed on its own, so a process killed before the import commits leaves "syncing", never
+    "installed" over files that are not the installed version; the node's next sync proves or repairs it.
+    """
+    SyncState.objects.filter(node__name=node_name, package_name=name, state=SyncState.State.INSTALLED).update(
+        state=SyncState.State.SYNCING, changed_at=timezone.now()
+    )
+
+
+def _show_installed_again(node_name: str, name: str) -> None:
+    """The backout put the previous version back in place: it is installed again, as before."""
+    try:
+        SyncState.objects.filter(node__name=node_name, package_name=name, state=SyncState.State.SYNCING).update(
+            state=SyncState.State.INSTALLED, changed_at=timezone.now()
+        )
+    except DatabaseError:  # the database is what failed: "syncing" stays, and the next sync proves it
+        log.warning("could not restore the state of %s on %s after the backout", name, node_name)
 
 
 def _manifest(path: Path) -> list[list]:
