@@ -34,7 +34,7 @@ from django.utils import timezone
 from extadmin import faults
 from extadmin.archive import ArchiveIncomplete, archive_copy_to
 from extadmin.importing import limits_from_settings
-from extadmin.models import Archive, ExtensionPackage
+from extadmin.models import Archive, ExtensionPackage, Operation
 from extadmin.operations import describe_error
 from extadmin.packaging import (
     Refusal,
@@ -222,6 +222,13 @@ def _sync(p: _Pass, *, verify_contents: bool) -> None:
     p.storage.clean_leftovers()  # staging/retired of a process that died mid-way
     states = {s.package_name: s for s in SyncState.objects.filter(node=p.node)}
     plan = make_plan(storage=p.storage, desired=desired, known=known, states=states, contents=verify_contents)  # 3.
+    if plan.removals and not known and not Operation.objects.exists():
+        # An empty answer from a database that never saw a single import or removal is far more
+        # likely a node pointed at the wrong (fresh) database than a cluster emptied on purpose.
+        raise DesiredStateUnreadable(
+            f"the database holds no package and no history at all, yet this node holds {len(plan.removals)}: "
+            "is it pointed at the wrong database? nothing was removed"
+        )
     _record_proven(p, plan.proven, states)
     for work in plan.installs:
         _mark(p, work.package, SyncState.State.PENDING, started_at=None, finished_at=None, duration_ms=None)

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from extadmin.models import ArchiveChunk, ExtensionPackage
+from extadmin.models import ArchiveChunk, ExtensionPackage, Operation
 from extadmin.removal import package_remove
 from extadmin.storage import NodeStorage
 from nodes.lease import lease_claim
@@ -327,3 +327,18 @@ def test_it_keeps_only_the_latest_periodic_pass_that_changed_nothing(import_pack
     runs = list(SyncRun.objects.filter(node__name="n1").order_by("started_at").values_list("trigger", "actions"))
 
     assert runs == [("periodic", ["installed Alpha 1.0.0"]), ("periodic", [])]
+
+
+def test_it_never_empties_a_node_from_a_database_without_any_history(
+    import_package: Importer, sync: Syncer, n1: NodeStorage
+) -> None:
+    import_package("Alpha")
+    sync()
+    # As if the node were pointed at a fresh database: no package, no operation ever.
+    ExtensionPackage.objects.all().delete()
+    Operation.objects.all().delete()
+
+    result = sync()
+
+    assert result.outcome == "failed" and "wrong database" in result.error
+    assert n1.installed_names() == ["Alpha"]
