@@ -39,12 +39,18 @@ def archive_write(
 
 
 def _copy_chunks_postgresql(package_id: int, f: BinaryIO, chunk_size: int) -> int:
-    """Stream chunks with COPY: one round trip for the whole archive instead of one per chunk."""
+    """Stream chunks with COPY: one round trip for the whole archive instead of one per chunk.
+
+    Binary COPY: the bytes go over the wire as they are. Text COPY would escape every byte of the
+    bytea as hex (twice the traffic, and the server parses it back), which made this step 2.5×
+    slower than the raw COPY of the same file.
+    """
     table = ArchiveChunk._meta.db_table
     count = 0
     with connection.cursor() as cursor:
         raw = cursor.cursor  # psycopg 3 cursor under Django's wrapper
-        with raw.copy(f"COPY {table} (package_id, seq, data) FROM STDIN") as copy:
+        with raw.copy(f"COPY {table} (package_id, seq, data) FROM STDIN WITH (FORMAT BINARY)") as copy:
+            copy.set_types(["int8", "int4", "bytea"])  # bigint FK, integer seq, bytea: the table's types
             while block := f.read(chunk_size):
                 copy.write_row((package_id, count, block))
                 count += 1
