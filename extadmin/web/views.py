@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.files.uploadhandler import StopUpload
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.defaultfilters import filesizeformat
@@ -42,7 +43,10 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
 def package_upload(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _upload_page(request, UploadForm())
-    form = UploadForm(request.POST, request.FILES)  # reading FILES runs the upload handler
+    try:
+        form = UploadForm(request.POST, request.FILES)  # reading FILES runs the upload handler
+    except StopUpload:  # refused from its Content-Length, before a byte was read
+        form = UploadForm()
     if getattr(request, "upload_too_large", False):
         limit = filesizeformat(settings.EXTADMIN_MAX_UPLOAD_BYTES)
         refusal = TooLarge("upload", f"the upload is larger than the limit of {limit}; nothing was kept")

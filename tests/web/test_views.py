@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -205,6 +206,31 @@ def test_it_answers_413_when_the_upload_is_too_large(
     response = upload(operator_client, build_package(pkgdir, "Huge"))
     assert response.status_code == 413
     assert "<strong>upload</strong>: the upload is larger than the limit of 2.0\xa0KB" in response.content.decode()
+    assert nothing_written(node_storage)
+
+
+def test_it_answers_413_when_the_declared_length_is_already_too_large(
+    operator_client: Client, pkgdir: Path, node_storage: NodeStorage, settings
+) -> None:  # type: ignore[no-untyped-def]
+    settings.EXTADMIN_MAX_UPLOAD_BYTES = 1024  # the package is far more than 64 KiB over it
+    package = build_package(pkgdir, "Bulky", files={"lib/bulky.jar": os.urandom(200 * 1024)})
+    response = upload(operator_client, package)
+    assert response.status_code == 413
+    assert "<strong>upload</strong>: the upload is larger than the limit of" in response.content.decode()
+    assert nothing_written(node_storage)
+
+
+def test_it_answers_413_through_csrf_when_the_token_comes_in_the_header(
+    operator: User, pkgdir: Path, node_storage: NodeStorage, settings
+) -> None:  # type: ignore[no-untyped-def]
+    """As the browser's htmx upload sends it: the body is never read, so the token must not be in it."""
+    settings.EXTADMIN_MAX_UPLOAD_BYTES = 1024
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(operator)
+    client.get(reverse("package-upload"))
+    package = build_package(pkgdir, "Bulky", files={"lib/bulky.jar": os.urandom(200 * 1024)})
+    response = upload(client, package, HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value, HTTP_HX_REQUEST="true")
+    assert response.status_code == 413
     assert nothing_written(node_storage)
 
 
