@@ -23,6 +23,7 @@ from nodes.models import Node, SyncState
 from tests.extadmin.conftest import (
     FAULT_POINTS,
     FAULT_STEPS,
+    HOSTILE,
     assert_nothing_of,
     bundle_temp_dirs,
     connection_killed_on,
@@ -328,7 +329,7 @@ def test_it_backs_out_when_the_database_connection_is_killed(node_storage, make_
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("point", ["import.after_unzip", "import.after_persist", "import.after_archive"])
+@pytest.mark.parametrize("point", FAULT_POINTS)
 def test_it_shows_nothing_when_the_importing_process_dies_and_the_next_attempt_cleans_up(
     node_storage, make_package, point
 ):
@@ -347,6 +348,22 @@ def test_it_shows_nothing_when_the_importing_process_dies_and_the_next_attempt_c
     assert_installed(node_storage, path, "Alpha", "1.0.0")
     assert leftovers(node_storage) == []
     assert sorted(Operation.objects.values_list("outcome", flat=True)) == ["interrupted", "succeeded"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("table", ["nodes_node", "extadmin_archivechunk"])
+def test_it_keeps_the_previous_version_when_the_connection_dies_during_an_upgrade(node_storage, make_package, table):
+    old = make_package("Alpha", "1.0.0")
+    import_path(old)
+    before = _snapshot(node_storage)
+
+    with connection_killed_on(table) as fired, pytest.raises(Refusal):
+        import_path(make_package("Alpha", "1.1.0"))
+
+    assert fired
+    assert _snapshot(node_storage) == before
+    assert leftovers(node_storage) == []
+    assert_installed(node_storage, old, "Alpha", "1.0.0")
 
 
 # --- bundles ----------------------------------------------------------------------------------
@@ -399,6 +416,22 @@ def test_it_refuses_a_bundle_with_a_member_whose_dependency_is_missing(node_stor
 
     assert nonzero_rows() == {}
     assert not node_storage.extensions.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("label", ["zip slip ../x", "bad CRC", "billion laughs", "symlink"])
+def test_it_refuses_a_bundle_holding_a_hostile_package(node_storage, make_package, pkgdir, label):
+    hostile = HOSTILE[label][0](pkgdir / "Hostile.zip")
+    bundle = build_bundle(pkgdir, "bundle", [make_package("Base"), hostile])
+
+    with pytest.raises(Refusal) as refused:
+        package_import_files(files=[(bundle, None)], actor=Actor(via="cli"))
+
+    assert refused.value.step == "validate"
+    assert HOSTILE[label][1] in refused.value.reason
+    assert nonzero_rows() == {}
+    assert not node_storage.root.exists()
+    assert bundle_temp_dirs() == set()
 
 
 @pytest.mark.django_db

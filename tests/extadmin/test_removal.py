@@ -9,6 +9,7 @@ from extadmin.operations import Actor
 from extadmin.packaging import Conflict, Refusal
 from extadmin.removal import package_remove, removal_check
 from tests.extadmin.conftest import assert_nothing_of, connection_killed_on, import_path, leftovers, nonzero_rows
+from tests.processes import child_env, manage
 
 AUDIT = ("extadmin.Operation", "extadmin.OperationStep")
 
@@ -175,3 +176,24 @@ def test_it_finishes_the_removal_when_the_folder_was_already_deleted_by_hand(nod
 
     assert_nothing_of(node_storage, "Alpha")
     assert leftovers(node_storage) == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("point", ["remove.after_undeploy", "remove.after_archive", "remove.after_package"])
+def test_it_completes_a_removal_retried_after_the_process_died(node_storage, imported, point):
+    imported("Alpha")
+    env = child_env(EXTADMIN_NODE="web", EXTADMIN_STORAGE=str(node_storage.root), EXTADMIN_FAULTS=f"{point}=kill")
+
+    died = manage("delete_extension", "Alpha", env=env)
+
+    assert died.returncode == -9
+    package = ExtensionPackage.objects.get(name="Alpha")
+    assert package.state == ExtensionPackage.State.REMOVING
+    assert package.archive.chunk_count == package.chunks.count()
+
+    again = manage("delete_extension", "Alpha", env={**env, "EXTADMIN_FAULTS": ""})
+
+    assert again.returncode == 0, again.stderr
+    assert_nothing_of(node_storage, "Alpha")
+    outcomes = dict(Operation.objects.filter(kind="remove").values_list("outcome", "error"))
+    assert set(outcomes) == {"interrupted", "succeeded"}
