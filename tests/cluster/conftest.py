@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from extadmin.celery import app as celery_app
 from extadmin.models import ExtensionPackage
 from extadmin.storage import NodeStorage
 from nodes.models import SyncRun, SyncState
+from nodes.services import node_queue
 from tests.nodes.conftest import import_package  # noqa: F401 (the same fixture: import on node web)
 from tests.processes import ManagedProcess, child_env, wait_for
 
@@ -93,6 +95,17 @@ class Cluster:
                 p.proc.wait(timeout=15)  # type: ignore[union-attr]
             except subprocess.TimeoutExpired:
                 p.kill()
+        self.purge_queues()
+
+    def purge_queues(self) -> None:
+        """Drop nudges nobody will consume any more (these node names are never used again)."""
+        with celery_app.connection_for_write() as conn:
+            for name in [*self.agents, "web"]:  # web: the test process's own node, never an agent here
+                try:
+                    with conn.channel() as channel:
+                        channel.queue_purge(node_queue(name))
+                except Exception:  # noqa: S112 (a queue that was never declared)
+                    continue
 
 
 @pytest.fixture
