@@ -13,28 +13,30 @@ from typing import Any
 from extadmin.documents import import_results_document, validation_document
 from extadmin.importing import ImportItem, file_sha256, import_plans, limits_from_settings, package_import
 from extadmin.operations import Actor
-from extadmin.packaging import Refusal, extract_member_to, inspect_zip
+from extadmin.packaging import Refusal, extract_zip, inspect_zip
 
 
 @contextmanager
 def unpacked_items(paths: list[tuple[Path, str | None]]) -> Iterator[list[ImportItem]]:
     """The packages in these files: a plain package is itself; a bundle (zip of zips) yields its members.
 
-    Bundle members are written to a temporary folder that is removed whatever happens.
+    Bundle members are written to a temporary folder that is removed whatever happens. A bundle is
+    unpacked in one pass (with every check of a package's unzip): one member at a time would
+    re-read the whole directory for each, n² work that a bundle of many small members turns
+    into a denial of service.
     """
     limits = limits_from_settings()
     with tempfile.TemporaryDirectory(prefix="extadmin-bundle-") as tmp:
         items: list[ImportItem] = []
-        for path, sha256 in paths:
+        for i, (path, sha256) in enumerate(paths):
             plan = inspect_zip(path, limits=limits)
             if not plan.is_bundle():
                 items.append(ImportItem(path=path, sha256=sha256))
                 continue
-            for i, member in enumerate(m for m in plan.members if not m.is_dir):
-                inner = Path(tmp) / f"{i:05d}.zip"
-                with inner.open("wb") as out:
-                    extract_member_to(path, member.name, out, max_bytes=limits.max_unpacked_bytes)
-                items.append(ImportItem(path=inner))
+            folder = Path(tmp) / f"{i:05d}"
+            folder.mkdir()
+            extract_zip(path, folder, plan=plan, limits=limits)
+            items += [ImportItem(path=folder / m.name) for m in plan.members if not m.is_dir]
         if not items:
             raise Refusal("validate", "no package to import")
         yield items
