@@ -23,11 +23,14 @@ import errno
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
@@ -44,7 +47,7 @@ from extadmin.packaging import (
     parse_depends_on,
     parse_metadata,
 )
-from extadmin.storage import NodeStorage, Swap, write_chk
+from extadmin.storage import LockBusy, NodeStorage, Swap, write_chk
 from nodes.lease import Lease, LeaseLost, lease_claim
 from nodes.models import ClusterSettings, Node, SyncRun, SyncState
 from nodes.services import node_get_or_register
@@ -353,7 +356,7 @@ def _install(p: _Pass, work: Work) -> bool:
     pkg = work.package
     started, t0 = timezone.now(), time.perf_counter()
     try:
-        with p.storage.lock(pkg.name, wait=True):
+        with _package_lock(p, pkg.name):
             if not _still_desired(pkg):
                 # An import or removal committed while we waited for the lock (on this node, it
                 # recorded its own state): leave it all to the next pass, which sees it.
@@ -375,6 +378,32 @@ def _install(p: _Pass, work: Work) -> bool:
     )
     p.act(work.action())
     return True
+
+
+@contextmanager
+def _package_lock(p: _Pass, name: str) -> Iterator[None]:
+    """The package's folder lock, waited for at most until this sync's deadline.
+
+    A process stuck while holding it (a hung sync or import of this node) would otherwise hang
+    this sync too, forever: the kernel releases the lock only when that process dies.
+    """
+    with ExitStack() as held:
+        while True:
+            try:
+                held.enter_context(p.storage.lock(name, wait=False))
+                break
+            except LockBusy:
+                if timezone.now() >= p.lease.until:
+                    raise LeaseLost(
+                        f"the sync ran past its deadline of {settings.EXTADMIN_SYNC_DEADLINE:g} s waiting for "
+                        f"{name}'s lock, which another process on this node (a stuck import or sync) holds",
+                        timed_out=True,
+                    ) from None
+                time.sleep(LOCK_POLL_SECONDS)
+        yield
+
+
+LOCK_POLL_SECONDS = 0.2
 
 
 def _still_desired(pkg: Desired) -> bool:
@@ -453,7 +482,7 @@ def removal_order(storage: NodeStorage, names: list[str]) -> list[str]:
 def _remove(p: _Pass, name: str) -> None:
     started, t0 = timezone.now(), time.perf_counter()
     try:
-        with p.storage.lock(name, wait=True):
+        with _package_lock(p, name):
             if ExtensionPackage.objects.filter(name=name).exists():
                 # Imported (again) while we waited for the lock, maybe on this very node: keep it.
                 return
