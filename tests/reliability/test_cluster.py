@@ -1,0 +1,278 @@
+"""Faults in a real cluster: gunicorn, node agents and a broker as processes, killed and restarted.
+
+Promises (reliability.md, Faults): the agent dies at any point of a sync → on restart the node has
+the old version intact or the new one complete, and reports exactly that; the broker down when an
+import commits → the import commits, nodes converge on their periodic pass; lost database
+connections → the agents recover; a hung sync past its deadline is failed and the node's lock
+released; a node offline during a removal removes it when back; a node that stops reporting is
+shown offline, never installed.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.db import connection
+from rest_framework.authtoken.models import Token
+
+from extadmin.importing import ImportItem, package_import
+from extadmin.models import ExtensionPackage
+from extadmin.operations import Actor
+from extadmin.removal import package_remove
+from extadmin.storage import NodeStorage
+from nodes.models import Node, SyncRun, SyncState
+from nodes.reconcile import reconcile
+from tests.packages import build_package
+from tests.processes import manage, wait_for
+from tests.reliability.harness import Cluster, PrivateRedis
+from tests.reliability.world import work_leftovers
+
+pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def broker(tmp_path: Path, settings) -> Iterator[PrivateRedis | None]:  # type: ignore[no-untyped-def]
+    if not PrivateRedis.available():
+        yield None
+        return
+    redis = PrivateRedis(tmp_path).start()
+    yield redis
+    redis.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, broker: PrivateRedis | None, web_storage: NodeStorage, settings) -> Iterator[Cluster]:
+    settings.EXTADMIN_HEARTBEAT_INTERVAL = 1.0  # judge liveness by the agents' interval
+    c = Cluster(tmp=tmp_path, broker_url=broker.url if broker else settings.CELERY_BROKER_URL)
+    yield c
+    c.stop_all()
+
+
+@pytest.fixture
+def token(db) -> str:  # type: ignore[no-untyped-def]
+    user = User.objects.create(username="ops")
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["add_extensionpackage", "delete_extensionpackage"])
+    )
+    return Token.objects.create(user=user).key
+
+
+def _import(path: Path, storage: NodeStorage) -> ExtensionPackage:
+    (result,) = package_import(items=[ImportItem(path=path)], actor=Actor(), node_name="web", storage_root=storage.root)
+    return ExtensionPackage.objects.select_related("archive").get(pk=result.package.pk)
+
+
+# --- the agent killed at each step of a sync -------------------------------------------------
+
+SYNC_POINTS = ["sync.after_fetch", "sync.after_unzip", "sync.after_swap", "sync.before_remove"]
+
+
+@pytest.mark.parametrize("point", SYNC_POINTS)
+def test_it_leaves_the_old_version_or_the_new_one_complete_when_the_agent_is_killed(
+    point, cluster, web_storage, pkgdir
+):
+    name = cluster.node(1)
+    storage = cluster.storage(name)
+    old = _import(build_package(pkgdir, "Torn", "1.0.0"), web_storage)
+    assert reconcile(node_name=name, storage_root=storage.root, trigger="manual", verify_contents=True).ok
+    old_manifest, old_sha = old.archive.manifest, old.sha256
+    if point == "sync.before_remove":
+        package_remove(name="Torn", node_name="web", storage_root=web_storage.root)
+        new = None
+    else:
+        new = _import(build_package(pkgdir, "Torn", "2.0.0"), web_storage)
+
+    agent = cluster.agent(name, EXTADMIN_FAULTS=f"{point}=kill").start()
+    wait_for(lambda: not agent.alive, timeout=60, what=f"the agent to die at {point}")
+    assert agent.proc.returncode == -9, agent.output()
+
+    chk = storage.read_chk("Torn")
+    if chk == old_sha:
+        assert storage.verify("Torn", old_manifest, contents=True) is None, "the old version is not intact"
+        expect_old = True
+    else:
+        assert new is not None and chk == new.sha256, f"neither version: {chk}"
+        assert storage.verify("Torn", new.archive.manifest, contents=True) is None, "the new version is incomplete"
+        expect_old = False
+    assert expect_old == (point in ("sync.after_fetch", "sync.after_unzip", "sync.before_remove"))
+    assert cluster.false_installed([name]) == []
+
+    cluster.agent(name).start()  # restarted without the fault: its startup sync finishes the job
+
+    cluster.wait_converged([name], timeout=60)
+    assert work_leftovers(storage) == []
+    assert cluster.false_installed([name]) == []
+    assert SyncRun.objects.filter(node__name=name, outcome=SyncRun.Outcome.RUNNING).count() == 0
+
+
+# --- uploads through gunicorn, the broker down, a node offline --------------------------------
+
+
+def test_it_converges_every_node_on_an_upload_through_gunicorn(cluster, token, pkgdir):
+    names = cluster.start_agents(3)
+    cluster.start_web()
+    wait_for(lambda: Node.objects.filter(name__in=names, last_heartbeat__isnull=False).count() == 3, timeout=60)
+
+    status, body = cluster.upload(build_package(pkgdir, "Alpha", "1.0.0"), token)
+    assert status == 201, body
+    status, body = cluster.upload(build_package(pkgdir, "Beta", "1.0.0", depends_on="Alpha:1.0.0"), token)
+    assert status == 201, body
+
+    # The periodic pass is a minute away: the nudges through the broker did this.
+    cluster.wait_converged([*names, cluster.web_name], timeout=60)
+    assert list(Path(cluster.tmp / "upload-tmp").iterdir()) == []
+
+
+def test_it_commits_while_the_broker_is_down_and_converges_on_the_periodic_pass(cluster, broker, token, pkgdir):
+    if broker is None:
+        pytest.skip("needs redis-server for a private broker")
+    names = cluster.start_agents(2, EXTADMIN_SYNC_INTERVAL="2")
+    cluster.start_web()
+    wait_for(lambda: Node.objects.filter(name__in=names, last_heartbeat__isnull=False).count() == 2, timeout=60)
+
+    broker.stop()
+    status, body = cluster.upload(build_package(pkgdir, "Outage", "1.0.0"), token)
+
+    assert status == 201, body  # the import does not depend on the broker
+    cluster.wait_converged(names, timeout=60)
+
+    broker.start()  # back: the agents' workers reconnect, and nudges work again
+    status, body = cluster.upload(build_package(pkgdir, "After", "1.0.0"), token)
+    assert status == 201, body
+    cluster.wait_converged(names, timeout=60)
+    assert all(cluster.agents[n].alive for n in names)
+
+
+def test_it_removes_on_a_node_that_was_offline_during_the_removal(cluster, token, pkgdir):
+    names = cluster.start_agents(2)
+    cluster.start_web()
+    assert cluster.upload(build_package(pkgdir, "Gone", "1.0.0"), token)[0] == 201
+    cluster.wait_converged(names, timeout=60)
+
+    cluster.agents[names[1]].kill()
+    status, body = cluster.delete("Gone", token)
+    assert status in (200, 204), body
+    cluster.wait_converged(names[:1], timeout=60)
+    assert cluster.storage(names[1]).installed_names() == ["Gone"]  # it was away
+
+    cluster.agent(names[1]).start()
+
+    cluster.wait_converged(names, timeout=60)
+    assert cluster.storage(names[1]).installed_names() == []
+    assert not SyncState.objects.filter(package_name="Gone").exists()
+
+
+def test_it_shows_a_node_that_stopped_reporting_offline_never_installed(cluster, web_storage, pkgdir):
+    _import(build_package(pkgdir, "Shown", "1.0.0"), web_storage)
+    names = cluster.start_agents(2)
+    cluster.wait_converged(names, timeout=60)
+
+    cluster.agents[names[1]].kill()
+    time.sleep(3.5)  # three heartbeat intervals
+
+    env = cluster.child_env(EXTADMIN_HEARTBEAT_INTERVAL="1")
+    doc = json.loads(manage("cluster_status", "--json", env=env).stdout)
+    nodes = {n["name"]: n["online"] for n in doc["nodes"]}
+    assert nodes[names[0]] is True and nodes[names[1]] is False
+    [ext] = [e for e in doc["extensions"] if e["name"] == "Shown"]
+    assert ext["nodes"][names[1]]["state"] == "unknown"
+    assert ext["nodes"][names[0]]["state"] == "installed"
+
+    cluster.agents[names[0]].kill()
+    time.sleep(3.5)
+    doc = json.loads(manage("cluster_status", "--json", env=env).stdout)
+    [ext] = [e for e in doc["extensions"] if e["name"] == "Shown"]
+    agents = {k: v for k, v in ext["nodes"].items() if k in names}
+    assert {v["state"] for v in agents.values()} == {"unknown"}
+    # Only the web node (this test process's, never heartbeating) and two silent agents: not converged.
+    assert ext["converged"] is False
+
+
+# --- the hung sync ------------------------------------------------------------------------------
+
+
+def test_it_fails_a_hung_sync_past_its_deadline_and_releases_the_lock(cluster, web_storage, pkgdir):
+    package = _import(build_package(pkgdir, "Stuck", "1.0.0"), web_storage)
+    name = cluster.node(1)
+    hung = cluster.agent(name, EXTADMIN_FAULTS="sync.after_fetch=hang", EXTADMIN_SYNC_DEADLINE="3").start()
+    wait_for(lambda: SyncState.objects.filter(node__name=name, state=SyncState.State.SYNCING).exists(),
+             timeout=60, what="the sync to hang")
+    time.sleep(3.5)  # past the deadline
+
+    # The next sync takes the node's lease over and fails the hung one, instead of waiting forever
+    # behind it (the hung process still holds the package's file lock: only its death frees that).
+    started = time.monotonic()
+    r = manage("sync_node", "--name", name, "--storage", str(cluster.storage(name).root),
+               env=cluster.child_env(EXTADMIN_SYNC_DEADLINE="3"), timeout=60)
+    assert time.monotonic() - started < 30
+    assert r.returncode == 1 and "error: sync of" in r.stderr, r.stdout + r.stderr
+    hung_run = SyncRun.objects.filter(node__name=name, trigger=SyncRun.Trigger.STARTUP).get()
+    assert hung_run.outcome == SyncRun.Outcome.TIMED_OUT and "deadline" in hung_run.error
+    assert Node.objects.get(name=name).sync_lock_owner == ""  # the node's lock is free
+    state = SyncState.objects.get(node__name=name, package_name="Stuck")
+    assert state.state == SyncState.State.FAILED and "lock" in state.error and "deadline" in state.error
+    assert cluster.false_installed([name]) == []
+
+    hung.kill()  # what a supervisor does with a process stuck past its deadline
+    cluster.agent(name).start()
+    cluster.wait_converged([name], timeout=60)
+    assert cluster.holds(name, package)
+
+
+# --- lost database connections ------------------------------------------------------------------
+
+
+def _terminate_other_backends() -> int:
+    with connection.cursor() as c:
+        c.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return c.fetchone()[0]
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_it_recovers_when_every_database_connection_is_killed_while_agents_run(cluster, token, pkgdir):
+    names = cluster.start_agents(2, EXTADMIN_SYNC_INTERVAL="1")
+    cluster.start_web()
+    cluster.wait_converged(names, timeout=60)
+    killed = 0
+    for i in range(3):
+        killed += _terminate_other_backends()
+        status, body = cluster.upload(build_package(pkgdir, f"Cut{i}", "1.0.0"), token)
+        killed += _terminate_other_backends()
+        assert status == 201, body
+    assert killed > 0
+    cluster.wait_converged([*names, cluster.web_name], timeout=60)
+    assert all(cluster.agents[n].alive for n in names)
+    assert cluster.web.alive
+
+
+@pytest.mark.skipif("connection.vendor != 'sqlite'")
+def test_it_recovers_when_the_database_is_write_locked_for_seconds_while_agents_run(cluster, token, pkgdir):
+    names = cluster.start_agents(2, EXTADMIN_SYNC_INTERVAL="1")
+    cluster.start_web()
+    cluster.wait_converged(names, timeout=60)
+    db = sqlite3.connect(connection.settings_dict["NAME"], timeout=30, isolation_level=None)
+    results: list[tuple[int, object]] = []
+
+    def upload() -> None:
+        results.append(cluster.upload(build_package(pkgdir, "Locked", "1.0.0"), token))
+
+    db.execute("BEGIN IMMEDIATE")  # the write lock: every writer waits
+    uploader = threading.Thread(target=upload)
+    uploader.start()
+    time.sleep(4)
+    db.execute("COMMIT")
+    db.close()
+    uploader.join(timeout=120)
+
+    assert results and results[0][0] == 201, results
+    cluster.wait_converged([*names, cluster.web_name], timeout=60)
+    assert all(cluster.agents[n].alive for n in names)
