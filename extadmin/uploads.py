@@ -15,6 +15,11 @@ from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandl
 
 
 class HashingUploadHandler(TemporaryFileUploadHandler):
+    def __init__(self, request: Any = None) -> None:
+        super().__init__(request)
+        self.received = 0
+        self.declared_too_large = False
+
     def handle_raw_input(
         self, input_data: Any, META: Any, content_length: int, boundary: Any, encoding: Any = None
     ) -> None:
@@ -36,7 +41,7 @@ class HashingUploadHandler(TemporaryFileUploadHandler):
     def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
         self.received += len(raw_data)
         self.file_received += len(raw_data)
-        if self.received > settings.EXTADMIN_MAX_UPLOAD_BYTES:
+        if self.declared_too_large or self.received > settings.EXTADMIN_MAX_UPLOAD_BYTES:
             self.request.upload_too_large = True  # type: ignore[union-attr]
             self.file.close()  # the temporary file is deleted on close: partial data discarded
             raise StopUpload(connection_reset=True)

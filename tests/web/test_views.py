@@ -234,6 +234,25 @@ def test_it_answers_413_through_csrf_when_the_token_comes_in_the_header(
     assert nothing_written(node_storage)
 
 
+def test_it_answers_413_to_a_form_post_without_javascript(
+    operator: User, pkgdir: Path, node_storage: NodeStorage, settings
+) -> None:  # type: ignore[no-untyped-def]
+    """A plain form sends its CSRF token as a field before the file: it is read, so the answer is 413, not 403."""
+    settings.EXTADMIN_MAX_UPLOAD_BYTES = 1024
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(operator)
+    client.get(reverse("package-upload"))
+    package = build_package(pkgdir, "Bulky", files={"lib/bulky.jar": os.urandom(200 * 1024)})
+    data = {
+        "csrfmiddlewaretoken": client.cookies["csrftoken"].value,
+        "action": "import",
+        "file": SimpleUploadedFile(package.name, package.read_bytes(), content_type="application/zip"),
+    }
+    response = client.post(reverse("package-upload"), data)
+    assert response.status_code == 413
+    assert nothing_written(node_storage)
+
+
 def test_it_validates_only_and_changes_nothing(
     operator_client: Client, pkgdir: Path, node_storage: NodeStorage
 ) -> None:
