@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -401,21 +400,16 @@ def test_it_keeps_the_dashboard_query_count_constant(viewer_client: Client, djan
     assert page == partial + 2  # the page's menu asks for the user's permissions (user and group)
 
 
-def test_it_renders_100_nodes_by_300_packages_well_under_a_second(viewer_client: Client) -> None:
+def test_it_renders_100_nodes_by_300_packages_compactly(viewer_client: Client) -> None:
+    """Speed is measured by bench/run.py (dashboard_ms); here: the shape that keeps it fast."""
     seed_cluster(100, 300)
-    timings = []
-    for _ in range(3):  # the best of three: the machine may be busy with other work
-        started = time.perf_counter()
-        response = viewer_client.get("/")
-        timings.append(time.perf_counter() - started)
+    response = viewer_client.get("/")
     assert response.status_code == 200
     html = response.content.decode()
     assert "grid compact" in html  # a summary per package and only the cells not converged
     assert html.count('<tr class="') == 300
     assert html.count('class="chip s-') <= 300 * 8
     assert "more</a>" in html  # the rest is one click away, on the package page
-    # "Well under a second": typically 0.2–0.3 s here; the margin absorbs a busy 2-core machine.
-    assert min(timings) < 0.8, f"the dashboard took {min(timings):.3f}s"
 
 
 def test_it_shows_every_state_in_the_grid(viewer_client: Client, imported: Imported) -> None:
