@@ -10,16 +10,14 @@ shown offline, never installed.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.db import connection
-from rest_framework.authtoken.models import Token
 
 from extadmin.importing import ImportItem, package_import
 from extadmin.models import ExtensionPackage
@@ -30,37 +28,10 @@ from nodes.models import Node, SyncRun, SyncState
 from nodes.reconcile import reconcile
 from tests.packages import build_package
 from tests.processes import manage, wait_for
-from tests.reliability.harness import Cluster, PrivateRedis
+from tests.reliability.harness import Cluster
 from tests.reliability.world import work_leftovers
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def broker(tmp_path: Path, settings) -> Iterator[PrivateRedis | None]:  # type: ignore[no-untyped-def]
-    if not PrivateRedis.available():
-        yield None
-        return
-    redis = PrivateRedis(tmp_path).start()
-    yield redis
-    redis.stop()
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, broker: PrivateRedis | None, web_storage: NodeStorage, settings) -> Iterator[Cluster]:
-    settings.EXTADMIN_HEARTBEAT_INTERVAL = 1.0  # judge liveness by the agents' interval
-    c = Cluster(tmp=tmp_path, broker_url=broker.url if broker else settings.CELERY_BROKER_URL)
-    yield c
-    c.stop_all()
-
-
-@pytest.fixture
-def token(db) -> str:  # type: ignore[no-untyped-def]
-    user = User.objects.create(username="ops")
-    user.user_permissions.add(
-        *Permission.objects.filter(codename__in=["add_extensionpackage", "delete_extensionpackage"])
-    )
-    return Token.objects.create(user=user).key
 
 
 def _import(path: Path, storage: NodeStorage) -> ExtensionPackage:
@@ -276,3 +247,47 @@ def test_it_recovers_when_the_database_is_write_locked_for_seconds_while_agents_
     assert results and results[0][0] == 201, results
     cluster.wait_converged([*names, cluster.web_name], timeout=60)
     assert all(cluster.agents[n].alive for n in names)
+
+
+# --- RabbitMQ (the machine's own broker: used, never stopped) ---------------------------------
+
+RABBITMQ = os.environ.get("EXTADMIN_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def _rabbitmq_up() -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(RABBITMQ)
+    try:
+        with socket.create_connection((url.hostname or "127.0.0.1", url.port or 5672), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _rabbitmq_up(), reason="no RabbitMQ on this machine")
+def test_it_converges_through_rabbitmq_and_a_killed_agent_catches_up(tmp_path, web_storage, token, pkgdir, settings):
+    settings.EXTADMIN_HEARTBEAT_INTERVAL = 1.0
+    c = Cluster(tmp=tmp_path, broker_url=RABBITMQ)
+    try:
+        names = c.start_agents(2)
+        c.start_web()
+        assert c.upload(build_package(pkgdir, "Rabbit", "1.0.0"), token)[0] == 201
+        c.wait_converged(names, timeout=60)  # the periodic pass is a minute away: nudges did it
+
+        c.agents[names[1]].kill()
+        assert c.upload(build_package(pkgdir, "Rabbit", "1.1.0"), token)[0] == 201
+        c.wait_converged(names[:1], timeout=60)
+        c.agent(names[1]).start()  # its queued nudge and its startup sync both bring it up to date
+        c.wait_converged(names, timeout=60)
+    finally:
+        c.stop_all()
+        from kombu import Connection
+
+        with Connection(RABBITMQ) as conn, conn.channel() as channel:
+            for name in [*c.agents, c.web_name]:
+                try:
+                    channel.queue_delete(f"node.{name}")
+                except Exception:  # noqa: S112 (never declared)
+                    continue
