@@ -213,6 +213,7 @@ def package_import(
     node_name = node_name or settings.EXTADMIN_NODE
     storage = NodeStorage(storage_root or settings.EXTADMIN_STORAGE)
     plans = import_plans(items=items)  # 0. validate
+    _claim_storage(storage, node_name)
     with ExitStack() as locks:
         for _, plan in plans:
             locks.enter_context(storage.lock(plan.metadata.name, wait=False))
@@ -240,6 +241,16 @@ def package_import(
             rec.operation.sha256 = digest  # the audit names exactly which zip was imported
             results.append(ImportResult(package=package, operation=rec.finish(), plan=plan, sha256=digest))
         return results
+
+
+def _claim_storage(storage: NodeStorage, node_name: str) -> None:
+    """Refuse to write into a storage folder that belongs to another node: every node has its own."""
+    from nodes.agent import storage_claim  # the agent builds on this module
+
+    try:
+        storage_claim(storage=storage, node_name=node_name, exclusive=False).release()
+    except Refusal as exc:
+        raise Refusal("storage", exc.reason) from None
 
 
 def _run_steps(
