@@ -13,6 +13,7 @@ renames: a reader sees the old version or the new one complete, never a mix.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -44,7 +45,7 @@ class Swap:
 
     def commit(self) -> None:
         if self.retired is not None:
-            shutil.rmtree(self.retired, ignore_errors=True)
+            _delete(self.retired)
             self.retired = None
 
     def rollback(self) -> None:
@@ -125,7 +126,7 @@ class NodeStorage:
             return
         doomed = self._workdir("retired") / f"{name}-{uuid.uuid4().hex}"
         os.replace(target, doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
+        _delete(doomed)
 
     def discard(self, path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
@@ -141,7 +142,7 @@ class NodeStorage:
             if folder.is_dir():
                 for entry in folder.glob(f"{name}-*"):
                     if entry.name.rsplit("-", 1)[0] == name:
-                        shutil.rmtree(entry, ignore_errors=True)
+                        _delete(entry)
                         removed.append(f"{kind}/{entry.name}")
         return removed
 
@@ -160,7 +161,7 @@ class NodeStorage:
                 name = entry.name.rsplit("-", 1)[0]
                 try:
                     with self.lock(name, wait=False):
-                        shutil.rmtree(entry, ignore_errors=True)
+                        _delete(entry)
                         removed.append(f"{kind}/{entry.name}")
                 except LockBusy:
                     continue
@@ -227,6 +228,19 @@ def write_chk(folder: Path, name: str, sha256: str) -> None:
         f.write(sha256 + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def _delete(path: Path) -> None:
+    """Delete a folder tree, or the file or link found where a folder was expected.
+
+    ``rmtree`` refuses a link or a file (and ``ignore_errors`` would hide that), which left them
+    in retired/ for good. A link is removed itself, never followed.
+    """
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def _crc32(path: Path) -> int:
