@@ -616,3 +616,27 @@ def test_it_imports_a_bundle_whose_members_sit_in_folders(node_storage, make_pac
 
     assert [p["name"] for p in doc["packages"]] == ["Base", "Top"]
     assert_installed(node_storage, top, "Top", "1.0.0")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("what", ["link", "file"])
+def test_it_replaces_a_stray_link_or_file_where_the_folder_belongs_without_following_it(
+    node_storage, make_package, tmp_path, what
+):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("keep me")
+    node_storage.extensions.mkdir(parents=True)
+    if what == "link":
+        node_storage.package_dir("Alpha").symlink_to(outside)
+    else:
+        node_storage.package_dir("Alpha").write_text("stray")
+    path = make_package("Alpha")
+
+    import_path(path)
+
+    assert (outside / "precious.txt").read_text() == "keep me"
+    assert not node_storage.package_dir("Alpha").is_symlink()
+    assert_installed(node_storage, path, "Alpha", "1.0.0")
+    assert leftovers(node_storage) == []
+

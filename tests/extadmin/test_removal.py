@@ -197,3 +197,21 @@ def test_it_completes_a_removal_retried_after_the_process_died(node_storage, imp
     assert_nothing_of(node_storage, "Alpha")
     outcomes = dict(Operation.objects.filter(kind="remove").values_list("outcome", "error"))
     assert set(outcomes) == {"interrupted", "succeeded"}
+
+
+@pytest.mark.django_db
+def test_it_removes_a_folder_replaced_by_a_link_without_following_it(node_storage, imported, tmp_path):
+    import shutil
+
+    imported("Alpha")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("keep me")
+    shutil.rmtree(node_storage.package_dir("Alpha"))
+    node_storage.package_dir("Alpha").symlink_to(outside)
+
+    package_remove(name="Alpha")
+
+    assert (outside / "precious.txt").read_text() == "keep me"
+    assert_nothing_of(node_storage, "Alpha")
+    assert not node_storage.package_dir("Alpha").is_symlink()
