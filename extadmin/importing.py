@@ -121,7 +121,7 @@ def _check_lengths(meta: PackageMetadata) -> None:
     PostgreSQL would refuse the row in the middle of the import and SQLite would keep it whole.
     """
     def limit(model: type[Model], field: str) -> int:
-        return model._meta.get_field(field).max_length or 0
+        return getattr(model._meta.get_field(field), "max_length", None) or 0
 
     for label, value, most in (
         ("packageVersion", meta.version, limit(ExtensionPackage, "version")),

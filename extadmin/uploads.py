@@ -48,7 +48,8 @@ class HashingUploadHandler(TemporaryFileUploadHandler):
         self.digest.update(raw_data)
         self.file.write(raw_data)
 
-    def file_complete(self, file_size: int) -> TemporaryUploadedFile:
+    def file_complete(self, file_size: int) -> TemporaryUploadedFile | None:
         uploaded = super().file_complete(file_size)
-        uploaded.sha256 = self.digest.hexdigest()  # type: ignore[attr-defined]
-        return uploaded
+        if uploaded is not None:
+            uploaded.sha256 = self.digest.hexdigest()  # type: ignore[attr-defined]
+        return uploaded  # type: ignore[return-value]

@@ -16,8 +16,8 @@ class Command(OperatorCommand):
         parser.add_argument("name", help="the package's name")
         super().add_arguments(parser)
 
-    def run(self, *, name: str, **options: Any) -> Any:
-        op = package_remove(name=name, actor=Actor(via="cli"))
+    def run(self, **options: Any) -> Any:
+        op = package_remove(name=options["name"], actor=Actor(via="cli"))
         return {"name": op.package_name, "version": op.version, "checksum": op.sha256, "removed": True}
 
     def render(self, result: Any) -> str:

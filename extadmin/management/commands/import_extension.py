@@ -19,10 +19,11 @@ class Command(OperatorCommand):
         parser.add_argument("--validate-only", action="store_true", help="run every check, change nothing")
         super().add_arguments(parser)
 
-    def run(self, *, path: Path, validate_only: bool, **options: Any) -> Any:
+    def run(self, **options: Any) -> Any:
+        path: Path = options["path"]
         if not path.is_file():
             raise Refusal("validate", f"{path} is not a file")
-        if validate_only:
+        if options["validate_only"]:
             return package_validate_file(path=path)
         return package_import_file(path=path, actor=Actor(via="cli"))
 
