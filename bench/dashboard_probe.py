@@ -1,0 +1,113 @@
+"""Time the dashboard (GET /) as a logged-in operator, in its own process, on a seeded database.
+
+    DATABASE_URL=... python bench/dashboard_probe.py --nodes 100 --packages 300 [--runs 7]
+
+Rows are bulk-created directly (nodes × packages, online, mostly installed; some pending, failed,
+syncing or outdated). Prints one JSON line: median milliseconds of the GETs after a warm-up one,
+and the number of queries one GET runs (``CaptureQueriesContext``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "extadmin.settings")
+
+
+def seed(nodes: int, packages: int) -> None:
+    from django.utils import timezone
+
+    from extadmin.models import ExtensionPackage
+    from nodes.models import Node, SyncState
+
+    now = timezone.now()
+    created = Node.objects.bulk_create(
+        [
+            Node(name=f"n{i:03d}", storage_path=f"/srv/n{i:03d}", host=f"h{i:03d}", last_heartbeat=now)
+            for i in range(nodes)
+        ]
+    )
+    pkgs = ExtensionPackage.objects.bulk_create(
+        [
+            ExtensionPackage(
+                name=f"Pkg{j:03d}", version=f"1.{j % 7}.0", sha256=f"{j + 1:064x}", size=1000 + j,
+                imported_at=now - timedelta(minutes=5 + j % 30), imported_on_node="n000",
+            )
+            for j in range(packages)
+        ]
+    )
+    states = []
+    for j, p in enumerate(pkgs):
+        for i, n in enumerate(created):
+            mix = (i + 3 * j) % 23
+            if mix == 0:
+                continue  # pending: no row yet
+            state, sha, version, error = SyncState.State.INSTALLED, p.sha256, p.version, ""
+            if mix == 1:
+                state, sha, version, error = SyncState.State.FAILED, "", "", "checksum mismatch after download"
+            elif mix == 2:
+                state, sha, version = SyncState.State.SYNCING, "", ""
+            elif mix == 3:
+                sha, version = "f" * 64, "1.0.0"
+            started = p.imported_at + timedelta(seconds=1 + i % 9)
+            states.append(
+                SyncState(
+                    node=n, package_name=p.name, desired_version=p.version, desired_sha256=p.sha256,
+                    installed_version=version, installed_sha256=sha, state=state, error=error, changed_at=now,
+                    started_at=started,
+                    finished_at=None if state == SyncState.State.SYNCING else started + timedelta(seconds=2),
+                    duration_ms=None if state == SyncState.State.SYNCING else 2000.0,
+                )
+            )
+    SyncState.objects.bulk_create(states, batch_size=5000)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--nodes", type=int, required=True)
+    parser.add_argument("--packages", type=int, required=True)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    seed(args.nodes, args.packages)
+    user = get_user_model().objects.create_superuser("bench-operator", "op@x.invalid", "pw")
+    client = Client()
+    client.force_login(user)
+    first = client.get("/")  # warm: templates compiled, connection open
+    if first.status_code != 200:
+        print(f"GET / answered {first.status_code}", file=sys.stderr)
+        return 1
+    with CaptureQueriesContext(connection) as captured:
+        client.get("/")
+    queries = len(captured)  # now: the captured list is a view on the connection's log, reset later
+    times = []
+    for _ in range(args.runs):
+        t0 = time.perf_counter()
+        response = client.get("/")
+        times.append((time.perf_counter() - t0) * 1000)
+        assert response.status_code == 200
+    print(json.dumps({
+        "nodes": args.nodes, "packages": args.packages, "ms": statistics.median(times), "runs": args.runs,
+        "min_ms": min(times), "queries": queries, "bytes": len(response.content),
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
