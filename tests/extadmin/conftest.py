@@ -6,8 +6,11 @@ the shape reliability.md names.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import re
+import sqlite3
 import stat
 import struct
 import tempfile
@@ -21,6 +24,7 @@ from typing import Any
 
 import pytest
 from django.apps import apps
+from django.core.management import call_command
 from django.db import connection
 
 from extadmin.importing import ImportItem, ImportResult, package_import
@@ -28,8 +32,9 @@ from extadmin.models import Archive, ArchiveChunk, Entity, ExtensionPackage
 from extadmin.operations import Actor
 from extadmin.storage import NodeStorage
 from nodes.models import SyncState
-from tests.packages import build_package, metadata_xml
+from tests.packages import build_package, folder_files, metadata_xml, zip_files
 
+MiB = 1024 * 1024
 FAULT_POINTS = ["import.after_checksum", "import.after_unzip", "import.after_persist", "import.after_archive"]
 FAULT_STEPS = {
     "import.after_checksum": "checksum",
@@ -107,6 +112,90 @@ def private_tempdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
     monkeypatch.setenv("TMPDIR", str(folder))
     return folder
+
+
+# --- shared checks ----------------------------------------------------------------------------
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def assert_installed(storage: NodeStorage, path: Path, name: str, version: str) -> ExtensionPackage:
+    """``name`` is installed from ``path``: exact files on disk, ``.chk``, row, archive, node state."""
+    digest = sha256_of(path)
+    folder = storage.package_dir(name)
+    assert storage.chk_path(name).read_text().strip() == digest
+    assert folder_files(folder, skip=f"{name}.chk") == zip_files(path)
+    package = ExtensionPackage.objects.get(name=name)
+    assert (package.version, package.sha256, package.size) == (version, digest, path.stat().st_size)
+    assert package.state == ExtensionPackage.State.ACTIVE
+    archive = Archive.objects.get(package=package)
+    assert (archive.sha256, archive.size) == (digest, path.stat().st_size)
+    assert archive.chunk_count == ArchiveChunk.objects.filter(package=package).count()
+    state = SyncState.objects.get(node__name="web", package_name=name)
+    assert (state.state, state.installed_version, state.installed_sha256) == ("installed", version, digest)
+    return package
+
+
+def snapshot(storage: NodeStorage) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(storage.root)): p.read_bytes()
+        for p in storage.root.rglob("*")
+        if p.is_file() and p.name != "locks"
+    } if storage.root.exists() else {}
+
+
+def stored_package(path: Path, name: str, payload_bytes: int) -> Path:
+    """A package whose bulk is random (incompressible) bytes, stored rather than deflated."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("metadata.xml", metadata_xml(name))
+        with zf.open("lib/payload.bin", "w", force_zip64=False) as out:
+            left = payload_bytes
+            while left:
+                block = os.urandom(min(MiB, left))
+                out.write(block)
+                left -= len(block)
+    return path
+
+
+def run_command(*args: str) -> tuple[int, str, str]:
+    """call_command, returning (exit status, stdout, stderr) as a shell would see them."""
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command(*args, stdout=out, stderr=err)
+    except SystemExit as exc:
+        return int(exc.code or 0), out.getvalue(), err.getvalue()
+    return 0, out.getvalue(), err.getvalue()
+
+
+def error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+class DatabaseWriteLock:
+    """Hold the database's write lock from a second connection, so a competing import pauses there."""
+
+    def __enter__(self) -> DatabaseWriteLock:
+        if connection.vendor == "postgresql":
+            import psycopg
+
+            self.conn = psycopg.connect(**connection.get_connection_params())
+            self.conn.execute("LOCK TABLE extadmin_operation IN ACCESS EXCLUSIVE MODE")
+        else:
+            self.conn = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+            self.conn.execute("BEGIN IMMEDIATE")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.rollback()
+        self.conn.close()
 
 
 # --- importing ------------------------------------------------------------------------------

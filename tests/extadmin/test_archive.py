@@ -7,45 +7,24 @@ import os
 import subprocess
 import sys
 import tracemalloc
-import zipfile
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from extadmin.archive import ArchiveIncomplete, archive_copy_to, archive_stream, archive_write
 from extadmin.models import Archive, ArchiveChunk, ExtensionPackage
-from tests.extadmin.conftest import import_path
-from tests.packages import metadata_xml
+from tests.extadmin.conftest import (
+    MiB,
+    import_path,
+    sha256_of,
+    stored_package,
+)
 from tests.processes import ROOT, child_env
-
-MiB = 1024 * 1024
-
-
-def _stored_package(path: Path, name: str, payload_bytes: int) -> Path:
-    """A package whose bulk is random (incompressible) bytes, stored rather than deflated."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
-        zf.writestr("metadata.xml", metadata_xml(name))
-        with zf.open("lib/payload.bin", "w", force_zip64=False) as out:
-            left = payload_bytes
-            while left:
-                block = os.urandom(min(MiB, left))
-                out.write(block)
-                left -= len(block)
-    return path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(MiB):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @pytest.mark.django_db
 def test_it_round_trips_a_50_mb_archive_byte_identical_with_flat_memory(node_storage, pkgdir):
-    path = _stored_package(pkgdir / "Big.zip", "Big", 50 * MiB)
+    path = stored_package(pkgdir / "Big.zip", "Big", 50 * MiB)
     size = path.stat().st_size
     assert size > 50 * MiB
     chunk = settings.EXTADMIN_CHUNK_BYTES
@@ -67,7 +46,7 @@ def test_it_round_trips_a_50_mb_archive_byte_identical_with_flat_memory(node_sto
         tracemalloc.stop()
 
     assert streamed == size
-    assert digest.hexdigest() == _sha256(path) == result.sha256
+    assert digest.hexdigest() == sha256_of(path) == result.sha256
     archive = Archive.objects.get(package=result.package)
     assert archive.chunk_count == ArchiveChunk.objects.filter(package=result.package).count() == -(-size // chunk)
     assert largest == chunk
@@ -114,20 +93,20 @@ def test_it_refuses_an_archive_with_a_missing_chunk(node_storage, imported, sett
 def test_it_replaces_the_chunks_when_an_archive_is_written_again(node_storage, imported, pkgdir, settings):
     settings.EXTADMIN_CHUNK_BYTES = 1000
     package = imported("Alpha")
-    smaller = _stored_package(pkgdir / "small.zip", "Alpha", 10)
+    smaller = stored_package(pkgdir / "small.zip", "Alpha", 10)
 
-    archive_write(package=package, path=smaller, sha256=_sha256(smaller), size=smaller.stat().st_size, manifest=[])
+    archive_write(package=package, path=smaller, sha256=sha256_of(smaller), size=smaller.stat().st_size, manifest=[])
 
     assert ArchiveChunk.objects.filter(package=package).count() == Archive.objects.get(package=package).chunk_count
     out = io.BytesIO()
-    archive_copy_to(package_id=package.pk, out=out, expected_sha256=_sha256(smaller))
+    archive_copy_to(package_id=package.pk, out=out, expected_sha256=sha256_of(smaller))
     assert out.getvalue() == smaller.read_bytes()
 
 
 @pytest.mark.django_db
 def test_it_stores_an_empty_file_tail_exactly(node_storage, pkgdir, settings):
     """A zip whose size is an exact multiple of the chunk size: no empty trailing chunk."""
-    path = _stored_package(pkgdir / "Even.zip", "Even", 3000)
+    path = stored_package(pkgdir / "Even.zip", "Even", 3000)
     settings.EXTADMIN_CHUNK_BYTES = path.stat().st_size // 2 if path.stat().st_size % 2 == 0 else path.stat().st_size
     (result,) = import_path(path)
 
@@ -151,7 +130,7 @@ def _peak_rss_mib(args: list[str], env: dict[str, str]) -> float:
 @pytest.mark.django_db(transaction=True)
 def test_it_imports_a_large_zip_through_the_cli_without_holding_it_in_memory(node_storage, pkgdir):
     """The issue's bar: peak RSS grows far less than the file (here 120 MB against a 40 MiB budget)."""
-    path = _stored_package(pkgdir / "Huge.zip", "Huge", 120 * MiB)
+    path = stored_package(pkgdir / "Huge.zip", "Huge", 120 * MiB)
     env = child_env(EXTADMIN_NODE="web", EXTADMIN_STORAGE=str(node_storage.root))
 
     baseline = _peak_rss_mib(["list_extensions"], env)
@@ -159,7 +138,7 @@ def test_it_imports_a_large_zip_through_the_cli_without_holding_it_in_memory(nod
 
     assert peak - baseline < 40, f"the import peaked at {peak:.0f} MiB against {baseline:.0f} MiB for a listing"
     package = ExtensionPackage.objects.get(name="Huge")
-    assert package.sha256 == _sha256(path)
+    assert package.sha256 == sha256_of(path)
     digest = hashlib.sha256()
     for block in archive_stream(package_id=package.pk):
         digest.update(block)

@@ -5,13 +5,9 @@ whole hostile-zip corpus included) through ``call_command`` in this process.
 """
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 
 from extadmin.models import ExtensionPackage, Operation
 from tests.extadmin.conftest import (
@@ -19,31 +15,14 @@ from tests.extadmin.conftest import (
     HOSTILE_LIMITS_ENV,
     HostileZip,
     assert_nothing_of,
+    error_line,
     nonzero_rows,
+    run_command,
+    sha256_of,
     tree,
 )
 from tests.packages import build_bundle, folder_files, zip_files
 from tests.processes import child_env, manage
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    """call_command, returning (exit status, stdout, stderr) as a shell would see them."""
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command(*args, stdout=out, stderr=err)
-    except SystemExit as exc:
-        return int(exc.code or 0), out.getvalue(), err.getvalue()
-    return 0, out.getvalue(), err.getvalue()
-
-
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def error_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, stderr
-    return lines[0]
 
 
 @pytest.fixture
@@ -144,7 +123,7 @@ def test_it_reports_the_failed_step_when_an_import_fails_in_a_real_process(node_
 def test_it_prints_name_version_and_checksum(node_storage, make_package):
     path = make_package("Alpha", "2.2")
 
-    code, out, err = run("import_extension", str(path))
+    code, out, err = run_command("import_extension", str(path))
 
     assert (code, err) == (0, "")
     assert out.strip() == f"imported Alpha 2.2 sha256:{sha256_of(path)}"
@@ -154,7 +133,7 @@ def test_it_prints_name_version_and_checksum(node_storage, make_package):
 def test_it_prints_the_ha_warning(node_storage, make_package, settings):
     settings.EXTADMIN_HA_COMPATIBILITY = "warn"
 
-    code, out, _ = run("import_extension", str(make_package("Alpha", ha_compatible=None)))
+    code, out, _ = run_command("import_extension", str(make_package("Alpha", ha_compatible=None)))
 
     assert code == 0
     assert out.splitlines()[1].startswith("warning: Alpha does not say it is safe for clusters")
@@ -164,7 +143,7 @@ def test_it_prints_the_ha_warning(node_storage, make_package, settings):
 def test_it_prints_json_with_name_version_and_checksum(node_storage, make_package):
     path = make_package("Alpha", "0.20201103.083645")
 
-    code, out, _ = run("import_extension", str(path), "--json")
+    code, out, _ = run_command("import_extension", str(path), "--json")
 
     doc = json.loads(out)
     assert code == 0
@@ -178,7 +157,7 @@ def test_it_prints_json_with_name_version_and_checksum(node_storage, make_packag
 def test_it_prints_every_package_of_a_bundle(node_storage, make_package, pkgdir):
     bundle = build_bundle(pkgdir, "bundle", [make_package("Top", depends_on="Base:1.0.0"), make_package("Base")])
 
-    code, out, _ = run("import_extension", str(bundle), "--json")
+    code, out, _ = run_command("import_extension", str(bundle), "--json")
 
     assert code == 0
     assert [p["name"] for p in json.loads(out)["packages"]] == ["Base", "Top"]
@@ -189,7 +168,7 @@ def test_it_validates_without_changing_anything(node_storage, make_package, tmp_
     path = make_package("Alpha")
     before = tree(tmp_path)
 
-    code, out, _ = run("import_extension", str(path), "--validate-only", "--json")
+    code, out, _ = run_command("import_extension", str(path), "--validate-only", "--json")
 
     doc = json.loads(out)
     assert code == 0
@@ -199,7 +178,7 @@ def test_it_validates_without_changing_anything(node_storage, make_package, tmp_
     assert tree(tmp_path) == before
     assert nonzero_rows() == {}
 
-    code, out, _ = run("import_extension", str(path), "--validate-only")
+    code, out, _ = run_command("import_extension", str(path), "--validate-only")
     assert out.strip() == f"valid Alpha 1.0.0 sha256:{sha256_of(path)}"
 
 
@@ -210,7 +189,7 @@ def test_it_validates_a_refusal_without_changing_anything(node_storage, imported
     before = tree(tmp_path)
     rows = nonzero_rows()
 
-    code, _, err = run("import_extension", str(older), "--validate-only")
+    code, _, err = run_command("import_extension", str(older), "--validate-only")
 
     assert code == 1
     assert error_line(err) == "error: validate: X:3.0.1 is installed; remove it before importing X:2.2.0"
@@ -220,7 +199,7 @@ def test_it_validates_a_refusal_without_changing_anything(node_storage, imported
 
 @pytest.mark.django_db
 def test_it_refuses_a_path_that_is_not_a_file(node_storage, tmp_path):
-    code, out, err = run("import_extension", str(tmp_path / "missing.zip"))
+    code, out, err = run_command("import_extension", str(tmp_path / "missing.zip"))
 
     assert code == 1 and out == ""
     assert error_line(err).startswith("error: validate: ") and "is not a file" in err
@@ -230,7 +209,7 @@ def test_it_refuses_a_path_that_is_not_a_file(node_storage, tmp_path):
 def test_it_deletes_and_prints_what_it_removed(node_storage, imported):
     imported("Alpha", "1.0.0")
 
-    code, out, _ = run("delete_extension", "Alpha")
+    code, out, _ = run_command("delete_extension", "Alpha")
 
     assert (code, out.strip()) == (0, "removed Alpha 1.0.0")
     assert_nothing_of(node_storage, "Alpha")
@@ -241,7 +220,7 @@ def test_it_refuses_to_delete_a_depended_on_package(node_storage, imported):
     imported("Base")
     imported("Top", depends_on="Base:1.0.0")
 
-    code, _, err = run("delete_extension", "Base", "--json")
+    code, _, err = run_command("delete_extension", "Base", "--json")
 
     assert code == 1
     assert error_line(err) == "error: validate: Base cannot be removed while these packages depend on it: Top:1.0.0"
@@ -250,17 +229,17 @@ def test_it_refuses_to_delete_a_depended_on_package(node_storage, imported):
 
 @pytest.mark.django_db
 def test_it_lists_packages_as_text_and_json(node_storage, imported):
-    assert run("list_extensions")[1].strip() == "no extension packages"
+    assert run_command("list_extensions")[1].strip() == "no extension packages"
     beta = imported("Beta", "2.0.0")
     alpha = imported("Alpha", "1.0.0")
 
-    code, out, _ = run("list_extensions", "--json")
+    code, out, _ = run_command("list_extensions", "--json")
 
     assert code == 0
     assert [(p["name"], p["version"], p["checksum"]) for p in json.loads(out)] == [
         ("Alpha", "1.0.0", alpha.sha256), ("Beta", "2.0.0", beta.sha256),
     ]
-    lines = run("list_extensions")[1].splitlines()
+    lines = run_command("list_extensions")[1].splitlines()
     assert lines[0].split() == ["Alpha", "1.0.0", alpha.sha256[:12]]
 
 
@@ -273,7 +252,7 @@ def test_it_refuses_every_hostile_zip_and_writes_nothing(
 ):
     before = tree(tmp_path)
 
-    code, out, err = run("import_extension", str(hostile_zip.path))
+    code, out, err = run_command("import_extension", str(hostile_zip.path))
 
     assert code == 1, out
     line = error_line(err)
@@ -287,7 +266,7 @@ def test_it_refuses_every_hostile_zip_and_writes_nothing(
 
 @pytest.mark.django_db
 def test_it_refuses_every_hostile_zip_in_validate_only_mode(hostile_zip: HostileZip, hostile_limits, node_storage):
-    code, _, err = run("import_extension", str(hostile_zip.path), "--validate-only")
+    code, _, err = run_command("import_extension", str(hostile_zip.path), "--validate-only")
 
     assert code == 1
     assert hostile_zip.expect in error_line(err)

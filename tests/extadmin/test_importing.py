@@ -1,18 +1,14 @@
 """The ordered import: what lands on disk and in the database, and the backout when any step fails."""
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import resource
-import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from extadmin.models import Archive, ArchiveChunk, Entity, ExtensionPackage, Operation, OperationStep
 from extadmin.operations import Actor
@@ -24,38 +20,21 @@ from tests.extadmin.conftest import (
     FAULT_POINTS,
     FAULT_STEPS,
     HOSTILE,
+    DatabaseWriteLock,
+    assert_installed,
     assert_nothing_of,
     bundle_temp_dirs,
     connection_killed_on,
     import_path,
     leftovers,
     nonzero_rows,
+    sha256_of,
+    snapshot,
 )
-from tests.packages import build_bundle, build_fixture_package, build_package, folder_files, metadata_xml, zip_files
+from tests.packages import build_bundle, build_fixture_package, build_package, metadata_xml, zip_files
 from tests.processes import ROOT, child_env, manage
 
 AUDIT = ("extadmin.Operation", "extadmin.OperationStep")
-
-
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def assert_installed(storage: NodeStorage, path: Path, name: str, version: str) -> ExtensionPackage:
-    """``name`` is installed from ``path``: exact files on disk, ``.chk``, row, archive, node state."""
-    digest = sha256_of(path)
-    folder = storage.package_dir(name)
-    assert storage.chk_path(name).read_text().strip() == digest
-    assert folder_files(folder, skip=f"{name}.chk") == zip_files(path)
-    package = ExtensionPackage.objects.get(name=name)
-    assert (package.version, package.sha256, package.size) == (version, digest, path.stat().st_size)
-    assert package.state == ExtensionPackage.State.ACTIVE
-    archive = Archive.objects.get(package=package)
-    assert (archive.sha256, archive.size) == (digest, path.stat().st_size)
-    assert archive.chunk_count == ArchiveChunk.objects.filter(package=package).count()
-    state = SyncState.objects.get(node__name="web", package_name=name)
-    assert (state.state, state.installed_version, state.installed_sha256) == ("installed", version, digest)
-    return package
 
 
 # --- the happy path ---------------------------------------------------------------------------
@@ -158,7 +137,7 @@ files={"lib/alpha-1.1.jar": os.urandom(100)})
 def test_it_refuses_a_downgrade_with_a_conflict(node_storage, make_package):
     installed = make_package("X", "3.0.1")
     import_path(installed)
-    before = _snapshot(node_storage)
+    before = snapshot(node_storage)
 
     with pytest.raises(Conflict) as refused:
         import_path(make_package("X", "2.2.0"))
@@ -166,7 +145,7 @@ def test_it_refuses_a_downgrade_with_a_conflict(node_storage, make_package):
     assert refused.value.status == 409
     assert refused.value.step == "validate"
     assert refused.value.reason == "X:3.0.1 is installed; remove it before importing X:2.2.0"
-    assert _snapshot(node_storage) == before
+    assert snapshot(node_storage) == before
     assert_installed(node_storage, installed, "X", "3.0.1")
     assert Operation.objects.count() == 1
 
@@ -228,14 +207,6 @@ def test_it_imports_a_cluster_safe_package_when_the_policy_denies(node_storage, 
 # --- backout --------------------------------------------------------------------------------
 
 
-def _snapshot(storage: NodeStorage) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(storage.root)): p.read_bytes()
-        for p in storage.root.rglob("*")
-        if p.is_file() and p.name != "locks"
-    } if storage.root.exists() else {}
-
-
 @pytest.mark.django_db
 @pytest.mark.parametrize("point", FAULT_POINTS)
 def test_it_backs_out_everything_when_a_step_fails(node_storage, make_package, monkeypatch, point):
@@ -262,14 +233,14 @@ def test_it_backs_out_everything_when_a_step_fails(node_storage, make_package, m
 def test_it_keeps_the_previous_version_when_an_upgrade_fails(node_storage, make_package, monkeypatch, point):
     old = make_package("Alpha", "1.0.0")
     import_path(old)
-    before = _snapshot(node_storage)
+    before = snapshot(node_storage)
     monkeypatch.setenv("EXTADMIN_FAULTS", f"{point}=raise")
 
     with pytest.raises(Refusal) as refused:
         import_path(make_package("Alpha", "1.1.0"))
 
     assert refused.value.step == FAULT_STEPS[point]
-    assert _snapshot(node_storage) == before
+    assert snapshot(node_storage) == before
     assert leftovers(node_storage) == []
     package = assert_installed(node_storage, old, "Alpha", "1.0.0")
     assert list(package.entities.values_list("name", flat=True)) == ["AlphaThing"]
@@ -355,13 +326,13 @@ def test_it_shows_nothing_when_the_importing_process_dies_and_the_next_attempt_c
 def test_it_keeps_the_previous_version_when_the_connection_dies_during_an_upgrade(node_storage, make_package, table):
     old = make_package("Alpha", "1.0.0")
     import_path(old)
-    before = _snapshot(node_storage)
+    before = snapshot(node_storage)
 
     with connection_killed_on(table) as fired, pytest.raises(Refusal):
         import_path(make_package("Alpha", "1.1.0"))
 
     assert fired
-    assert _snapshot(node_storage) == before
+    assert snapshot(node_storage) == before
     assert leftovers(node_storage) == []
     assert_installed(node_storage, old, "Alpha", "1.0.0")
 
@@ -449,32 +420,13 @@ def test_it_refuses_a_bundle_holding_the_same_package_twice(node_storage, make_p
 # --- two imports of the same package at once -----------------------------------------------------
 
 
-class _DatabaseWriteLock:
-    """Hold the database's write lock from a second connection, so a competing import pauses there."""
-
-    def __enter__(self) -> _DatabaseWriteLock:
-        if connection.vendor == "postgresql":
-            import psycopg
-
-            self.conn = psycopg.connect(**connection.get_connection_params())
-            self.conn.execute("LOCK TABLE extadmin_operation IN ACCESS EXCLUSIVE MODE")
-        else:
-            self.conn = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
-            self.conn.execute("BEGIN IMMEDIATE")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.conn.rollback()
-        self.conn.close()
-
-
 @pytest.mark.django_db(transaction=True)
 def test_it_lets_one_of_two_concurrent_imports_win_and_refuses_the_other(node_storage, make_package):
     """Both start while the database is held, so both are in flight together: exactly one wins."""
     path = make_package("Alpha")
     env = child_env(EXTADMIN_NODE="web", EXTADMIN_STORAGE=str(node_storage.root))
     cmd = [sys.executable, str(ROOT / "manage.py"), "import_extension", str(path), "--json"]
-    with _DatabaseWriteLock():
+    with DatabaseWriteLock():
         procs = [
             subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(2)
@@ -516,7 +468,7 @@ def test_it_lets_one_of_two_nodes_importing_the_same_package_win(node_storage, m
         node: build_package(pkgdir, "Alpha", version, filename=f"Alpha-{node}.zip") for node in ("node-a", "node-b")
     }
     roots = {node: tmp_path / "storage" / node for node in racers}
-    with _DatabaseWriteLock():
+    with DatabaseWriteLock():
         procs = {
             node: subprocess.Popen(
                 [sys.executable, str(ROOT / "manage.py"), "import_extension", str(path), "--json"],
