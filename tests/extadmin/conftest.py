@@ -143,11 +143,18 @@ def assert_installed(storage: NodeStorage, path: Path, name: str, version: str) 
 
 
 def snapshot(storage: NodeStorage) -> dict[str, bytes]:
+    """Every package file of a node's storage, staging and retired included.
+
+    The node's own bookkeeping directly under ``.extadmin/`` (its lock file, its ownership
+    marker) is left out: it is about the node, not about any package.
+    """
+    if not storage.root.exists():
+        return {}
     return {
         str(p.relative_to(storage.root)): p.read_bytes()
         for p in storage.root.rglob("*")
-        if p.is_file() and p.name != "locks"
-    } if storage.root.exists() else {}
+        if p.is_file() and p.parent != storage.work
+    }
 
 
 def stored_package(path: Path, name: str, payload_bytes: int) -> Path:
@@ -196,6 +203,27 @@ class DatabaseWriteLock:
     def __exit__(self, *exc: object) -> None:
         self.conn.rollback()
         self.conn.close()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MiB file system (tmpfs), so a write fails with ENOSPC as on a full disk."""
+    import shutil
+    import subprocess
+
+    mountpoint = tmp_path / "tiny-disk"
+    mountpoint.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mountpoint)], capture_output=True, text=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
 
 
 # --- importing ------------------------------------------------------------------------------

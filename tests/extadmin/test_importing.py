@@ -267,6 +267,34 @@ def test_it_backs_out_when_the_disk_refuses_a_write(node_storage, make_package, 
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("kind", ["import", "upgrade"])
+def test_it_backs_out_when_the_disk_is_full(tiny_disk, make_package, pkgdir, settings, kind):
+    storage = NodeStorage(tiny_disk)
+    settings.EXTADMIN_NODE, settings.EXTADMIN_STORAGE = "web", storage.root
+    old = make_package("Big", "1.0.0")
+    if kind == "upgrade":
+        import_path(old)
+    before = snapshot(storage)
+    path = build_package(pkgdir, "Big", "1.1.0", files={"lib/big.bin": os.urandom(3 * 1024 * 1024)})
+
+    with pytest.raises(Refusal) as refused:
+        import_path(path)
+
+    assert refused.value.step == "unzip"
+    assert "No space left on device" in refused.value.reason
+    assert snapshot(storage) == before
+    assert leftovers(storage) == []
+    if kind == "upgrade":
+        assert_installed(storage, old, "Big", "1.0.0")
+    else:
+        assert_nothing_of(storage, "Big")
+        assert nonzero_rows(ignore=AUDIT) == {}
+    # Once there is room again, the same import goes through.
+    settings.EXTADMIN_STORAGE = pkgdir.parent / "roomy"
+    import_path(path)
+
+
+@pytest.mark.django_db
 def test_it_backs_out_when_the_storage_folder_is_a_file(node_storage, make_package):
     node_storage.root.mkdir(parents=True)
     node_storage.extensions.write_text("not a folder")
