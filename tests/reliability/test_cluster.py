@@ -291,3 +291,65 @@ def test_it_converges_through_rabbitmq_and_a_killed_agent_catches_up(tmp_path, w
                     channel.queue_delete(f"node.{name}")
                 except Exception:  # noqa: S112 (never declared)
                     continue
+
+
+# --- one storage per node; nudges duplicated, reordered; removals racing syncs --------------------
+
+
+def test_it_refuses_a_second_agent_on_the_same_extensions_folder(cluster):
+    first = cluster.node(1)
+    cluster.agent(first).start()
+    wait_for(lambda: Node.objects.filter(name=first, last_heartbeat__isnull=False).exists(), timeout=60)
+
+    other = cluster.node(2)
+    r = manage("run_node", "--name", other, "--storage", str(cluster.storage(first).root), env=cluster.child_env(),
+               timeout=60)
+
+    assert r.returncode == 1
+    assert r.stderr.startswith("error: start: storage") and first in r.stderr, r.stderr
+    assert cluster.agents[first].alive
+
+
+def test_it_never_mass_deletes_while_removals_race_syncs_and_nudges_repeat(cluster, token, pkgdir):
+    names = cluster.start_agents(2, EXTADMIN_SYNC_INTERVAL="0.5")
+    cluster.start_web()
+    keep = [f"Keep{i}" for i in range(4)]
+    for name in [*keep, "Drop"]:
+        assert cluster.upload(build_package(pkgdir, name, "1.0.0"), token)[0] == 201
+    cluster.wait_converged(names, timeout=60)
+
+    # Watch every node's disk while the removal races the periodic passes and a burst of nudges,
+    # duplicated and out of order (some older than the node's last sync, some newer).
+    seen_missing: list[str] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            for n in names:
+                held = set(cluster.storage(n).installed_names())
+                seen_missing.extend(f"{n}:{k}" for k in keep if k not in held)
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    burst = (
+        "import random; from datetime import timedelta; from django.utils import timezone;"
+        "from nodes.tasks import node_sync; from nodes.services import node_queue;"
+        f"names = {names!r}; now = timezone.now()\n"
+        "for i in range(40):\n"
+        "    n = random.choice(names); at = now + timedelta(seconds=random.uniform(-30, 5))\n"
+        "    node_sync.apply_async(kwargs={'node_name': n, 'requested_at': at.isoformat()}, queue=node_queue(n))"
+    )
+    try:
+        r = manage("shell", "-c", burst, env=cluster.child_env())
+        assert r.returncode == 0, r.stderr
+        assert cluster.delete("Drop", token)[0] in (200, 204)
+        cluster.wait_converged(names, timeout=60)
+        time.sleep(1.5)  # a few more passes and nudges with the removal behind them
+    finally:
+        stop.set()
+        watcher.join()
+
+    assert seen_missing == [], f"packages disappeared from a node: {sorted(set(seen_missing))[:5]}"
+    assert all(sorted(cluster.storage(n).installed_names()) == keep for n in names)
+    assert not SyncRun.objects.filter(node__name__in=names, outcome=SyncRun.Outcome.FAILED).exists()

@@ -106,7 +106,7 @@ def test_it_refuses_hostile_packages_through_a_real_cli_process(corpus, web_stor
 
 @pytest.fixture
 def operator(db) -> User:  # type: ignore[no-untyped-def]
-    user = User.objects.create_user("operator", password="x")
+    user = User.objects.create(username="operator")  # no password: force_login, and no slow hashing
     user.user_permissions.add(
         *Permission.objects.filter(codename__in=["add_extensionpackage", "delete_extensionpackage"])
     )
