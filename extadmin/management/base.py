@@ -27,6 +27,10 @@ class OperatorCommand(BaseCommand):
             self.fail(str(exc))
         except DatabaseError as exc:
             self.fail(f"database: {describe_error(exc)}")
+        except OSError as exc:
+            # The numbered steps turn their own errors into refusals; what reaches here failed while
+            # preparing the node's storage (its folder, lock or marker): a line, never a traceback.
+            self.fail(f"storage: {describe_error(exc)}")
         if options["json"]:
             self.stdout.write(json.dumps(result, indent=2, default=str))
         else:

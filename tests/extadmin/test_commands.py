@@ -270,3 +270,17 @@ def test_it_refuses_every_hostile_zip_in_validate_only_mode(hostile_zip: Hostile
 
     assert code == 1
     assert hostile_zip.expect in error_line(err)
+
+
+@pytest.mark.django_db
+def test_it_reports_an_unusable_storage_folder_as_one_error_line(node_storage, make_package, settings, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    settings.EXTADMIN_STORAGE = blocker / "storage"
+
+    code, out, err = run_command("import_extension", str(make_package("Alpha")))
+
+    assert (code, out) == (1, "")
+    line = error_line(err)
+    assert line.startswith("error: storage: Not a directory") and "Traceback" not in err
+    assert nonzero_rows(ignore=("extadmin.Operation", "extadmin.OperationStep")) == {}
