@@ -377,6 +377,11 @@ def _lying_size(path: Path) -> Path:
     return patch(path, "lib/big.bin", size=1000)
 
 
+def _short_size(path: Path) -> Path:
+    write_zip(path, [*good_entries(), ("lib/short.bin", os.urandom(1000))])
+    return patch(path, "lib/short.bin", size=5000)
+
+
 def _bad_crc(path: Path) -> Path:
     write_zip(path, [*good_entries(), ("lib/data.bin", os.urandom(4096))])
     return patch(path, "lib/data.bin", crc=0xDEADBEEF)
@@ -426,6 +431,7 @@ HOSTILE: dict[str, tuple[Callable[[Path], Path], str]] = {
     "device": (_with([(_entry("lib/dev", mode=stat.S_IFCHR | 0o644), b"")]), "device"),
     "zip bomb ratio": (_with([("lib/zeros.bin", b"\x00" * (8 * 1024 * 1024))]), "zip bomb"),
     "lying sizes": (_lying_size, "lib/big.bin"),
+    "size that lies short": (_short_size, "ends early"),
     "overlapping entries": (_overlapping, "overlaps"),
     "too many entries": (_with([(f"lib/f{i}.txt", b"x") for i in range(60)]), "more than the limit"),
     "unpacked size over limit": (_with([("lib/big.bin", os.urandom(300_000))]), "more than the limit"),

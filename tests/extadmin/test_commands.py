@@ -284,3 +284,24 @@ def test_it_reports_an_unusable_storage_folder_as_one_error_line(node_storage, m
     line = error_line(err)
     assert line.startswith("error: storage: Not a directory") and "Traceback" not in err
     assert nonzero_rows(ignore=("extadmin.Operation", "extadmin.OperationStep")) == {}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_refuses_more_entries_than_the_default_limit_in_a_real_process(node_storage, cli_env, pkgdir, tmp_path):
+    import zipfile
+
+    path = pkgdir / "crowded.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("metadata.xml", "<Entities/>")
+        for i in range(20_000):
+            zf.writestr(f"f/{i}", b"")
+    before = tree(tmp_path)
+
+    result = manage("import_extension", str(path), env=cli_env)
+
+    assert result.returncode == 1
+    assert error_line(result.stderr) == (
+        "error: validate: the package has 20001 entries, more than the limit of 20000"
+    )
+    assert tree(tmp_path) == before
+    assert nonzero_rows() == {}
