@@ -53,10 +53,23 @@ class ExtensionPackageAdmin(ReadOnlyAdmin):
         return actions
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, Any, set[str], Any]:
-        # The ordered removal deletes the entities, the archive and its chunks itself. Their admins
-        # are read-only (no delete permission), which would otherwise refuse every package delete.
-        deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
-        return deleted, counts, set(), protected
+        """What the ordered removal deletes, summarised for the confirmation page.
+
+        Not Django's collector: it loads every related row to list it, the archive's chunks
+        included (the whole zip in memory, one line per chunk), and asks for delete permission
+        on the read-only entity and archive admins, which would refuse every package delete.
+        """
+        packages = list(objs)
+        entities = Entity.objects.filter(package__in=packages).count()
+        deleted = [
+            f"{p} — its entities, its archive ({p.size} bytes) and its folder on every node" for p in packages
+        ]
+        counts = {
+            ExtensionPackage._meta.verbose_name_plural: len(packages),
+            Entity._meta.verbose_name_plural: entities,
+            Archive._meta.verbose_name_plural: Archive.objects.filter(package__in=packages).count(),
+        }
+        return deleted, counts, set(), []
 
     def delete_model(self, request: HttpRequest, obj: ExtensionPackage) -> None:
         if not self._remove(request, [obj]):

@@ -161,3 +161,26 @@ def test_it_requires_login(client):
     response = client.get(_url(ExtensionPackage, "changelist"))
     assert response.status_code == 302
     assert "/login/" in response["Location"]
+
+
+@pytest.mark.django_db
+def test_it_confirms_a_package_delete_without_loading_its_archive(client, superuser, node_storage, pkgdir):
+    """The confirmation lists what goes; it must not read the archive's chunks (the zip) into memory."""
+    import tracemalloc
+
+    from tests.extadmin.conftest import MiB, import_path, stored_package
+
+    (result,) = import_path(stored_package(pkgdir / "Big.zip", "Big", 30 * MiB))
+    client.force_login(superuser)
+
+    tracemalloc.start()
+    try:
+        page = client.get(_url(ExtensionPackage, "delete", result.package.pk))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert page.status_code == 200
+    assert peak < 10 * MiB, f"the confirmation page peaked at {peak / MiB:.0f} MiB"
+    text = page.content.decode()
+    assert "Big:1.0.0" in text
