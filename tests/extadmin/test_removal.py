@@ -215,3 +215,22 @@ def test_it_removes_a_folder_replaced_by_a_link_without_following_it(node_storag
     assert (outside / "precious.txt").read_text() == "keep me"
     assert_nothing_of(node_storage, "Alpha")
     assert not node_storage.package_dir("Alpha").is_symlink()
+
+
+@pytest.mark.django_db
+def test_it_removes_a_large_package_without_loading_its_archive(node_storage, pkgdir):
+    import tracemalloc
+
+    from tests.extadmin.conftest import MiB, stored_package
+
+    import_path(stored_package(pkgdir / "Big.zip", "Big", 30 * MiB))
+
+    tracemalloc.start()
+    try:
+        package_remove(name="Big")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert peak < 5 * MiB, f"the removal peaked at {peak / MiB:.0f} MiB"
+    assert_nothing_of(node_storage, "Big")
