@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.25
 
+# Owners of the leases this process holds right now. A lease row naming this process but not in
+# here was abandoned by it: its release failed (the database connection was cut mid-sync).
+_held: set[str] = set()
+
 
 class LeaseLost(Exception):
     """This sync no longer holds the node's lease (deadline passed, taken over, or the agent is stopping)."""
@@ -62,6 +66,7 @@ class Lease:
             raise LeaseLost("another sync took over this node's lock after the deadline", timed_out=True)
 
     def release(self) -> None:
+        _held.discard(self.owner)  # first: if the update below fails, the next sync here may take over
         # Conditional: a lease already taken over belongs to someone else now.
         Node.objects.filter(pk=self.node_id, sync_lock_owner=self.owner).update(
             sync_lock_owner="", sync_lock_until=None
@@ -89,6 +94,7 @@ def lease_claim(*, node: Node, stop: threading.Event | None = None) -> Lease:
             )
             if claimed == 1:
                 _close_abandoned_runs(node_id=node.pk, now=now, timed_out=expired)
+                _held.add(owner)
                 return Lease(node_id=node.pk, owner=owner, until=until, stop=stop)
             continue
         if stop is not None and stop.wait(POLL_SECONDS):
@@ -100,6 +106,8 @@ def lease_claim(*, node: Node, stop: threading.Event | None = None) -> Lease:
 def _holder_is_dead(owner: str) -> bool:
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
+    if host == socket.gethostname() and pid_text == str(os.getpid()):
+        return owner not in _held  # ours, but no sync of this process holds it any more
     if host != socket.gethostname() or not pid_text.isdigit():
         return False  # another machine's process: only its deadline tells
     try:
