@@ -111,6 +111,7 @@ class Cluster(RuleBasedStateMachine):
     @rule(node=st.sampled_from(NODES), name=st.sampled_from(NAMES), version=st.sampled_from(VERSIONS),
           fault=st.sampled_from(IMPORT_FAULTS))
     def import_(self, node: str, name: str, version: str, fault: str | None) -> None:
+        self.counts["steps"] += 1
         before = database()
         path = package_zip(name, version)
         try:
@@ -126,6 +127,7 @@ class Cluster(RuleBasedStateMachine):
 
     @rule(node=st.sampled_from(NODES), name=st.sampled_from(NAMES), fault=st.sampled_from(REMOVE_FAULTS))
     def remove(self, node: str, name: str, fault: str | None) -> None:
+        self.counts["steps"] += 1
         before = database()
         try:
             with Faults(fault):
@@ -170,6 +172,7 @@ class Cluster(RuleBasedStateMachine):
         with Faults(fault):
             result = reconcile(node_name=node, storage_root=self.storages[node].root, trigger="periodic",
                                verify_contents=contents)
+        self.counts["steps"] += 1
         self.counts["syncs"] += 1
         self.counts["faults"] += bool(fault)
         if fault is None:
