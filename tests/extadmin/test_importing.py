@@ -7,8 +7,10 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+from django.db import connection
 
 from extadmin.models import Archive, ArchiveChunk, Entity, ExtensionPackage, Operation, OperationStep
 from extadmin.operations import Actor
@@ -21,6 +23,7 @@ from tests.extadmin.conftest import (
     FAULT_STEPS,
     HOSTILE,
     DatabaseWriteLock,
+    MiB,
     assert_installed,
     assert_nothing_of,
     bundle_temp_dirs,
@@ -250,10 +253,16 @@ def test_it_keeps_the_previous_version_when_an_upgrade_fails(node_storage, make_
 
 @pytest.mark.django_db
 def test_it_backs_out_when_the_disk_refuses_a_write(node_storage, make_package, pkgdir):
-    """A real write failure from the kernel: RLIMIT_FSIZE makes a large file's write fail (EFBIG)."""
-    path = build_package(pkgdir, "Big", files={"lib/big.bin": os.urandom(6 * 1024 * 1024)})
+    """A real write failure from the kernel: RLIMIT_FSIZE makes a large file's write fail (EFBIG).
+
+    The limit sits above the SQLite test database's files, which this process also writes.
+    """
+    database = Path(connection.settings_dict["NAME"]) if connection.vendor == "sqlite" else None
+    used = max((p.stat().st_size for p in database.parent.glob(database.name + "*")), default=0) if database else 0
+    limit = used + 4 * MiB
+    path = build_package(pkgdir, "Big", files={"lib/big.bin": os.urandom(limit + 2 * MiB)})
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (4 * 1024 * 1024, hard))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
     try:
         with pytest.raises(Refusal) as refused:
             import_path(path)
