@@ -353,3 +353,40 @@ def test_it_never_mass_deletes_while_removals_race_syncs_and_nudges_repeat(clust
     assert seen_missing == [], f"packages disappeared from a node: {sorted(set(seen_missing))[:5]}"
     assert all(sorted(cluster.storage(n).installed_names()) == keep for n in names)
     assert not SyncRun.objects.filter(node__name__in=names, outcome=SyncRun.Outcome.FAILED).exists()
+
+
+def test_it_survives_the_web_server_killed_mid_upload(cluster, token, pkgdir):
+    """gunicorn SIGKILLed while its worker imports (hung inside the transaction): nothing half-visible."""
+    from extadmin.models import Operation
+
+    names = cluster.start_agents(1)
+    cluster.start_web(EXTADMIN_FAULTS="import.after_persist=hang")
+    path = build_package(pkgdir, "Midway", "1.0.0")
+    outcome: list[object] = []
+
+    def upload() -> None:
+        try:
+            outcome.append(cluster.upload(path, token, timeout=60))
+        except Exception as exc:
+            outcome.append(exc)
+
+    client = threading.Thread(target=upload)
+    client.start()
+    wait_for(lambda: Operation.objects.filter(package_name="Midway").exists(), timeout=60, what="the import")
+    time.sleep(1)  # inside step 3, its transaction open
+    cluster.web.kill()
+    client.join(timeout=60)
+
+    assert outcome and not (isinstance(outcome[0], tuple) and outcome[0][0] == 201), outcome
+    assert not ExtensionPackage.objects.filter(name="Midway").exists()
+    assert not SyncState.objects.filter(package_name="Midway").exists()
+    assert cluster.storage(names[0]).installed_names() == []
+
+    cluster.start_web()  # restarted without the fault, same node and storage
+    status, body = cluster.upload(path, token)
+
+    assert status == 201, body
+    cluster.wait_converged([*names, cluster.web_name], timeout=60)
+    assert work_leftovers(cluster.storage(cluster.web_name)) == []
+    killed = Operation.objects.filter(package_name="Midway").order_by("started_at", "id").first()
+    assert killed.outcome == Operation.Outcome.INTERRUPTED

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from extadmin.importing import ImportItem, file_sha256, package_import
 from extadmin.models import ExtensionPackage, Operation
@@ -106,6 +106,15 @@ class Cluster(RuleBasedStateMachine):
             TOTALS["examples"] = TOTALS.get("examples", 0) + 1
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+    @initialize()
+    def a_cluster_with_one_package(self) -> None:
+        """Start from Alpha installed everywhere, so tampering and upgrades have something to act on."""
+        package_import(items=[ImportItem(path=package_zip("Alpha", "1.0.0"))], actor=Actor(), node_name="a",
+                       storage_root=self.storages["a"].root)
+        for node in NODES:
+            assert reconcile(node_name=node, storage_root=self.storages[node].root, trigger="startup",
+                             verify_contents=True).ok
 
     # --- operator actions -----------------------------------------------------------------
     @rule(node=st.sampled_from(NODES), name=st.sampled_from(NAMES), version=st.sampled_from(VERSIONS),
