@@ -163,7 +163,8 @@ def _check_ha_policy(meta: PackageMetadata) -> list[str]:
     if meta.ha_compatible:
         return []
     said = "does not say it is" if meta.ha_compatible is None else "is marked as not"
-    if settings.EXTADMIN_HA_COMPATIBILITY == "deny":
+    # Read as the operator may write it in the environment ("DENY", "deny "): a near miss must not warn only.
+    if settings.EXTADMIN_HA_COMPATIBILITY.strip().lower() == "deny":
         raise Refusal("validate", f"{meta.name} {said} safe for clusters (haCompatible) and the HA policy is deny")
     return [f"{meta.name} {said} safe for clusters (haCompatible); it was imported because the HA policy is warn"]
 

@@ -188,9 +188,12 @@ def test_it_imports_a_package_not_marked_for_clusters_with_a_warning(node_storag
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("policy", ["deny", "DENY", " Deny "])
 @pytest.mark.parametrize("ha", [None, "false"])
-def test_it_refuses_a_package_not_marked_for_clusters_when_the_policy_denies(node_storage, make_package, settings, ha):
-    settings.EXTADMIN_HA_COMPATIBILITY = "deny"
+def test_it_refuses_a_package_not_marked_for_clusters_when_the_policy_denies(
+    node_storage, make_package, settings, ha, policy
+):
+    settings.EXTADMIN_HA_COMPATIBILITY = policy
 
     with pytest.raises(Refusal, match="HA policy is deny") as refused:
         import_path(make_package("Lonely", ha_compatible=ha))
