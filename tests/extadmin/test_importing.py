@@ -122,16 +122,19 @@ def test_it_reimports_the_same_version_in_place(node_storage, make_package, pkgd
 @pytest.mark.django_db
 def test_it_upgrades_in_place_replacing_files_and_entities(node_storage, make_package):
     import_path(make_package("Alpha", "1.0.0"))
+    widgets = '  <Widgets>\n    <Widget name="alphaLamp"/>\n  </Widgets>\n'
     new = make_package(
         "Alpha", "1.1.0",
-files={"lib/alpha-1.1.jar": os.urandom(100)})
+        metadata=metadata_xml("Alpha", "1.1.0", entities=widgets),
+        files={"lib/alpha-1.1.jar": os.urandom(100)},
+    )
 
     (result,) = import_path(new)
 
     assert (result.operation.kind, result.operation.previous_version) == ("upgrade", "1.0.0")
     assert_installed(node_storage, new, "Alpha", "1.1.0")
     assert not (node_storage.package_dir("Alpha") / "lib" / "alpha.jar").exists()
-    assert Entity.objects.count() == 1
+    assert list(Entity.objects.values_list("type", "name")) == [("Widget", "alphaLamp")]
     assert SyncState.objects.count() == 1
     assert leftovers(node_storage) == []
 
