@@ -89,29 +89,38 @@ class Timed:
     cpu_seconds: float = 0.0  # user + system of the child itself (not of PostgreSQL)
 
 
-def run_timed(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT, shell: bool = False) -> Timed:
-    """Run ``cmd`` to completion; wall time and the peak RSS of that very process (wait4's rusage).
+def run_timed(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT) -> Timed:
+    """Run ``cmd`` to completion: its wall time, and its peak RSS as ``/usr/bin/time`` reports it.
 
-    For a shell pipeline (``shell=True``) ru_maxrss is that of the largest process the shell waited
-    for, which is what we want from a sequence of raw tools.
+    Not wait4's own rusage: a child's ru_maxrss starts from the RSS of the process that forked it
+    (the high-water mark of the parent's memory is carried across fork and exec), so a benchmark
+    that holds a big package in memory would inflate every figure. ``time`` is a small process,
+    so what it reports is the command's own peak. For ``bash -c`` sequences it is the largest
+    process bash waited for.
     """
+    with tempfile.NamedTemporaryFile(prefix="bench-rss-", suffix=".txt", delete=False) as f:
+        rss_file = Path(f.name)
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, shell=shell,
+        ["/usr/bin/time", "-o", str(rss_file), "-f", "%M %U %S", *cmd],
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     out = b""
     assert proc.stdout is not None
-    # Read output until EOF (a chatty child would block on a full pipe otherwise), then reap it
-    # ourselves with wait4 to get its own rusage.
+    # Read output until EOF (a chatty child would block on a full pipe otherwise).
     for chunk in iter(lambda: proc.stdout.read(65536), b""):  # type: ignore[union-attr]
-        out += chunk[-20000:]
-    _, status, usage = os.wait4(proc.pid, 0)
+        out = (out + chunk)[-20000:]
+    proc.wait()
     seconds = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return Timed(
-        seconds, usage.ru_maxrss / 1024, proc.returncode, out.decode(errors="replace")[-4000:],
-        usage.ru_utime + usage.ru_stime,
-    )
+    maxrss_kb, user, system = 0.0, 0.0, 0.0
+    try:
+        fields = rss_file.read_text().split()[-3:]  # the last line; "Command exited with ..." may precede it
+        maxrss_kb, user, system = float(fields[0]), float(fields[1]), float(fields[2])
+    except (OSError, ValueError, IndexError):
+        pass
+    finally:
+        rss_file.unlink(missing_ok=True)
+    return Timed(seconds, maxrss_kb / 1024, proc.returncode, out.decode(errors="replace")[-4000:], user + system)
 
 
 def manage(*args: str, env: dict[str, str], check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:

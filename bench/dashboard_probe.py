@@ -75,6 +75,7 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, required=True)
     parser.add_argument("--packages", type=int, required=True)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--profile", type=Path, help="write a pyinstrument text profile of one GET here")
     args = parser.parse_args()
 
     import django
@@ -102,6 +103,12 @@ def main() -> int:
         response = client.get("/")
         times.append((time.perf_counter() - t0) * 1000)
         assert response.status_code == 200
+    if args.profile:
+        from pyinstrument import Profiler
+
+        with Profiler(interval=0.001) as profiler:
+            client.get("/")
+        args.profile.write_text(profiler.output_text(unicode=True, show_all=False))
     print(json.dumps({
         "nodes": args.nodes, "packages": args.packages, "ms": statistics.median(times), "runs": args.runs,
         "min_ms": min(times), "queries": queries, "bytes": len(response.content),
