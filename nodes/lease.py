@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from extadmin.operations import process_alive
 from nodes.models import Node, SyncRun, SyncState
 
 log = logging.getLogger(__name__)
@@ -110,13 +111,7 @@ def _holder_is_dead(owner: str) -> bool:
         return owner not in _held  # ours, but no sync of this process holds it any more
     if host != socket.gethostname() or not pid_text.isdigit():
         return False  # another machine's process: only its deadline tells
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return not process_alive(int(pid_text))
 
 
 def _close_abandoned_runs(*, node_id: int, now: datetime, timed_out: bool) -> None:
