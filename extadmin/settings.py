@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("EXTADMIN_VAR", BASE_DIR / "var"))
@@ -162,7 +163,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = os.environ.get("EXTADMIN_UPLOAD_TMP") or None
 
 # "warn": import packages not marked haCompatible with a visible warning; "deny": refuse them.
-EXTADMIN_HA_COMPATIBILITY = os.environ.get("EXTADMIN_HA_COMPATIBILITY", "warn")
+EXTADMIN_HA_COMPATIBILITY = os.environ.get("EXTADMIN_HA_COMPATIBILITY", "warn").strip().lower()
+if EXTADMIN_HA_COMPATIBILITY not in {"warn", "deny"}:
+    # A typo must not silently mean "warn": the operator asked for a policy we do not have.
+    raise ImproperlyConfigured(
+        f"EXTADMIN_HA_COMPATIBILITY must be 'warn' or 'deny', not {EXTADMIN_HA_COMPATIBILITY!r}"
+    )
 # Archive chunk size: fixed-size rows keep memory flat and work on SQLite and PostgreSQL alike.
 EXTADMIN_CHUNK_BYTES = env_int("EXTADMIN_CHUNK_BYTES", 4 * 1024 * 1024)
 
