@@ -102,7 +102,8 @@ def _marker_owner(storage: NodeStorage) -> str:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    # Unique per writer: the threads of one web worker may claim a fresh storage at the same moment.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
 
