@@ -89,14 +89,21 @@ def lease_claim(*, node: Node, stop: threading.Event | None = None) -> Lease:
         expired = bool(holder) and held_until is not None and held_until < now
         dead = bool(holder) and not expired and _holder_is_dead(holder)
         if not holder or expired or dead or held_until is None:
+            # Held before the row says so: another thread of this process that reads the row must
+            # never mistake this claim for an abandoned one.
+            _held.add(owner)
             # Conditional on what we just read: if anyone else claimed it meanwhile, nothing changes.
-            claimed = Node.objects.filter(pk=node.pk, sync_lock_owner=holder).update(
-                sync_lock_owner=owner, sync_lock_until=until
-            )
+            try:
+                claimed = Node.objects.filter(pk=node.pk, sync_lock_owner=holder).update(
+                    sync_lock_owner=owner, sync_lock_until=until
+                )
+            except BaseException:
+                _held.discard(owner)
+                raise
             if claimed == 1:
                 _close_abandoned_runs(node_id=node.pk, now=now, timed_out=expired)
-                _held.add(owner)
                 return Lease(node_id=node.pk, owner=owner, until=until, stop=stop)
+            _held.discard(owner)
             continue
         if stop is not None and stop.wait(POLL_SECONDS):
             raise LeaseLost("the agent is stopping", timed_out=False)
