@@ -353,7 +353,8 @@ def test_it_never_mass_deletes_while_removals_race_syncs_and_nudges_repeat(clust
 
     assert seen_missing == [], f"packages disappeared from a node: {sorted(set(seen_missing))[:5]}"
     assert all(sorted(cluster.storage(n).installed_names()) == keep for n in names)
-    assert not SyncRun.objects.filter(node__name__in=names, outcome=SyncRun.Outcome.FAILED).exists()
+    failed = SyncRun.objects.filter(node__name__in=names, outcome=SyncRun.Outcome.FAILED)
+    assert not failed.exists(), list(failed.values_list("trigger", "error", "actions"))
 
 
 def test_it_survives_the_web_server_killed_mid_upload(cluster, token, pkgdir):
