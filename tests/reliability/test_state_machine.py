@@ -196,6 +196,7 @@ class Cluster(RuleBasedStateMachine):
                                verify_contents=True)
             assert result.ok, result.error
             self.tampered[node] = {}
+            self.counts["syncs"] += 1
         self.assert_every_disk_equals_the_database()
 
     # --- invariants -------------------------------------------------------------------------
