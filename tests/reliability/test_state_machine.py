@@ -248,6 +248,9 @@ def test_it_keeps_every_node_honest_and_converged_under_random_operations(settin
 def test_it_keeps_every_node_honest_over_a_long_random_run(settings):  # type: ignore[no-untyped-def]
     settings.EXTADMIN_NODE = "a"
     settings.EXTADMIN_SYNC_DEADLINE = 60
-    long = settings_for(max_examples=EXAMPLES * 20, stateful_step_count=50)
-    long(Cluster.TestCase)().runTest()
+
+    class Long(Cluster.TestCase):  # type: ignore[name-defined,misc]
+        settings = settings_for(max_examples=EXAMPLES * 20, stateful_step_count=50)
+
+    Long().runTest()
     print(f"state machine (soak): {TOTALS}")
