@@ -48,3 +48,73 @@ def test_it_ignores_the_fault_switch_in_production(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
                        env=_env(EXTADMIN_VAR=str(tmp_path), EXTADMIN_FAULTS="import.after_unzip=kill"))
     assert r.returncode == 0 and r.stdout.strip() == "alive", r.stderr
+
+
+# --- every URL: login first, then the permission, for every method -----------------------------
+
+def _urls() -> list[str]:
+    """Every URL of the project outside Django's own login/password pages, with a real name filled in."""
+    import re
+
+    from django.urls import URLResolver, get_resolver
+
+    def walk(resolver, prefix=""):  # type: ignore[no-untyped-def]
+        for p in resolver.url_patterns:
+            if isinstance(p, URLResolver):
+                yield from walk(p, prefix + str(p.pattern))
+            else:
+                yield prefix + str(p.pattern)
+
+    urls = []
+    for pattern in walk(get_resolver()):
+        if pattern.startswith("accounts/") or pattern.endswith(("login/", "logout/")) or "(?P" in pattern:
+            continue  # the login and logout pages are public by design; admin's regex routes are Django's
+        urls.append("/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: "Seen" if m.group(1) == "name" else "1", pattern))
+    return urls
+
+
+def test_it_lets_no_anonymous_request_through_on_any_url(db, client, tmp_path, settings):  # type: ignore[no-untyped-def]
+    from extadmin.importing import ImportItem, package_import
+    from tests.packages import build_package
+    from tests.reliability.world import rows
+
+    settings.EXTADMIN_STORAGE = tmp_path / "storage"
+    package_import(items=[ImportItem(path=build_package(tmp_path, "Seen", "1.0.0"))])
+    before = rows()
+    checked = 0
+    for url in _urls():
+        for method in ("get", "post", "put", "patch", "delete"):
+            response = getattr(client, method)(url)
+            checked += 1
+            if response.status_code in (301, 302):
+                assert "/login/" in response["Location"], (method, url, response["Location"])
+            else:
+                assert response.status_code in (401, 403, 404, 405), (method, url, response.status_code)
+    assert rows() == before
+    assert checked >= 5 * 15
+
+
+def test_it_refuses_every_change_to_a_logged_in_user_without_permissions(db, client, tmp_path, settings):  # type: ignore[no-untyped-def]
+    from django.contrib.auth.models import User
+    from rest_framework.authtoken.models import Token
+
+    from extadmin.importing import ImportItem, package_import
+    from tests.packages import build_package
+    from tests.reliability.world import rows
+
+    settings.EXTADMIN_STORAGE = tmp_path / "storage"
+    package_import(items=[ImportItem(path=build_package(tmp_path, "Seen", "1.0.0"))])
+    reader = User.objects.create(username="reader")
+    token = Token.objects.create(user=reader).key
+    client.force_login(reader)
+    before = rows()
+    (tmp_path / "up").mkdir()
+    upload = build_package(tmp_path / "up", "Sneaky", "1.0.0")
+    for url in _urls():
+        for method in ("post", "put", "patch", "delete"):
+            kwargs = {"HTTP_AUTHORIZATION": f"Token {token}"} if url.startswith("/api/") else {}
+            with upload.open("rb") as f:
+                send = getattr(client, method)
+                response = send(url, {"file": f}, **kwargs) if method == "post" else send(url, **kwargs)
+            assert response.status_code in (302, 400, 403, 404, 405), (method, url, response.status_code)
+    assert rows() == before, "a user without permissions changed something"
