@@ -300,7 +300,8 @@ def fig_sync(b: Bench) -> None:
 
 def startup_s(b: Bench) -> float:
     """Wall time of a manage.py process that only sets Django up: the fixed cost in every command."""
-    return median([run_timed([PYTHON, "manage.py", "shell", "-c", "pass"], env=b.env()).seconds for _ in range(3)])
+    runs = 1 if b.quick else 3
+    return median([run_timed([PYTHON, "manage.py", "shell", "-c", "pass"], env=b.env()).seconds for _ in range(runs)])
 
 
 # --- 3. peak RSS ----------------------------------------------------------------------------------
