@@ -267,8 +267,9 @@ def forget_nodes(b: Bench, prefix: str) -> None:
         import redis  # kombu's dependency, installed with celery[redis]
 
         r = redis.Redis.from_url(REDIS_URL)
-        for key in r.scan_iter(f"node.{prefix}*"):
-            r.delete(key)
+        for pattern in (f"node.{prefix}*", f"_kombu.binding.node.{prefix}*", f"_kombu.binding_permanent.node.{prefix}*"):
+            for key in r.scan_iter(pattern):
+                r.delete(key)
     except Exception as exc:  # only tidiness: stale queues never affect a figure
         b.log(f"could not purge bench queues ({exc})")
 
