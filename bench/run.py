@@ -267,7 +267,8 @@ def forget_nodes(b: Bench, prefix: str) -> None:
         import redis  # kombu's dependency, installed with celery[redis]
 
         r = redis.Redis.from_url(REDIS_URL)
-        for pattern in (f"node.{prefix}*", f"_kombu.binding.node.{prefix}*", f"_kombu.binding_permanent.node.{prefix}*"):
+        queue = f"node.{prefix}*"
+        for pattern in (queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"):
             for key in r.scan_iter(pattern):
                 r.delete(key)
     except Exception as exc:  # only tidiness: stale queues never affect a figure
