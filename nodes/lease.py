@@ -101,7 +101,11 @@ def lease_claim(*, node: Node, stop: threading.Event | None = None) -> Lease:
                 _held.discard(owner)
                 raise
             if claimed == 1:
-                _close_abandoned_runs(node_id=node.pk, now=now, timed_out=expired)
+                try:
+                    _close_abandoned_runs(node_id=node.pk, now=now, timed_out=expired)
+                except BaseException:
+                    _held.discard(owner)  # claimed but never used: the next claimant here takes it over
+                    raise
                 return Lease(node_id=node.pk, owner=owner, until=until, stop=stop)
             _held.discard(owner)
             continue
