@@ -401,20 +401,25 @@ class Agents:
                 p.wait(timeout=10)
 
 
-def wait_converged(names: list[str], package_name: str, sha256: str, timeout: float) -> float | None:
-    """Seconds from the archive's commit to the last of ``names`` reporting the package installed."""
+def wait_converged(
+    names: list[str], package_name: str, sha256: str, timeout: float
+) -> tuple[float, float, float] | None:
+    """Seconds from the archive's commit to the last of ``names`` reporting the package installed;
+    also when the last install started after the commit, and the longest install."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         rows = bench_sql(
-            """SELECT count(*), max(s.finished_at) - (SELECT a.created_at FROM extadmin_archive a
+            """WITH c AS (SELECT a.created_at AS at FROM extadmin_archive a
                    JOIN extadmin_extensionpackage p ON p.id = a.package_id WHERE p.name = %s)
+               SELECT count(*), max(s.finished_at) - (SELECT at FROM c), max(s.started_at) - (SELECT at FROM c),
+                      max(s.duration_ms)
                FROM nodes_syncstate s JOIN nodes_node n ON n.id = s.node_id
                WHERE n.name = ANY(%s) AND s.package_name = %s AND s.installed_sha256 = %s AND s.state = 'installed'""",
             (package_name, names, package_name, sha256),
         )
-        count, span = rows[0]
+        count, span, last_start, longest_ms = rows[0]
         if count == len(names) and span is not None:
-            return span.total_seconds()
+            return span.total_seconds(), last_start.total_seconds(), (longest_ms or 0) / 1000
         time.sleep(0.05)
     return None
 
@@ -447,13 +452,24 @@ def converge_series(
                 took = wait_converged(names, name, sha256_of(path), timeout=max(120.0, 3 * interval))
                 if took is None:
                     raise RuntimeError(f"{n} agents did not converge on {path.name}")
-                samples.setdefault(name, []).append(took)
+                samples.setdefault(name, []).append(took[0])
+                b.detail.setdefault(f"converge_{label}_{n}_{name}", []).append(took)  # type: ignore[union-attr]
     finally:
         agents.stop()
         forget_nodes(b, "bench-agent-")
         for name, _ in series:
             delete_package(b, name)
     return samples
+
+
+def _breakdown(b: Bench, key: str) -> str:
+    """Where a convergence went: how late the last node started (nudge delivery and waiting for a
+    CPU), and the longest install itself."""
+    runs = b.detail.get(f"converge_{key}") or []
+    if not runs:
+        return ""
+    return (f"; last start after commit (median) {median([r[1] for r in runs]):.2f} s, "
+            f"longest install (median) {median([r[2] for r in runs]):.2f} s")
 
 
 def fig_converge(b: Bench) -> None:
@@ -469,9 +485,9 @@ def fig_converge(b: Bench) -> None:
         small, big = got["BenchTiny"], got["BenchMid"]
         value = median(small)
         b.add(f"converge_s_{n}", round(value, 3), "< 1 s" if n == 8 else "", (value < 1.0) if n == 8 else None,
-              "small package, samples: " + ", ".join(f"{s:.2f}" for s in small))
+              "small package, samples: " + ", ".join(f"{s:.2f}" for s in small) + _breakdown(b, f"s_{n}_BenchTiny"))
         b.add(f"converge_s_{n}_{mb}mb", round(median(big), 3), "", None,
-              f"{mb} MB package, samples: " + ", ".join(f"{s:.2f}" for s in big))
+              f"{mb} MB package, samples: " + ", ".join(f"{s:.2f}" for s in big) + _breakdown(b, f"s_{n}_BenchMid"))
     interval = 4.0 if b.quick else 10.0
     down = converge_series(b, 2, [("BenchTiny", tiny)], broker=DEAD_BROKER, interval=interval, label="d")["BenchTiny"]
     worst = max(down)
