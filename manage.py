@@ -15,7 +15,7 @@ def main() -> None:
         venv = Path(__file__).resolve().parent / ".venv"
         venv_python = venv / "bin" / "python"
         if venv_python.exists() and Path(sys.prefix).resolve() != venv.resolve():
-            os.execv(str(venv_python), [str(venv_python), *sys.argv])
+            os.execv(str(venv_python), [str(venv_python), *sys.argv])  # noqa: S606 (our own venv)
         raise
     execute_from_command_line(sys.argv)
 
