@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -235,6 +237,27 @@ def _cut_connections_during_imports(cluster, token, pkgdir) -> None:
         rounds += 4
     assert killed > 0
     print(f"database: {killed} client backends terminated in {rounds} rounds")
+    if _can_restart_postgresql():
+        _restart_postgresql()
+        status, body = cluster.upload(build_package(pkgdir, "AfterRestart", "1.0.0"), token)
+        assert status == 201, body
+        print("database: PostgreSQL restarted while the agents ran")
+
+
+def _can_restart_postgresql() -> bool:
+    # CI and developers' machines run the local server as root; elsewhere cutting connections stands in.
+    host = connection.settings_dict.get("HOST") or "127.0.0.1"
+    return os.geteuid() == 0 and shutil.which("pg_ctlcluster") is not None and host in {"127.0.0.1", "localhost"}
+
+
+def _restart_postgresql() -> None:
+    version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+        check=True, timeout=120, capture_output=True,
+    )
+    connection.close()  # this test's own connection died with the server
+    wait_for(lambda: subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1"]).returncode == 0, timeout=60)
 
 
 def _write_lock_during_an_import(cluster, token, pkgdir) -> None:
