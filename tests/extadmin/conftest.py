@@ -15,7 +15,6 @@ import stat
 import struct
 import tempfile
 import zipfile
-import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from extadmin.operations import Actor
 from extadmin.storage import NodeStorage
 from nodes.models import SyncState
 from tests.packages import build_package, folder_files, metadata_xml, zip_files
+from tests.zipcraft import central_records, patch_entry, raw_entry, write_zip
 
 MiB = 1024 * 1024
 FAULT_POINTS = ["import.after_checksum", "import.after_unzip", "import.after_persist", "import.after_archive"]
@@ -45,24 +45,6 @@ FAULT_STEPS = {
 
 
 # --- state of the world ---------------------------------------------------------------------
-
-
-def tree(root: Path) -> dict[str, str]:
-    """Every path under ``root`` with a fingerprint (file contents, folder, link): a disk snapshot."""
-    if not root.exists():
-        return {}
-    found: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            full = Path(dirpath) / name
-            rel = str(full.relative_to(root))
-            if full.is_symlink():
-                found[rel] = f"link:{os.readlink(full)}"
-            elif full.is_dir():
-                found[rel] = "dir"
-            else:
-                found[rel] = f"file:{zlib.crc32(full.read_bytes()):08x}"
-    return found
 
 
 def row_counts() -> dict[str, int]:
@@ -294,71 +276,11 @@ def connection_killed_on(table: str) -> Iterator[list[str]]:
 
 # --- hostile zips -----------------------------------------------------------------------------
 
-_CENTRAL = b"PK\x01\x02"
-_LOCAL = b"PK\x03\x04"
-
-
-def _entry(name: str, *, mode: int | None = None, method: int = zipfile.ZIP_DEFLATED) -> zipfile.ZipInfo:
-    """A ZipInfo whose name is kept exactly (ZipInfo() itself would cut it at a NUL)."""
-    info = zipfile.ZipInfo("placeholder", date_time=(2020, 1, 1, 0, 0, 0))
-    info.filename = name
-    info.orig_filename = name
-    info.compress_type = method
-    if mode is not None:
-        info.external_attr = mode << 16
-    return info
-
-
-def write_zip(path: Path, entries: list[tuple[str | zipfile.ZipInfo, bytes]]) -> Path:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # duplicate names are the point of one case
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-            for entry, data in entries:
-                zf.writestr(entry, data)
-    return path
-
-
 def good_entries(name: str = "Hostile", version: str = "1.0.0") -> list[tuple[str | zipfile.ZipInfo, bytes]]:
     return [
         ("metadata.xml", metadata_xml(name, version).encode()),
         ("lib/hostile.jar", os.urandom(2048)),
     ]
-
-
-def _records(data: bytes) -> list[int]:
-    """Offsets of every central directory record."""
-    (cd_offset,) = struct.unpack_from("<L", data, len(data) - 6)
-    offsets, pos = [], cd_offset
-    while data[pos : pos + 4] == _CENTRAL:
-        offsets.append(pos)
-        n, m, k = struct.unpack_from("<HHH", data, pos + 28)
-        pos += 46 + n + m + k
-    return offsets
-
-
-def patch(path: Path, entry: str, **fields: int) -> Path:
-    """Rewrite header fields of ``entry`` in both its central and its local header.
-
-    Fields: ``flags``, ``crc``, ``size`` (uncompressed), ``offset`` (central only).
-    """
-    data = bytearray(path.read_bytes())
-    central_at = {"flags": (8, "<H"), "crc": (16, "<L"), "size": (24, "<L"), "offset": (42, "<L")}
-    local_at = {"flags": (6, "<H"), "crc": (14, "<L"), "size": (22, "<L")}
-    for pos in _records(bytes(data)):
-        n = struct.unpack_from("<H", data, pos + 28)[0]
-        if bytes(data[pos + 46 : pos + 46 + n]).decode("utf-8", "replace") != entry:
-            continue
-        (local,) = struct.unpack_from("<L", data, pos + 42)
-        for key, value in fields.items():
-            where, fmt = central_at[key]
-            struct.pack_into(fmt, data, pos + where, value)
-            if key in local_at:
-                where, fmt = local_at[key]
-                struct.pack_into(fmt, data, local + where, value)
-    path.write_bytes(bytes(data))
-    return path
 
 
 def _bad_metadata(path: Path, text: str) -> Path:
@@ -368,28 +290,28 @@ def _bad_metadata(path: Path, text: str) -> Path:
 def _overlapping(path: Path) -> Path:
     write_zip(path, [*good_entries(), ("a.txt", b"A" * 5000), ("b.txt", b"B" * 5000)])
     data = path.read_bytes()
-    first = struct.unpack_from("<L", data, _records(data)[2] + 42)[0]
-    return patch(path, "b.txt", offset=first)
+    first = struct.unpack_from("<L", data, central_records(data)[2] + 42)[0]
+    return patch_entry(path, "b.txt", offset=first)
 
 
 def _lying_size(path: Path) -> Path:
     write_zip(path, [*good_entries(), ("lib/big.bin", b"\x00" * 100_000)])
-    return patch(path, "lib/big.bin", size=1000)
+    return patch_entry(path, "lib/big.bin", size=1000)
 
 
 def _short_size(path: Path) -> Path:
     write_zip(path, [*good_entries(), ("lib/short.bin", os.urandom(1000))])
-    return patch(path, "lib/short.bin", size=5000)
+    return patch_entry(path, "lib/short.bin", size=5000)
 
 
 def _bad_crc(path: Path) -> Path:
     write_zip(path, [*good_entries(), ("lib/data.bin", os.urandom(4096))])
-    return patch(path, "lib/data.bin", crc=0xDEADBEEF)
+    return patch_entry(path, "lib/data.bin", crc=0xDEADBEEF)
 
 
 def _encrypted(path: Path) -> Path:
     write_zip(path, [*good_entries(), ("lib/secret.bin", b"secret" * 100)])
-    return patch(path, "lib/secret.bin", flags=0x1)
+    return patch_entry(path, "lib/secret.bin", flags=0x1)
 
 
 def _truncated(path: Path) -> Path:
@@ -422,13 +344,13 @@ HOSTILE: dict[str, tuple[Callable[[Path], Path], str]] = {
     "absolute /abs": (_with([("/tmp/abs.txt", b"x")]), "absolute path"),
     "drive C:\\x": (_with([("C:\\x.txt", b"x")]), "backslash"),
     "backslash ..\\x": (_with([("..\\x.txt", b"x")]), "backslash"),
-    "NUL in name": (_with([(_entry("lib/a\x00.txt"), b"x")]), "control character"),
-    "control char in name": (_with([(_entry("lib/a\x1b[31m.txt"), b"x")]), "control character"),
+    "NUL in name": (_with([(raw_entry("lib/a\x00.txt"), b"x")]), "control character"),
+    "control char in name": (_with([(raw_entry("lib/a\x1b[31m.txt"), b"x")]), "control character"),
     "over-long name": (_with([("lib/" + "a/" * 600 + "x.txt", b"x")]), "longer than"),
     "over-long component": (_with([("lib/" + "a" * 300 + ".txt", b"x")]), "longer than 255"),
-    "symlink": (_with([(_entry("lib/link", mode=stat.S_IFLNK | 0o777), b"/etc/passwd")]), "symbolic link"),
-    "FIFO": (_with([(_entry("lib/fifo", mode=stat.S_IFIFO | 0o644), b"")]), "FIFO"),
-    "device": (_with([(_entry("lib/dev", mode=stat.S_IFCHR | 0o644), b"")]), "device"),
+    "symlink": (_with([(raw_entry("lib/link", mode=stat.S_IFLNK | 0o777), b"/etc/passwd")]), "symbolic link"),
+    "FIFO": (_with([(raw_entry("lib/fifo", mode=stat.S_IFIFO | 0o644), b"")]), "FIFO"),
+    "device": (_with([(raw_entry("lib/dev", mode=stat.S_IFCHR | 0o644), b"")]), "device"),
     "zip bomb ratio": (_with([("lib/zeros.bin", b"\x00" * (8 * 1024 * 1024))]), "zip bomb"),
     "lying sizes": (_lying_size, "lib/big.bin"),
     "size that lies short": (_short_size, "ends early"),
@@ -439,7 +361,7 @@ HOSTILE: dict[str, tuple[Callable[[Path], Path], str]] = {
     "file under a file": (_with([("lib/x", b"1"), ("lib/x/y", b"2")]), "which is a file"),
     "<name>.chk collision": (_with([("Hostile.chk", b"0" * 64)]), "Hostile.chk"),
     "encrypted": (_encrypted, "encrypted"),
-    "unsupported compression": (_with([(_entry("lib/b.bin", method=zipfile.ZIP_BZIP2), b"b" * 500)]), "compression"),
+    "unsupported compression": (_with([(raw_entry("lib/b.bin", method=zipfile.ZIP_BZIP2), b"b" * 500)]), "compression"),
     "not a zip": (lambda p: (p.write_text("this is not a zip\n"), p)[1], "not a zip"),
     "empty file": (lambda p: (p.write_bytes(b""), p)[1], "empty"),
     "empty zip": (lambda p: write_zip(p, []), "empty zip"),
@@ -483,7 +405,7 @@ HOSTILE: dict[str, tuple[Callable[[Path], Path], str]] = {
         lambda p: _bad_metadata(p, _PKG.format('name="Selfish" packageVersion="1.0.0" dependsOn="Selfish:1.0.0"')),
         "depends on itself",
     ),
-    "directory with data": (_with([(_entry("lib/d/", mode=stat.S_IFDIR | 0o755), b"data")]), "carries data"),
+    "directory with data": (_with([(raw_entry("lib/d/", mode=stat.S_IFDIR | 0o755), b"data")]), "carries data"),
 }
 
 

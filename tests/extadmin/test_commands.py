@@ -19,10 +19,10 @@ from tests.extadmin.conftest import (
     nonzero_rows,
     run_command,
     sha256_of,
-    tree,
 )
 from tests.packages import build_bundle, folder_files, zip_files
 from tests.processes import child_env, manage
+from tests.zipcraft import tree
 
 
 @pytest.fixture

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
+from tests.zipcraft import central_records, patch_entry, raw_entry, write_zip
+
 MAX_ENTRIES = 50
 MAX_UNPACKED = 256 * 1024
 MAX_UPLOAD = 512 * 1024
@@ -78,57 +80,6 @@ class _Gen:
         ]
 
 
-def raw_entry(name: str, *, mode: int | None = None, method: int = zipfile.ZIP_DEFLATED) -> zipfile.ZipInfo:
-    """A ZipInfo that keeps ``name`` exactly (ZipInfo() itself would cut it at a NUL)."""
-    info = zipfile.ZipInfo("placeholder", date_time=(2021, 6, 1, 0, 0, 0))
-    info.filename = info.orig_filename = name
-    info.compress_type = method
-    if mode is not None:
-        info.external_attr = mode << 16
-    return info
-
-
-def write_zip(path: Path, entries: list[Entry]) -> Path:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # duplicate names are the point of one case
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-            for entry, data in entries:
-                zf.writestr(entry, data)
-    return path
-
-
-def _central_records(data: bytes) -> list[int]:
-    (cd_offset,) = struct.unpack_from("<L", data, len(data) - 6)
-    offsets, pos = [], cd_offset
-    while data[pos : pos + 4] == b"PK\x01\x02":
-        offsets.append(pos)
-        n, m, k = struct.unpack_from("<HHH", data, pos + 28)
-        pos += 46 + n + m + k
-    return offsets
-
-
-def patch_entry(path: Path, entry: str, **fields: int) -> Path:
-    """Rewrite header fields of ``entry`` (central and local): flags, crc, size, offset (central only)."""
-    data = bytearray(path.read_bytes())
-    central = {"flags": (8, "<H"), "crc": (16, "<L"), "size": (24, "<L"), "offset": (42, "<L")}
-    local = {"flags": (6, "<H"), "crc": (14, "<L"), "size": (22, "<L")}
-    for pos in _central_records(bytes(data)):
-        n = struct.unpack_from("<H", data, pos + 28)[0]
-        if bytes(data[pos + 46 : pos + 46 + n]).decode("utf-8", "replace") != entry:
-            continue
-        (local_at,) = struct.unpack_from("<L", data, pos + 42)
-        for key, value in fields.items():
-            where, fmt = central[key]
-            struct.pack_into(fmt, data, pos + where, value)
-            if key in local:
-                where, fmt = local[key]
-                struct.pack_into(fmt, data, local_at + where, value)
-    path.write_bytes(bytes(data))
-    return path
-
-
 def _billion_laughs(name: str) -> str:
     lol = "".join(f'<!ENTITY l{i} "{("&l" + str(i - 1) + ";") * 10}">' for i in range(1, 10))
     return (
@@ -163,14 +114,14 @@ def _cases(g: _Gen) -> list[tuple[str, Callable[[Path], Path], str, int, bool]]:
     def overlapping(p: Path) -> Path:
         write_zip(p, [*g.good(), ("lib/a.bin", b"A" * 5000), ("lib/b.bin", b"B" * 5000)])
         data = p.read_bytes()
-        first = struct.unpack_from("<L", data, _central_records(data)[3] + 42)[0]
+        first = struct.unpack_from("<L", data, central_records(data)[3] + 42)[0]
         return patch_entry(p, "lib/b.bin", offset=first)
 
     def hardlink(p: Path) -> Path:
         # Zip has no hard-link type: its equivalent is two entries sharing one local record.
         write_zip(p, [*g.good(), ("lib/data.bin", g.blob(4000)), ("lib/link.bin", g.blob(4000))])
         data = p.read_bytes()
-        first = struct.unpack_from("<L", data, _central_records(data)[3] + 42)[0]
+        first = struct.unpack_from("<L", data, central_records(data)[3] + 42)[0]
         return patch_entry(p, "lib/link.bin", offset=first)
 
     def bad_crc(p: Path) -> Path:

@@ -5,10 +5,6 @@ written" a comparison of two snapshots instead of a list of things someone remem
 """
 from __future__ import annotations
 
-import os
-import zlib
-from pathlib import Path
-
 from django.apps import apps
 
 from extadmin.models import Archive, ArchiveChunk, Entity, ExtensionPackage, Operation
@@ -18,24 +14,6 @@ from nodes.models import SyncState
 # The audit trail records a refused or failed attempt on purpose ("the operator sees which step
 # failed and why"): these are the only rows a refusal may add.
 AUDIT = ("extadmin.Operation", "extadmin.OperationStep")
-
-
-def tree(root: Path) -> dict[str, str]:
-    """Every path under ``root`` with a fingerprint of what it is (file content, folder, link)."""
-    if not root.exists():
-        return {}
-    found: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            full = Path(dirpath) / name
-            rel = str(full.relative_to(root))
-            if full.is_symlink():
-                found[rel] = f"link:{os.readlink(full)}"
-            elif full.is_dir():
-                found[rel] = "dir"
-            else:
-                found[rel] = f"file:{zlib.crc32(full.read_bytes()):08x}"
-    return found
 
 
 def rows() -> dict[str, list[tuple]]:
