@@ -46,15 +46,16 @@ def manage(*args: str, env: dict[str, str] | None = None, timeout: float = 120) 
 class ManagedProcess:
     """A long-running manage.py command (an agent, a server) that a test can kill and restart."""
 
-    def __init__(self, *args: str, env: dict[str, str], log: Path) -> None:
-        self.args, self.env, self.log = args, env, log
+    def __init__(self, *args: str, env: dict[str, str], log: Path, argv: list[str] | None = None) -> None:
+        """``args`` of a manage.py command, or any command as ``argv`` (a server, a broker)."""
+        self.argv = argv or [sys.executable, str(ROOT / "manage.py"), *args]
+        self.env, self.log = env, log
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ManagedProcess:
         out = self.log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), *self.args],
-            cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            self.argv, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
         return self
 
@@ -69,12 +70,12 @@ class ManagedProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 15) -> None:
         if self.alive:
             assert self.proc is not None
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(timeout=15)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
 

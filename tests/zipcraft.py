@@ -1,11 +1,9 @@
-"""Crafting zips byte by byte for hostile-input tests, and fingerprinting a folder tree."""
+"""Crafting zips byte by byte for hostile-input tests."""
 from __future__ import annotations
 
-import os
 import struct
 import warnings
 import zipfile
-import zlib
 from pathlib import Path
 
 Entry = tuple[str | zipfile.ZipInfo, bytes]
@@ -60,21 +58,3 @@ def patch_entry(path: Path, entry: str, **fields: int) -> Path:
                 struct.pack_into(fmt, data, local_at + where, value)
     path.write_bytes(bytes(data))
     return path
-
-
-def tree(root: Path) -> dict[str, str]:
-    """Every path under ``root`` with a fingerprint (file contents, folder, link): a disk snapshot."""
-    if not root.exists():
-        return {}
-    found: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            full = Path(dirpath) / name
-            rel = str(full.relative_to(root))
-            if full.is_symlink():
-                found[rel] = f"link:{os.readlink(full)}"
-            elif full.is_dir():
-                found[rel] = "dir"
-            else:
-                found[rel] = f"file:{zlib.crc32(full.read_bytes()):08x}"
-    return found

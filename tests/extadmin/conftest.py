@@ -31,6 +31,7 @@ from extadmin.models import Archive, ArchiveChunk, Entity, ExtensionPackage
 from extadmin.operations import Actor
 from extadmin.storage import NodeStorage
 from nodes.models import SyncState
+from tests.disk import leftovers
 from tests.packages import build_package, folder_files, metadata_xml, zip_files
 from tests.zipcraft import central_records, patch_entry, raw_entry, write_zip
 
@@ -58,16 +59,6 @@ def row_counts() -> dict[str, int]:
 
 def nonzero_rows(*, ignore: tuple[str, ...] = ()) -> dict[str, int]:
     return {label: n for label, n in row_counts().items() if n and label not in ignore}
-
-
-def leftovers(storage: NodeStorage) -> list[str]:
-    """Anything in the work folder's staging/ and retired/: what a backout must never leave."""
-    found = []
-    for kind in ("staging", "retired"):
-        folder = storage.work / kind
-        if folder.is_dir():
-            found += [f"{kind}/{p.name}" for p in folder.iterdir()]
-    return found
 
 
 def assert_nothing_of(storage: NodeStorage, name: str) -> None:

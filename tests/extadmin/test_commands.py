@@ -10,6 +10,7 @@ import json
 import pytest
 
 from extadmin.models import ExtensionPackage, Operation
+from tests.disk import tree
 from tests.extadmin.conftest import (
     HOSTILE,
     HOSTILE_LIMITS_ENV,
@@ -22,7 +23,6 @@ from tests.extadmin.conftest import (
 )
 from tests.packages import build_bundle, folder_files, zip_files
 from tests.processes import child_env, manage
-from tests.zipcraft import tree
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -39,40 +38,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Proc:
+class Proc(ManagedProcess):
     """Any command as a process group that can be killed hard and started again."""
 
     def __init__(self, argv: list[str], *, env: dict[str, str], log: Path) -> None:
-        self.argv, self.env, self.log = argv, env, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Proc:
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        return self
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        if self.alive:
-            assert self.proc is not None
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def stop(self, timeout: float = 15) -> None:
-        if self.alive:
-            assert self.proc is not None
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
+        super().__init__(env=env, log=log, argv=argv)
 
 
 class PrivateRedis:

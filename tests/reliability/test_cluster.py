@@ -28,10 +28,10 @@ from extadmin.removal import package_remove
 from extadmin.storage import NodeStorage
 from nodes.models import Node, SyncRun, SyncState
 from nodes.reconcile import reconcile
+from tests.disk import leftovers
 from tests.packages import build_package
 from tests.processes import manage, wait_for
 from tests.reliability.harness import Cluster
-from tests.reliability.world import work_leftovers
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
@@ -79,7 +79,7 @@ def test_it_leaves_the_old_version_or_the_new_one_complete_when_the_agent_is_kil
     cluster.agent(name).start()  # restarted without the fault: its startup sync finishes the job
 
     cluster.wait_converged([name], timeout=60)
-    assert work_leftovers(storage) == []
+    assert leftovers(storage) == []
     assert cluster.false_installed([name]) == []
     assert SyncRun.objects.filter(node__name=name, outcome=SyncRun.Outcome.RUNNING).count() == 0
 
@@ -416,6 +416,6 @@ def test_it_survives_the_web_server_killed_mid_upload(cluster, token, pkgdir):
 
     assert status == 201, body
     cluster.wait_converged([*names, cluster.web_name], timeout=60)
-    assert work_leftovers(cluster.storage(cluster.web_name)) == []
+    assert leftovers(cluster.storage(cluster.web_name)) == []
     killed = Operation.objects.filter(package_name="Midway").order_by("started_at", "id").first()
     assert killed.outcome == Operation.Outcome.INTERRUPTED, list(Operation.objects.values_list("pid", "outcome"))

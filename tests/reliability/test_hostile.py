@@ -19,11 +19,11 @@ from rest_framework.authtoken.models import Token
 
 from extadmin.importing import ImportItem, package_import
 from extadmin.operations import Actor
+from tests.disk import tree
 from tests.packages import build_package
 from tests.processes import manage
 from tests.reliability.hostile import LABELS, LIMITS_ENV, LIMITS_SETTINGS, hostile_corpus, markup_package
 from tests.reliability.world import rows
-from tests.zipcraft import tree
 
 SEED = int(os.environ.get("EXTADMIN_HOSTILE_SEED", "20261126"))
 

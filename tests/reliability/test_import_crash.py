@@ -18,9 +18,10 @@ from extadmin.models import ExtensionPackage, Operation
 from extadmin.operations import Actor
 from extadmin.storage import NodeStorage
 from nodes.models import Node, SyncState
+from tests.disk import leftovers
 from tests.packages import build_package
 from tests.processes import manage
-from tests.reliability.world import folder_matches_archive, package_traces, work_leftovers
+from tests.reliability.world import folder_matches_archive, package_traces
 
 BEFORE_COMMIT = ["import.after_checksum", "import.after_unzip", "import.after_persist", "import.after_archive"]
 ALL_POINTS = [*BEFORE_COMMIT, "import.after_commit"]
@@ -71,7 +72,7 @@ def test_it_keeps_a_killed_import_invisible_and_the_retry_succeeds(point, web_st
     package = _retry(path, web_storage)
 
     assert folder_matches_archive(web_storage, package) is None
-    assert work_leftovers(web_storage) == []
+    assert leftovers(web_storage) == []
     assert _listed() == {"Killed": package.sha256}
     killed.refresh_from_db()
     assert killed.outcome == Operation.Outcome.INTERRUPTED
@@ -104,7 +105,7 @@ def test_it_keeps_the_old_version_when_an_upgrade_is_killed(point, web_storage, 
 
     assert upgraded.version == "1.1.0"
     assert folder_matches_archive(web_storage, upgraded) is None
-    assert work_leftovers(web_storage) == []
+    assert leftovers(web_storage) == []
     assert Operation.objects.get(package_name="Upgraded", version="1.1.0", pid__isnull=False,
                                  outcome=Operation.Outcome.INTERRUPTED)
 
@@ -124,7 +125,7 @@ def test_it_keeps_an_import_killed_after_commit_and_says_so(web_storage, web_env
     again = _retry(path, web_storage)  # a re-import of the same version: the operator's retry
 
     assert again.sha256 == package.sha256
-    assert work_leftovers(web_storage) == []
+    assert leftovers(web_storage) == []
     killed = Operation.objects.filter(package_name="Committed").order_by("started_at", "id").first()
     assert killed.outcome == Operation.Outcome.INTERRUPTED
     assert "nothing of it was kept" not in killed.error
@@ -138,9 +139,9 @@ def test_it_cleans_the_retired_folder_of_an_upgrade_killed_after_commit(web_stor
     _killed_import(new_path, web_env, "import.after_commit")
 
     assert ExtensionPackage.objects.get(name="Retired").version == "2.0.0"
-    assert [p.split("/")[0] for p in work_leftovers(web_storage)] == ["retired"]
+    assert [p.split("/")[0] for p in leftovers(web_storage)] == ["retired"]
 
     again = _retry(new_path, web_storage)
 
     assert folder_matches_archive(web_storage, again) is None
-    assert work_leftovers(web_storage) == []
+    assert leftovers(web_storage) == []

@@ -12,9 +12,10 @@ from extadmin.models import ExtensionPackage, Operation
 from extadmin.operations import Actor
 from nodes.models import SyncState
 from nodes.reconcile import reconcile
+from tests.disk import leftovers
 from tests.packages import build_package
 from tests.processes import manage
-from tests.reliability.world import folder_matches_archive, work_leftovers
+from tests.reliability.world import folder_matches_archive
 
 
 def _import(path, storage):  # type: ignore[no-untyped-def]
@@ -46,7 +47,7 @@ def test_it_keeps_the_folder_when_something_fails_after_the_commit(upgrade, web_
     assert package.version == "2.0.0"  # committed: every other node will install it
     assert folder_matches_archive(web_storage, package) is None
     assert _shown_installed_matches_disk(web_storage) == []
-    assert work_leftovers(web_storage) == []
+    assert leftovers(web_storage) == []
 
 
 @pytest.mark.django_db(transaction=True)
@@ -64,7 +65,7 @@ def test_it_never_shows_the_old_version_installed_over_a_killed_upgrades_files(p
     result = reconcile(node_name="web", storage_root=web_storage.root, trigger="startup", verify_contents=True)
     assert result.ok, result.error
     assert folder_matches_archive(web_storage, ExtensionPackage.objects.get(name="Torn")) is None
-    assert work_leftovers(web_storage) == []
+    assert leftovers(web_storage) == []
     assert SyncState.objects.get(node__name="web", package_name="Torn").state == SyncState.State.INSTALLED
 
 
@@ -79,5 +80,5 @@ def test_it_removes_a_killed_imports_folder_on_the_nodes_next_sync(web_storage, 
 
     assert result.ok, result.error
     assert not web_storage.package_dir("Stray").exists()
-    assert work_leftovers(web_storage) == []
+    assert leftovers(web_storage) == []
     assert not SyncState.objects.filter(package_name="Stray").exists()

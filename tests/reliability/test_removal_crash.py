@@ -11,9 +11,10 @@ from extadmin.importing import ImportItem, package_import
 from extadmin.models import ExtensionPackage, Operation
 from extadmin.operations import Actor
 from extadmin.removal import package_remove
+from tests.disk import leftovers
 from tests.packages import build_package
 from tests.processes import manage
-from tests.reliability.world import package_traces, work_leftovers
+from tests.reliability.world import package_traces
 
 REMOVE_POINTS = ["remove.after_undeploy", "remove.after_archive", "remove.after_package"]
 
@@ -39,7 +40,7 @@ def test_it_finishes_a_killed_removal_on_retry(point, web_storage, web_env, pkgd
 
     assert package_traces("Doomed") == {"package": 0, "entities": 0, "chunks": 0, "archive": 0, "sync_states": 0}
     assert not web_storage.package_dir("Doomed").exists()
-    assert work_leftovers(web_storage) == []
+    assert leftovers(web_storage) == []
     killed, retried = Operation.objects.filter(package_name="Doomed", kind="remove").order_by("started_at", "id")
     assert retried.outcome == Operation.Outcome.SUCCEEDED
     assert killed.outcome == Operation.Outcome.INTERRUPTED

@@ -45,16 +45,6 @@ def package_traces(name: str) -> dict[str, int]:
     }
 
 
-def work_leftovers(storage: NodeStorage) -> list[str]:
-    """Anything in ``.extadmin/staging`` or ``.extadmin/retired``."""
-    found = []
-    for kind in ("staging", "retired"):
-        folder = storage.work / kind
-        if folder.is_dir():
-            found += [f"{kind}/{p.name}" for p in folder.iterdir()]
-    return found
-
-
 def folder_matches_archive(storage: NodeStorage, package: ExtensionPackage) -> str | None:
     """None when ``extensions/<name>/`` is exactly the archived zip and its ``.chk`` is the sha256."""
     chk = storage.read_chk(package.name)
