@@ -1,7 +1,7 @@
 """Load: 20 concurrent uploads (distinct and same-name) through gunicorn while agents sync.
 
 Promise: no package lost or duplicated, no 500, a clear conflict for the losers of a same-name
-race, every node converged. The quick run uses 4 agents; ``--soak`` runs 8 agents and 40 uploads.
+race, every node converged. The default run: 20 uploads, 8 agents; ``--soak``: 40 uploads.
 """
 from __future__ import annotations
 
@@ -71,9 +71,9 @@ def _run(cluster, token, pkgdir: Path, *, agents: int, distinct: int) -> dict[st
     return dict(statuses)
 
 
-def test_it_loses_nothing_under_20_concurrent_uploads_with_4_agents(cluster, token, pkgdir):
-    statuses = _run(cluster, token, pkgdir, agents=4, distinct=14)
-    print(f"load (4 agents, 20 uploads): {statuses}")
+def test_it_loses_nothing_under_20_concurrent_uploads_with_8_agents(cluster, token, pkgdir):
+    statuses = _run(cluster, token, pkgdir, agents=8, distinct=14)
+    print(f"load (8 agents, 20 uploads): {statuses}")
 
 
 @pytest.mark.soak
