@@ -134,6 +134,10 @@ STORAGES = {
     },
 }
 
+# Outside production, whitenoise serves straight from the app and project static folders, so the
+# console works before (or without) collectstatic.
+WHITENOISE_USE_FINDERS = not PRODUCTION
+
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
