@@ -14,60 +14,11 @@ import os
 import statistics
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "extadmin.settings")
-
-
-def seed(nodes: int, packages: int) -> None:
-    from django.utils import timezone
-
-    from extadmin.models import ExtensionPackage
-    from nodes.models import Node, SyncState
-
-    now = timezone.now()
-    created = Node.objects.bulk_create(
-        [
-            Node(name=f"n{i:03d}", storage_path=f"/srv/n{i:03d}", host=f"h{i:03d}", last_heartbeat=now)
-            for i in range(nodes)
-        ]
-    )
-    pkgs = ExtensionPackage.objects.bulk_create(
-        [
-            ExtensionPackage(
-                name=f"Pkg{j:03d}", version=f"1.{j % 7}.0", sha256=f"{j + 1:064x}", size=1000 + j,
-                imported_at=now - timedelta(minutes=5 + j % 30), imported_on_node="n000",
-            )
-            for j in range(packages)
-        ]
-    )
-    states = []
-    for j, p in enumerate(pkgs):
-        for i, n in enumerate(created):
-            mix = (i + 3 * j) % 23
-            if mix == 0:
-                continue  # pending: no row yet
-            state, sha, version, error = SyncState.State.INSTALLED, p.sha256, p.version, ""
-            if mix == 1:
-                state, sha, version, error = SyncState.State.FAILED, "", "", "checksum mismatch after download"
-            elif mix == 2:
-                state, sha, version = SyncState.State.SYNCING, "", ""
-            elif mix == 3:
-                sha, version = "f" * 64, "1.0.0"
-            started = p.imported_at + timedelta(seconds=1 + i % 9)
-            states.append(
-                SyncState(
-                    node=n, package_name=p.name, desired_version=p.version, desired_sha256=p.sha256,
-                    installed_version=version, installed_sha256=sha, state=state, error=error, changed_at=now,
-                    started_at=started,
-                    finished_at=None if state == SyncState.State.SYNCING else started + timedelta(seconds=2),
-                    duration_ms=None if state == SyncState.State.SYNCING else 2000.0,
-                )
-            )
-    SyncState.objects.bulk_create(states, batch_size=5000)
 
 
 def main() -> int:
@@ -86,7 +37,9 @@ def main() -> int:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    seed(args.nodes, args.packages)
+    from tests.web.cluster import seed_cluster
+
+    seed_cluster(args.nodes, args.packages)
     user = get_user_model().objects.create_superuser("bench-operator", "op@x.invalid", "pw")
     client = Client()
     client.force_login(user)

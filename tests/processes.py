@@ -1,6 +1,7 @@
 """Real child processes for tests: manage.py commands pointed at the test database and broker."""
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +43,16 @@ def manage(*args: str, env: dict[str, str] | None = None, timeout: float = 120) 
         [sys.executable, str(ROOT / "manage.py"), *args],
         cwd=ROOT, env=env or child_env(), capture_output=True, text=True, timeout=timeout,
     )
+
+
+def run_command(*args: str) -> tuple[int, str, str]:
+    """A manage.py command in this process (``call_command``): exit status, stdout and stderr as a shell sees them."""
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command(*args, stdout=out, stderr=err)
+    except SystemExit as exc:
+        return int(exc.code or 0), out.getvalue(), err.getvalue()
+    return 0, out.getvalue(), err.getvalue()
 
 
 class ManagedProcess:

@@ -7,7 +7,6 @@ the shape reliability.md names.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
 import sqlite3
@@ -23,7 +22,6 @@ from typing import Any
 
 import pytest
 from django.apps import apps
-from django.core.management import call_command
 from django.db import connection
 
 from extadmin.importing import ImportItem, ImportResult, package_import
@@ -141,16 +139,6 @@ def stored_package(path: Path, name: str, payload_bytes: int) -> Path:
                 out.write(block)
                 left -= len(block)
     return path
-
-
-def run_command(*args: str) -> tuple[int, str, str]:
-    """call_command, returning (exit status, stdout, stderr) as a shell would see them."""
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command(*args, stdout=out, stderr=err)
-    except SystemExit as exc:
-        return int(exc.code or 0), out.getvalue(), err.getvalue()
-    return 0, out.getvalue(), err.getvalue()
 
 
 def error_line(stderr: str) -> str:

@@ -18,11 +18,10 @@ from tests.extadmin.conftest import (
     assert_nothing_of,
     error_line,
     nonzero_rows,
-    run_command,
     sha256_of,
 )
 from tests.packages import build_bundle, folder_files, zip_files
-from tests.processes import child_env, manage
+from tests.processes import child_env, manage, run_command
 
 
 @pytest.fixture

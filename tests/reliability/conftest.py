@@ -14,12 +14,9 @@ from tests.reliability.harness import Cluster, PrivateRedis
 
 
 @pytest.fixture
-def web_storage(tmp_path: Path, settings) -> NodeStorage:  # type: ignore[no-untyped-def]
-    """This test process and its manage.py children act as node ``web`` with storage under tmp_path."""
-    root = tmp_path / "storage" / "web"
-    settings.EXTADMIN_NODE = "web"
-    settings.EXTADMIN_STORAGE = root
-    return NodeStorage(root)
+def web_storage(node_storage: NodeStorage) -> NodeStorage:
+    """This test process and its manage.py children act as node ``web`` (tests/conftest.py's node_storage)."""
+    return node_storage
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ table (and the id sequences) plus a hash of every node's storage tree, byte for 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +14,6 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission, User
-from django.core.management import call_command
 from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -101,16 +99,6 @@ class Packages:
 def import_file(path: Path, actor: Actor | None = None) -> list[ImportResult]:
     """Import through the service, as this process's node."""
     return package_import(items=[ImportItem(path=path)], actor=actor or Actor(via="cli"))
-
-
-def run_command(*args: str) -> tuple[int, str, str]:
-    """``call_command`` with the exit status, stdout and stderr an operator would see."""
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command(*args, stdout=out, stderr=err)
-    except SystemExit as exc:
-        return int(exc.code or 0), out.getvalue(), err.getvalue()
-    return 0, out.getvalue(), err.getvalue()
 
 
 # --- users and API clients --------------------------------------------------------------------

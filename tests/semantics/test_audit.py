@@ -9,7 +9,8 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from extadmin.models import ExtensionPackage, Operation
-from tests.semantics.support import Packages, run_command, upload
+from tests.processes import run_command
+from tests.semantics.support import Packages, upload
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,8 @@ from extadmin.operations import Actor
 from extadmin.packaging import Refusal
 from extadmin.services import package_import_files
 from extadmin.storage import NodeStorage
-from tests.semantics.support import Packages, World, assert_world_unchanged, run_command, upload, world_snapshot
+from tests.processes import run_command
+from tests.semantics.support import Packages, World, assert_world_unchanged, upload, world_snapshot
 
 pytestmark = pytest.mark.django_db
 

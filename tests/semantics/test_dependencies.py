@@ -11,7 +11,8 @@ from extadmin.models import ExtensionPackage
 from extadmin.packaging import Conflict, Refusal
 from extadmin.removal import package_remove
 from extadmin.storage import NodeStorage
-from tests.semantics.support import Packages, import_file, run_command, upload, world_snapshot
+from tests.processes import run_command
+from tests.semantics.support import Packages, import_file, upload, world_snapshot
 
 pytestmark = pytest.mark.django_db
 

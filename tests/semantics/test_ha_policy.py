@@ -10,7 +10,8 @@ from rest_framework.test import APIClient
 from extadmin.models import ExtensionPackage, Operation
 from extadmin.packaging import Refusal
 from extadmin.storage import NodeStorage
-from tests.semantics.support import Packages, import_file, run_command, upload
+from tests.processes import run_command
+from tests.semantics.support import Packages, import_file, upload
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,8 @@ from extadmin.operations import Actor
 from nodes import services as node_services
 from nodes.cluster import cluster_pause, cluster_resume, cluster_settings_get
 from nodes.models import ClusterSettings, Node
-from tests.semantics.support import make_user, run_command, token_client
+from tests.processes import run_command
+from tests.semantics.support import make_user, token_client
 
 pytestmark = pytest.mark.django_db
 

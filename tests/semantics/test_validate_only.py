@@ -19,7 +19,8 @@ from extadmin.packaging import Conflict, Refusal
 from extadmin.services import package_validate_files
 from extadmin.storage import NodeStorage
 from nodes.models import Node, SyncState
-from tests.semantics.support import Packages, assert_world_unchanged, run_command, upload, world_snapshot
+from tests.processes import run_command
+from tests.semantics.support import Packages, assert_world_unchanged, upload, world_snapshot
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,8 @@ from extadmin.packaging import Conflict, Refusal
 from extadmin.storage import NodeStorage
 from nodes.models import Node, SyncState
 from tests.packages import folder_files, zip_files
-from tests.semantics.support import Packages, import_file, run_command, upload, world_snapshot
+from tests.processes import run_command
+from tests.semantics.support import Packages, import_file, upload, world_snapshot
 
 pytestmark = pytest.mark.django_db
 

@@ -219,15 +219,20 @@ def test_it_answers_413_when_the_declared_length_is_already_too_large(
     assert nothing_written(node_storage)
 
 
+def _csrf_client_and_bulky_package(operator: User, pkgdir: Path) -> tuple[Client, Path]:
+    """A client that enforces CSRF (with its cookie set) and a package far over a 1 KiB limit."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(operator)
+    client.get(reverse("package-upload"))
+    return client, build_package(pkgdir, "Bulky", files={"lib/bulky.jar": os.urandom(200 * 1024)})
+
+
 def test_it_answers_413_through_csrf_when_the_token_comes_in_the_header(
     operator: User, pkgdir: Path, node_storage: NodeStorage, settings
 ) -> None:  # type: ignore[no-untyped-def]
     """As the browser's htmx upload sends it: the body is never read, so the token must not be in it."""
     settings.EXTADMIN_MAX_UPLOAD_BYTES = 1024
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(operator)
-    client.get(reverse("package-upload"))
-    package = build_package(pkgdir, "Bulky", files={"lib/bulky.jar": os.urandom(200 * 1024)})
+    client, package = _csrf_client_and_bulky_package(operator, pkgdir)
     response = upload(client, package, HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value, HTTP_HX_REQUEST="true")
     assert response.status_code == 413
     assert nothing_written(node_storage)
@@ -238,10 +243,7 @@ def test_it_answers_413_to_a_form_post_without_javascript(
 ) -> None:  # type: ignore[no-untyped-def]
     """A plain form sends its CSRF token as a field before the file: it is read, so the answer is 413, not 403."""
     settings.EXTADMIN_MAX_UPLOAD_BYTES = 1024
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(operator)
-    client.get(reverse("package-upload"))
-    package = build_package(pkgdir, "Bulky", files={"lib/bulky.jar": os.urandom(200 * 1024)})
+    client, package = _csrf_client_and_bulky_package(operator, pkgdir)
     data = {
         "csrfmiddlewaretoken": client.cookies["csrftoken"].value,
         "action": "import",

@@ -12,7 +12,8 @@ import pytest
 from django.utils import timezone
 
 from nodes.models import Node
-from tests.semantics.support import OPERATOR_PERMS, Packages, make_user, run_command, token_client, upload
+from tests.processes import run_command
+from tests.semantics.support import OPERATOR_PERMS, Packages, make_user, token_client, upload
 
 pytestmark = pytest.mark.django_db
 

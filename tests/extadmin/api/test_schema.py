@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from extadmin.api.serializers import PackageSerializer
 from extadmin.documents import package_summary
-from tests.semantics.support import run_command
+from tests.processes import run_command
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,8 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 
-from tests.processes import manage
-from tests.semantics.support import make_user, run_command
+from tests.processes import manage, run_command
+from tests.semantics.support import make_user
 
 
 @pytest.mark.django_db
