@@ -43,7 +43,7 @@ from extadmin.packaging import (
 from extadmin.packaging.errors import shown
 from extadmin.storage import NodeStorage, Swap, write_chk
 from nodes.models import Node, SyncState
-from nodes.services import node_get_or_register, nodes_nudge_on_commit, sync_state_record_local_install
+from nodes.services import node_get_or_register, node_seen, nodes_nudge_on_commit, sync_state_record_local_install
 
 HASH_BLOCK = 1024 * 1024
 
@@ -297,6 +297,7 @@ def _run_steps(
                         node=node, package=package, started_at=started,
                         duration_ms=(time.perf_counter() - t0) * 1000,
                     )
+                    node_seen(name=node_name)  # an import on a node is its proof of life
                     faults.checkpoint("import.after_persist")
                 with rec.step(4, "archive"):
                     archive_write(
@@ -375,7 +376,9 @@ def _persist_package(
         "size": size,
         "state": ExtensionPackage.State.ACTIVE,
         "imported_by": actor.user if getattr(actor.user, "pk", None) else None,
-        "imported_at": timezone.now(),
+        # The same bytes again change nothing the cluster must converge to: keep the import's time.
+        "imported_at": plan.previous.imported_at if plan.previous and plan.previous.sha256 == digest
+        else timezone.now(),
         "imported_on_node": node_name,
     }
     if plan.previous is None:

@@ -50,7 +50,7 @@ from extadmin.packaging import (
 from extadmin.storage import LockBusy, NodeStorage, Swap, write_chk
 from nodes.lease import Lease, LeaseLost, lease_claim
 from nodes.models import ClusterSettings, Node, SyncRun, SyncState
-from nodes.services import node_get_or_register
+from nodes.services import node_get_or_register, node_seen
 
 log = logging.getLogger(__name__)
 
@@ -190,12 +190,21 @@ def _run(*, node: Node, storage: NodeStorage, lease: Lease, trigger: str, verify
         log.exception("sync of node %s failed", node.name)
         outcome, error = SyncRun.Outcome.FAILED, describe_sync_error(exc)
     _finish_run(p, outcome=outcome, error=error)
+    _seen(node)
     if trigger == SyncRun.Trigger.PERIODIC and not p.actions:
         _forget_quiet_passes(p, outcome=outcome)
     return SyncRunResult(
         node=node.name, trigger=trigger, outcome=outcome, actions=p.actions, error=error,
         failures=p.failures, run_id=run.pk,
     )
+
+
+def _seen(node: Node) -> None:
+    # A pass, whatever its trigger (``sync_node`` too) and outcome, is the node's proof of life.
+    try:
+        node_seen(name=node.name)
+    except DatabaseError:
+        log.exception("could not record that node %s was seen", node.name)
 
 
 def _finish_run(p: _Pass, *, outcome: str, error: str) -> None:

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from django.db import transaction
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from extadmin.models import ExtensionPackage
@@ -36,8 +37,17 @@ def sync_state_record_local_install(
     """The importing node already holds the package it just unpacked and checksummed: it is installed there.
 
     Runs inside the import's transaction, so the state appears together with the package or not at all.
+    When this node had already proved these very bytes, it keeps when it did: re-importing them
+    is not a new convergence.
     """
     now = timezone.now()
+    proved = (
+        SyncState.objects.filter(node=node, package_name=package.name, installed_sha256=package.sha256)
+        .exclude(finished_at=None)
+        .values("started_at", "finished_at", "duration_ms")
+        .first()
+    )
+    timing = proved or {"started_at": started_at, "finished_at": now, "duration_ms": duration_ms}
     SyncState.objects.update_or_create(
         node=node,
         package_name=package.name,
@@ -49,9 +59,7 @@ def sync_state_record_local_install(
             "state": SyncState.State.INSTALLED,
             "error": "",
             "changed_at": now,
-            "started_at": started_at,
-            "finished_at": now,
-            "duration_ms": duration_ms,
+            **timing,
         },
     )
 
@@ -87,10 +95,9 @@ def nodes_nudge_on_commit(*, exclude: str | None = None) -> None:
 def node_register_agent(*, name: str, storage: Path, pid: int, agent_version: str) -> Node:
     """An agent starting on this node: who runs it, where, and since when; it is online from now."""
     node = node_get_or_register(name=name, storage=storage)
-    now = timezone.now()
     Node.objects.filter(pk=node.pk).update(
         host=socket.gethostname(), storage_path=str(storage), pid=pid, agent_version=agent_version,
-        started_at=now, last_heartbeat=now,
+        started_at=Now(), last_heartbeat=Now(),
     )
     node.refresh_from_db()
     return node
@@ -98,4 +105,14 @@ def node_register_agent(*, name: str, storage: Path, pid: int, agent_version: st
 
 def node_heartbeat(*, name: str) -> bool:
     """The agent is alive; False when its node row is gone (deleted by an operator)."""
-    return Node.objects.filter(name=name).update(last_heartbeat=timezone.now()) == 1
+    return node_seen(name=name)
+
+
+def node_seen(*, name: str) -> bool:
+    """A proof of life of the node: a heartbeat, a sync pass or an import on it.
+
+    Stamped with the database's clock (``Now()``), the clock liveness is judged by
+    (``nodes.convergence``): a node whose own clock is wrong is still judged right.
+    False when the node's row is gone.
+    """
+    return Node.objects.filter(name=name).update(last_heartbeat=Now()) == 1

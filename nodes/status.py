@@ -1,76 +1,85 @@
-"""The cluster document: every node's liveness and every package × node state, as proven by the nodes.
+"""The cluster as documents: ``cluster_status --json``, ``/api/cluster/`` and the ``nodes`` of
+``/api/extensions/<name>/``, with the words and the rule of ``nodes.convergence``::
 
-One shape for the dashboard, ``cluster_status`` and ``/api/cluster/``::
+    {"nodes": [{"name", "online", "state", "last_seen"}],
+     "extensions": [{"name", "version", "checksum", "state", "converged", "online", "offline",
+                     "nodes": {NODE: {"state", "reported", "up_to_date", "version", "checksum", "error"}}}]}
 
-    {"nodes": [{"name", "online", "last_seen"}],
-     "extensions": [{"name", "version", "checksum", "converged",
-                     "nodes": {NODE: {"state", "version", "checksum", "error"}}}]}
-
-Rules: a package is ``converged`` only when every *online* node proved the desired checksum on disk,
-and never when no node is online. A node without a state row for a package is ``pending``; a node
-that proved an older checksum is ``pending`` too (it has not synced the new one yet). An offline
-node's cell is ``unknown`` — what it last reported is kept in version/checksum/error, but a node
-that stopped reporting is never shown as installed. Three queries, whatever the cluster's size.
+``state`` of a node is ``online`` or ``offline``; of a cell, the dashboard's word. ``version`` and
+``checksum`` are what the node last reported; for an offline node ``reported`` says what its cell
+would say were it online, and ``up_to_date`` is always false. Four queries, whatever the size.
 """
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from django.utils import timezone
-
 from extadmin.models import ExtensionPackage
-from nodes.liveness import is_online
-from nodes.models import Node, SyncState
-
-UNKNOWN = "unknown"
+from nodes.convergence import Verdict, tally, verdict
+from nodes.selectors import ClusterSnapshot, NodeRow, StateRow, cluster_snapshot, node_rows, package_state_rows
 
 
-def cluster_document(*, now: datetime | None = None) -> dict[str, Any]:
-    now = now or timezone.now()
-    nodes = list(Node.objects.order_by("name").values_list("id", "name", "last_heartbeat"))
-    packages = list(
-        ExtensionPackage.objects.filter(archive__isnull=False).order_by("name").values_list("name", "version", "sha256")
-    )
-    states = {
-        (node_id, package_name): (state, version, sha256, error)
-        for node_id, package_name, state, version, sha256, error in SyncState.objects.values_list(
-            "node_id", "package_name", "state", "installed_version", "installed_sha256", "error"
-        )
-    }
-    online = {node_id: is_online(seen, now) for node_id, _, seen in nodes}
+def _cell(v: Verdict, version: str, checksum: str, error: str) -> dict[str, Any]:
     return {
-        "nodes": [
-            {"name": name, "online": online[node_id], "last_seen": seen.isoformat() if seen else None}
-            for node_id, name, seen in nodes
-        ],
-        "extensions": [
-            _extension(name, version, sha256, nodes=nodes, online=online, states=states)
-            for name, version, sha256 in packages
-        ],
+        "state": v.state, "reported": v.reported, "up_to_date": v.converged,
+        "version": version, "checksum": checksum, "error": error,
     }
 
 
-def _extension(
-    name: str, version: str, sha256: str, *, nodes: list[tuple[int, str, datetime | None]],
-    online: dict[int, bool], states: dict[tuple[int, str], tuple[str, str, str, str]],
-) -> dict[str, Any]:
-    cells: dict[str, dict[str, str]] = {}
-    proven_online = []
-    for node_id, node_name, _ in nodes:
-        state, have_version, have_sha256, error = states.get((node_id, name), (SyncState.State.PENDING, "", "", ""))
-        proved = state == SyncState.State.INSTALLED and have_sha256 == sha256
-        if state == SyncState.State.INSTALLED and not proved:
-            state = SyncState.State.PENDING  # it holds an older version and has not synced this one yet
-        if not online[node_id]:
-            state = UNKNOWN
-        else:
-            proven_online.append(proved)
-        cells[node_name] = {"state": str(state), "version": have_version, "checksum": have_sha256, "error": error}
+def _node(row: NodeRow) -> dict[str, Any]:
+    _, name, seen, online = row
+    return {"name": name, "online": bool(online), "state": "online" if online else "offline",
+            "last_seen": seen.isoformat() if seen else None}
+
+
+def _extension(snapshot: ClusterSnapshot, name: str, version: str, sha256: str, state: str | None) -> dict[str, Any]:
+    held = snapshot.states.get(name, {})
+    verdicts, cells = [], {}
+    for node_id, node_name, _, online in snapshot.nodes:
+        values = held.get(node_id)
+        reported = values[2] if values else None
+        v = verdict(bool(online), state, reported, values is not None and values[4] == sha256)
+        verdicts.append(v)
+        cells[node_name] = _cell(v, values[3], values[4], values[5]) if values else _cell(v, "", "", "")
+    t = tally(verdicts)
     return {
-        "name": name, "version": version, "checksum": sha256,
-        "converged": bool(proven_online) and all(proven_online), "nodes": cells,
+        "name": name, "version": version, "checksum": sha256, "state": state or "removed",
+        "converged": t.converged, "online": t.online, "offline": t.offline, "nodes": cells,
     }
+
+
+def cluster_document(snapshot: ClusterSnapshot | None = None) -> dict[str, Any]:
+    """Every node and every package (and every package removed that a node still holds)."""
+    snapshot = snapshot or cluster_snapshot()
+    extensions = [_extension(snapshot, name, version, sha256, state)
+                  for name, version, sha256, state, _, _ in snapshot.packages]
+    extensions += [_extension(snapshot, gone, "", "", None) for gone in snapshot.removed_still_held]
+    return {"nodes": [_node(n) for n in snapshot.nodes], "extensions": extensions}
+
+
+def _node_state(row: NodeRow, v: Verdict, s: StateRow | None) -> dict[str, Any]:
+    seen = row[2].isoformat() if row[2] else None
+    return {
+        **_node(row), "node": row[1], "last_heartbeat": seen,
+        **_cell(v, s.installed_version if s else "", s.installed_sha256 if s else "", s.error if s else ""),
+        "installed_version": s.installed_version if s else "",
+        "installed_checksum": s.installed_sha256 if s else "",
+        "changed_at": s.changed_at.isoformat() if s and s.changed_at else None,
+        "duration_ms": s.duration_ms if s else None,
+    }
+
+
+def package_nodes_document(*, package: ExtensionPackage) -> dict[str, Any]:
+    """One package on every node: the same cells as ``cluster_document``, one list entry per node."""
+    states = package_state_rows(name=package.name)
+    entries, verdicts = [], []
+    for row in node_rows():
+        s = states.get(row[0])
+        v = verdict(bool(row[3]), package.state, s.state if s else None,
+                    s is not None and s.installed_sha256 == package.sha256)
+        verdicts.append(v)
+        entries.append(_node_state(row, v, s))
+    t = tally(verdicts)
+    return {"converged": t.converged, "online": t.online, "offline": t.offline, "nodes": entries}
 
 
 def render_table(document: dict[str, Any]) -> str:
@@ -85,10 +94,11 @@ def render_table(document: dict[str, Any]) -> str:
     names = [n["name"] for n in nodes]
     width = max([10, *(len(n) for n in names)]) + 2
     lines.append("")
-    lines.append(f"{'EXTENSION':<32} {'VERSION':<16} {'CONVERGED':<10}" + "".join(f"{n:<{width}}" for n in names))
+    lines.append(f"{'EXTENSION':<32} {'VERSION':<16} {'CONVERGED':<18}" + "".join(f"{n:<{width}}" for n in names))
     for e in document["extensions"]:
         cells = "".join(f"{e['nodes'][n]['state']:<{width}}" for n in names)
-        lines.append(f"{e['name']:<32} {e['version']:<16} {'yes' if e['converged'] else 'no':<10}" + cells)
+        converged = f"{'yes' if e['converged'] else 'no'} ({e['online']} on, {e['offline']} off)"
+        lines.append(f"{e['name']:<32} {e['version']:<16} {converged:<18}" + cells)
         lines += [
             f"    {n}: {cell['error']}" for n, cell in e["nodes"].items() if cell["error"]
         ]

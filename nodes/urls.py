@@ -5,5 +5,6 @@ from django.urls import path
 from nodes import views
 
 urlpatterns = [
+    path("", views.nodes_page, name="nodes"),
     path("<str:name>/", views.node_page, name="node"),
 ]

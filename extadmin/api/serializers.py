@@ -9,7 +9,6 @@ from typing import Any
 
 from rest_framework import serializers
 
-from extadmin.api.selectors import NodePackageState
 from extadmin.models import Operation, OperationStep
 
 
@@ -114,34 +113,26 @@ class OperationSerializer(serializers.ModelSerializer):
 
 
 class NodePackageStateSerializer(serializers.Serializer):
-    node = serializers.CharField(source="node.name")
+    """``nodes.status.package_nodes_document``: one node's cell, the same as in ``/api/cluster/``."""
+
+    node = serializers.CharField()
+    name = serializers.CharField()
     online = serializers.BooleanField()
-    last_heartbeat = serializers.DateTimeField(source="node.last_heartbeat", allow_null=True)
-    state = serializers.SerializerMethodField()
-    up_to_date = serializers.BooleanField(help_text="installed, with this package's checksum proven on disk")
-    installed_version = serializers.SerializerMethodField()
-    installed_checksum = serializers.SerializerMethodField()
-    error = serializers.SerializerMethodField()
-    changed_at = serializers.SerializerMethodField()
-    duration_ms = serializers.SerializerMethodField()
-
-    def get_state(self, row: NodePackageState) -> str:
-        return row.state.state if row.state else "pending"
-
-    def get_installed_version(self, row: NodePackageState) -> str:
-        return row.state.installed_version if row.state else ""
-
-    def get_installed_checksum(self, row: NodePackageState) -> str:
-        return row.state.installed_sha256 if row.state else ""
-
-    def get_error(self, row: NodePackageState) -> str:
-        return row.state.error if row.state else ""
-
-    def get_changed_at(self, row: NodePackageState) -> str | None:
-        return row.state.changed_at.isoformat() if row.state else None
-
-    def get_duration_ms(self, row: NodePackageState) -> float | None:
-        return row.state.duration_ms if row.state else None
+    last_seen = serializers.DateTimeField(allow_null=True, help_text="the node's last proof of life")
+    last_heartbeat = serializers.DateTimeField(allow_null=True, help_text="the same as last_seen")
+    state = serializers.CharField(
+        help_text="installed, pending, syncing, failed, removing, removed or offline (whatever an offline node "
+        "last reported)",
+    )
+    reported = serializers.CharField(help_text="for an offline node: the state it last reported; else empty")
+    up_to_date = serializers.BooleanField(help_text="online, and this package's checksum proven on disk")
+    version = serializers.CharField(help_text="the version the node last reported holding")
+    checksum = serializers.CharField(help_text="the checksum the node last reported holding")
+    installed_version = serializers.CharField()
+    installed_checksum = serializers.CharField()
+    error = serializers.CharField()
+    changed_at = serializers.DateTimeField(allow_null=True)
+    duration_ms = serializers.FloatField(allow_null=True)
 
 
 class EntitySerializer(serializers.Serializer):
@@ -151,6 +142,9 @@ class EntitySerializer(serializers.Serializer):
 
 class PackageDetailSerializer(PackageSerializer):
     entities = EntitySerializer(many=True)
+    converged = serializers.BooleanField(help_text="every online node proved the checksum (and one is online)")
+    online = serializers.IntegerField(help_text="how many nodes are online")
+    offline = serializers.IntegerField(help_text="how many nodes are offline (not counted in converged)")
     nodes = NodePackageStateSerializer(many=True)
     operations = OperationSerializer(many=True)
 

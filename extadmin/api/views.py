@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from extadmin.api import serializers as s
-from extadmin.api.selectors import operation_list, package_get, package_node_states
+from extadmin.api.selectors import operation_list, package_get
 from extadmin.documents import package_summary
 from extadmin.operations import Actor
 from extadmin.packaging import Conflict, Refusal, TooLarge
@@ -30,6 +30,7 @@ from extadmin.removal import package_remove
 from extadmin.selectors import package_dependents, package_list, package_operations
 from extadmin.services import package_import_files, package_validate_files
 from nodes.cluster import cluster_pause, cluster_resume
+from nodes.status import cluster_document, package_nodes_document
 
 ERRORS = {
     400: OpenApiResponse(s.ErrorSerializer, description="refused: the step and the reason"),
@@ -151,7 +152,7 @@ class ExtensionDetailView(ApiView):
         detail = {
             **package_summary(package),
             "entities": [{"type": e.type, "name": e.name} for e in package.entities.all()],
-            "nodes": s.NodePackageStateSerializer(package_node_states(package=package), many=True).data,
+            **package_nodes_document(package=package),
             "operations": s.OperationSerializer(package_operations(name=name), many=True).data,
         }
         return Response(detail)
@@ -198,8 +199,6 @@ class ClusterView(ApiView):
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="the same document as cluster_status --json")}
     )
     def get(self, request: Request) -> Response:
-        from nodes.status import cluster_document  # the agents' module; imported when first asked for
-
         return Response(cluster_document())
 
 

@@ -9,7 +9,18 @@ from django.utils import timezone
 from extadmin.models import ExtensionPackage, Operation
 from extadmin.packaging import Refusal, parse_depends_on
 from extadmin.selectors import package_dependents, package_operations
-from nodes.selectors import Cell, Timeline, format_duration, package_cells, timeline
+from nodes.convergence import Tally
+from nodes.presenters import (
+    Cell,
+    Timeline,
+    cells_tally,
+    format_duration,
+    node_url,
+    nodes_summary,
+    package_cells,
+    timeline,
+)
+from nodes.selectors import node_rows, package_state_rows
 
 
 @dataclass
@@ -31,13 +42,26 @@ class PackagePage:
     operations: list[Operation]
 
     @property
-    def converged(self) -> int:
-        return sum(1 for c in self.cells if c.converged)
+    def tally(self) -> Tally:
+        return cells_tally(self.cells)
+
+    @property
+    def converged(self) -> bool:
+        return self.tally.converged
+
+    @property
+    def nodes_text(self) -> str:
+        """``3/3 online, 1 offline``, as on the dashboard."""
+        return nodes_summary(self.tally)
 
     @property
     def live(self) -> bool:
         """Worth polling: the package is there, or some node still has to remove it."""
-        return self.package is not None or self.converged < len(self.cells)
+        return self.package is not None or any(not c.converged for c in self.cells)
+
+    @property
+    def imported_on_url(self) -> str:
+        return node_url(self.package.imported_on_node) if self.package is not None else ""
 
     @property
     def since_import(self) -> str:
@@ -64,12 +88,14 @@ def package_page(*, name: str) -> PackagePage | None:
     if package is None:
         if not operations:
             return None
-        cells = package_cells(name=name, package=None)
+        cells = package_cells(nodes=node_rows(), package=None, states=package_state_rows(name=name))
         return PackagePage(name=name, package=None, entity_groups=[], dependencies=[], dependents=[],
                            cells=cells, timeline=None, operations=operations)
     entities = package.entities.order_by("type", "name").values_list("type", "name")
     groups = [(t, [n for _, n in items]) for t, items in groupby(entities, key=lambda e: e[0])]
-    cells = package_cells(name=name, package=package)
+    cells = package_cells(
+        nodes=node_rows(), package=(package.sha256, package.state), states=package_state_rows(name=name)
+    )
     return PackagePage(
         name=name,
         package=package,

@@ -27,14 +27,15 @@ from extadmin.services import package_import_files, package_validate_files
 from extadmin.web.forms import UploadForm
 from extadmin.web.http import HtmxHttpRequest, browser_actor, redirect_to
 from extadmin.web.pages import package_page
-from nodes.selectors import dashboard_grid
+from nodes.presenters import dashboard as present_dashboard
+from nodes.selectors import cluster_snapshot
 
 
 @login_required
 @require_GET
 def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     template = "extadmin/_grid.html" if request.htmx else "extadmin/dashboard.html"
-    return render(request, template, {"grid": dashboard_grid()})
+    return render(request, template, {"grid": present_dashboard(cluster_snapshot())})
 
 
 @login_required

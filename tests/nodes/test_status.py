@@ -27,13 +27,18 @@ def test_it_is_converged_only_when_every_online_node_proved_the_checksum(
 
     doc = cluster_document()
     assert doc["extensions"][0]["converged"] is False
-    assert doc["extensions"][0]["nodes"]["n1"] == {"state": "pending", "version": "", "checksum": "", "error": ""}
+    assert doc["extensions"][0]["nodes"]["n1"] == {
+        "state": "pending", "reported": "", "up_to_date": False, "version": "", "checksum": "", "error": "",
+    }
 
     sync()
     beat("n1")
     [ext] = cluster_document()["extensions"]
     assert (ext["name"], ext["version"], ext["checksum"], ext["converged"]) == ("Alpha", "1.0.0", alpha.sha256, True)
-    assert ext["nodes"]["n1"] == {"state": "installed", "version": "1.0.0", "checksum": alpha.sha256, "error": ""}
+    assert ext["nodes"]["n1"] == {
+        "state": "installed", "reported": "", "up_to_date": True, "version": "1.0.0", "checksum": alpha.sha256,
+        "error": "",
+    }
 
 
 def test_it_never_counts_an_offline_node_and_never_shows_it_installed(import_package: Importer, sync: Syncer) -> None:
@@ -46,9 +51,11 @@ def test_it_never_counts_an_offline_node_and_never_shows_it_installed(import_pac
 
     assert [n["online"] for n in doc["nodes"]] == [False, False]
     assert doc["extensions"][0]["converged"] is False  # nobody online: nothing proven
-    assert doc["extensions"][0]["nodes"]["n1"]["state"] == "unknown"
+    assert doc["extensions"][0]["nodes"]["n1"]["state"] == "offline"
+    assert doc["extensions"][0]["nodes"]["n1"]["reported"] == "installed"
     beat("web")
-    assert cluster_document()["extensions"][0]["converged"] is True  # n1 offline: not counted
+    [ext] = cluster_document()["extensions"]
+    assert (ext["converged"], ext["online"], ext["offline"]) == (True, 1, 1)  # n1 offline: not counted
 
 
 def test_it_shows_an_older_proven_version_as_pending(import_package: Importer, sync: Syncer) -> None:
@@ -73,7 +80,7 @@ def test_it_reads_in_a_constant_number_of_queries(
             node=node, package_name="P0", state="failed", error="disk full", changed_at=timezone.now()
         )
 
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(4):  # packages, nodes, states, cluster settings
         doc = cluster_document()
 
     assert len(doc["extensions"]) == 4 and len(doc["nodes"]) == 6
@@ -88,8 +95,10 @@ def test_it_prints_the_document_as_json_and_as_a_table(import_package: Importer,
     call_command("cluster_status", "--json")
     doc = json.loads(capsys.readouterr().out)
     assert set(doc) == {"nodes", "extensions"}
-    assert set(doc["nodes"][0]) == {"name", "online", "last_seen"}
-    assert set(doc["extensions"][0]) == {"name", "version", "checksum", "converged", "nodes"}
+    assert set(doc["nodes"][0]) == {"name", "online", "state", "last_seen"}
+    assert set(doc["extensions"][0]) == {
+        "name", "version", "checksum", "state", "converged", "online", "offline", "nodes"
+    }
 
     call_command("cluster_status")
     table = capsys.readouterr().out

@@ -20,6 +20,8 @@ from extadmin.models import Archive, ExtensionPackage, Operation
 from extadmin.operations import Actor
 from extadmin.storage import NodeStorage
 from nodes.models import ClusterSettings, Node, SyncRun, SyncState
+from nodes.presenters import dashboard, format_duration
+from nodes.selectors import cluster_snapshot
 from tests.packages import build_package
 from tests.web.cluster import seed_cluster
 
@@ -449,13 +451,11 @@ def test_it_shows_every_state_in_the_grid(viewer_client: Client, imported: Impor
     ]:
         assert cell.format(name, state) in html
     assert "checksum mismatch" in html
-    assert "1/6 nodes" in html
+    assert "1/5 online, 1 offline" in html
     assert 'class="node offline" data-node="n-offline"' in html
 
 
 def test_it_counts_a_node_converged_only_when_online_with_the_checksum(imported: Imported) -> None:
-    from nodes.selectors import dashboard_grid
-
     package = imported("Proven")
     now = timezone.now()
     stale = Node.objects.create(name="stale", last_heartbeat=now)
@@ -477,12 +477,13 @@ def test_it_counts_a_node_converged_only_when_online_with_the_checksum(imported:
         changed_at=now,
     )
     Node.objects.filter(name="web").update(last_heartbeat=now)
-    row = dashboard_grid().rows[0]
+    row = dashboard(cluster_snapshot()).rows[0]
     assert {c.node.name: c.converged for c in row.cells} == {"away": False, "stale": False, "web": True}
     labels = {c.node.name: c.label for c in row.cells}
     assert labels["stale"] == "pending (has 1.0.0)"
     assert labels["away"] == "offline (last reported installed)"  # never shown as installed
-    assert (row.converged, row.total, row.time_to_converge) == (1, 3, "")
+    assert (row.converged, row.total, row.offline, row.nodes_text) == (1, 3, 1, "1/2 online, 1 offline")
+    assert (row.done, row.time_to_converge) == (False, "")
 
 
 def test_it_returns_only_the_grid_to_htmx_polling(viewer_client: Client, imported: Imported) -> None:
@@ -496,7 +497,7 @@ def test_it_shows_time_since_import_and_time_to_converge(viewer_client: Client, 
     imported("Quick")
     Node.objects.filter(name="web").update(last_heartbeat=timezone.now())
     html = viewer_client.get("/").content.decode()
-    assert "1/1 nodes" in html
+    assert "1/1 online" in html
     row = html[html.index('href="/extensions/Quick/"') :]
     assert " ms</td>" in row or " s</td>" in row
 
@@ -583,6 +584,4 @@ def test_it_shows_which_nodes_still_hold_a_removed_package(operator_client: Clie
     ],
 )
 def test_it_formats_durations_for_people(seconds: float | None, text: str) -> None:
-    from nodes.selectors import format_duration
-
     assert format_duration(seconds) == text

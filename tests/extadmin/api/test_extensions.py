@@ -113,10 +113,12 @@ def test_it_shows_a_package_with_every_node_s_state(api: APIClient, imported: Im
     assert set(nodes) == {"web", "node-2", "node-3"}
     assert (nodes["web"]["state"], nodes["web"]["online"], nodes["web"]["up_to_date"]) == ("installed", True, True)
     assert nodes["web"]["installed_checksum"] == package.sha256
+    # node-2 is offline: offline, never what it last said; what it said stays in "reported".
     assert (nodes["node-2"]["state"], nodes["node-2"]["online"], nodes["node-2"]["error"]) == (
-        "failed", False, "disk full"
+        "offline", False, "disk full"
     )
-    assert nodes["node-2"]["up_to_date"] is False
+    assert (nodes["node-2"]["reported"], nodes["node-2"]["up_to_date"]) == ("failed", False)
+    assert (body["converged"], body["online"], body["offline"]) == (False, 2, 1)
     assert (nodes["node-3"]["state"], nodes["node-3"]["up_to_date"]) == ("pending", False)
     assert [o["kind"] for o in body["operations"]] == ["import"]
 

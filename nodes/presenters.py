@@ -1,0 +1,522 @@
+"""How the console shows nodes and their packages: cells, rows, durations, clocks, sentences and
+the timeline's geometry. Built from what ``nodes.selectors`` read, with the words of
+``nodes.convergence``; no query here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+
+from nodes.convergence import OFFLINE, Tally, Verdict, tally, verdict
+from nodes.models import Node, SyncRun
+from nodes.selectors import ClusterSnapshot, NodeRow, NodeSnapshot, StateRow
+
+# Above this many nodes the grid would be unreadable: the dashboard shows a summary per package
+# and only the cells that are not converged.
+COMPACT_ABOVE_NODES = 40
+# In the compact view, at most this many not-converged cells per package; the rest are counted.
+COMPACT_CELLS_PER_PACKAGE = 8
+
+
+def format_duration(seconds: float | None) -> str:
+    """``'850 ms'``, ``'42 s'``, ``'3 min 5 s'``, ``'2 h 10 min'``, ``'3 d 4 h'``; ``''`` for None."""
+    if seconds is None:
+        return ""
+    seconds = max(seconds, 0.0)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+    minutes, sec = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {sec} s" if sec else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def clock(moment: datetime | None) -> str:
+    """A time of day in the console's time zone, with the zone: ``14:02:31 UTC``."""
+    return timezone.localtime(moment).strftime("%H:%M:%S %Z") if moment else "?"
+
+
+def moment_text(moment: datetime | None, *, never: str = "never") -> str:
+    """A date and time in the console's time zone, with the zone: ``2026-12-01 14:02:31 UTC``."""
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z") if moment else never
+
+
+def node_url(name: str) -> str:
+    """The node page, or "" for a name no URL can carry (old rows from before names were checked)."""
+    try:
+        return reverse("node", args=[name])
+    except NoReverseMatch:
+        return ""
+
+
+def nodes_summary(t: Tally) -> str:
+    """``3/3 online, 1 offline``: the converged online nodes of the online ones, then the offline ones."""
+    text = f"{t.converged_nodes}/{t.online} online"
+    return f"{text}, {t.offline} offline" if t.offline else text
+
+
+@dataclass(frozen=True)
+class NodeView:
+    id: int
+    name: str
+    last_seen: datetime | None  # the last proof of life, by the database's clock
+    online: bool
+    url: str
+
+    @classmethod
+    def of(cls, row: NodeRow) -> NodeView:
+        node_id, name, last_seen, online = row
+        return cls(id=node_id, name=name, last_seen=last_seen, online=bool(online), url=node_url(name))
+
+    @property
+    def state(self) -> str:
+        return "online" if self.online else OFFLINE
+
+    @property
+    def last_seen_text(self) -> str:
+        return moment_text(self.last_seen)
+
+
+@dataclass
+class Cell:
+    """What one node holds of one package, as the console shows it (``nodes.convergence.verdict``)."""
+
+    node: NodeView
+    state: str  # installed, pending, syncing, failed, removing, removed, offline
+    version: str = ""
+    sha256: str = ""
+    error: str = ""
+    converged: bool = False
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: float | None = None
+    outdated: bool = False  # holds an older checksum than the database's
+    reported: str = ""  # for an offline node: what it last reported, kept for the operator
+
+    @property
+    def short_sha(self) -> str:
+        return self.sha256[:10]
+
+    @property
+    def duration(self) -> str:
+        return format_duration(self.duration_ms / 1000 if self.duration_ms is not None else None)
+
+    @property
+    def kind(self) -> str:
+        """The state counted in a package's summary."""
+        return self.state
+
+    @property
+    def reported_label(self) -> str:
+        """What an offline node last reported; nothing when it was never seen (then it reported nothing)."""
+        if not self.reported or self.node.last_seen is None:
+            return ""
+        return f"{self.reported} (has {self.version})" if self.outdated else self.reported
+
+    @property
+    def label(self) -> str:
+        if self.state == OFFLINE:
+            return f"offline (last reported {self.reported_label})" if self.reported_label else "offline"
+        if self.outdated:
+            return f"pending (has {self.version})"
+        return self.state
+
+    @property
+    def title(self) -> str:
+        """The cell's tooltip: everything known about it in one line."""
+        parts = [f"{self.node.name}: {self.label}"]
+        if self.version:
+            parts.append(f"version {self.version}")
+        if self.sha256:
+            parts.append(f"sha256 {self.sha256}")
+        if self.duration_ms is not None:
+            parts.append(f"took {self.duration}")
+        if self.error:
+            parts.append(f"error: {self.error}")
+        return "; ".join(parts)
+
+
+def cell_of(node: NodeView, v: Verdict, row: StateRow | None) -> Cell:
+    if row is None:
+        return Cell(node=node, state=v.state, converged=v.converged, outdated=v.outdated, reported=v.reported)
+    return Cell(
+        node=node, state=v.state, version=row.installed_version, sha256=row.installed_sha256, error=row.error,
+        converged=v.converged, started_at=row.started_at, finished_at=row.finished_at,
+        duration_ms=row.duration_ms, outdated=v.outdated, reported=v.reported,
+    )
+
+
+def package_cells(
+    *, nodes: list[NodeRow], package: tuple[str, str] | None, states: dict[int, StateRow]
+) -> list[Cell]:
+    """Every node's cell for one package; ``package`` is (sha256, state), None once removed."""
+    sha256, package_state = package if package is not None else ("", None)
+    cells = []
+    for n in nodes:
+        view = NodeView.of(n)
+        row = states.get(view.id)
+        v = verdict(view.online, package_state, row.state if row else None,
+                    row is not None and row.installed_sha256 == sha256)
+        cells.append(cell_of(view, v, row))
+    return cells
+
+
+def cells_tally(cells: list[Cell]) -> Tally:
+    return tally((c.state, c.converged) for c in cells)
+
+
+# --- the dashboard ----------------------------------------------------------------------------
+
+
+@dataclass
+class PackageRow:
+    """One package across the cluster. ``cells`` holds every node's cell, or in the compact view only
+    the cells that are not converged (the converged ones are only counted)."""
+
+    name: str
+    url: str
+    version: str
+    sha256: str
+    state: str  # the package's state: active, removing, or removed (only nodes still hold it)
+    imported_at: datetime | None
+    last_finished: datetime | None  # the latest sync to finish, from any node
+    now: datetime
+    total: int
+    converged: int = 0  # online nodes that proved it
+    offline: int = 0
+    cells: list[Cell] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def tally(self) -> Tally:
+        return Tally(converged_nodes=self.converged, online=self.total - self.offline, offline=self.offline)
+
+    @property
+    def done(self) -> bool:
+        return self.tally.converged
+
+    @property
+    def nodes_text(self) -> str:
+        return nodes_summary(self.tally)
+
+    @property
+    def not_converged(self) -> list[Cell]:
+        return [c for c in self.cells if not c.converged]
+
+    @property
+    def hidden_not_converged(self) -> int:
+        return max(self.total - self.converged - len(self.not_converged), 0)
+
+    @property
+    def sorted_counts(self) -> list[tuple[str, int]]:
+        return sorted(self.counts.items())
+
+    @property
+    def short_sha(self) -> str:
+        return self.sha256[:10]
+
+    @property
+    def since_import(self) -> str:
+        return format_duration((self.now - self.imported_at).total_seconds()) if self.imported_at else ""
+
+    @property
+    def converged_at(self) -> datetime | None:
+        """When the last online node converged, once every online node has; None while some have not."""
+        if not self.done or self.imported_at is None:
+            return None
+        return max(self.last_finished or self.imported_at, self.imported_at)
+
+    @property
+    def time_to_converge(self) -> str:
+        at = self.converged_at
+        if at is None or self.imported_at is None:
+            return ""
+        return format_duration((at - self.imported_at).total_seconds())
+
+
+@dataclass
+class Dashboard:
+    nodes: list[NodeView]
+    rows: list[PackageRow]
+    paused: bool
+    now: datetime
+    compact: bool = field(default=False)
+
+    @property
+    def online(self) -> int:
+        return sum(1 for n in self.nodes if n.online)
+
+    @property
+    def offline_nodes(self) -> list[NodeView]:
+        return [n for n in self.nodes if not n.online]
+
+    @property
+    def converged_packages(self) -> int:
+        return sum(1 for r in self.rows if r.done)
+
+
+def _fill(row: PackageRow, package_state: str | None, nodes: list[NodeView], states: dict[int, tuple],
+          compact: bool) -> PackageRow:
+    """Fill a package's cells and counts; the compact view builds only the cells it shows.
+
+    The hot loop of the dashboard (30,000 cells at 100 × 300): plain tuples, one cached verdict each.
+    """
+    counts, sha256, shown = row.counts, row.sha256, 0
+    for node in nodes:
+        values = states.get(node.id)
+        if values is None:
+            v = verdict(node.online, package_state, None, False)
+        else:
+            v = verdict(node.online, package_state, values[2], values[4] == sha256)
+        counts[v.state] = counts.get(v.state, 0) + 1
+        row.converged += v.converged
+        row.offline += v.state == OFFLINE
+        if compact and (v.converged or shown >= COMPACT_CELLS_PER_PACKAGE):
+            continue
+        row.cells.append(cell_of(node, v, StateRow(*values) if values is not None else None))
+        shown += not v.converged
+    return row
+
+
+def dashboard(snapshot: ClusterSnapshot) -> Dashboard:
+    """Every package × every node."""
+    nodes = [NodeView.of(n) for n in snapshot.nodes]
+    compact = len(nodes) > COMPACT_ABOVE_NODES
+    rows = []
+    for name, version, sha256, state, imported_at, finished in snapshot.packages:
+        row = PackageRow(name=name, url=reverse("package", args=[name]), version=version, sha256=sha256,
+                         state=state, imported_at=imported_at, last_finished=finished, now=snapshot.now,
+                         total=len(nodes))
+        rows.append(_fill(row, state, nodes, snapshot.states.get(name, {}), compact))
+    # Packages removed from the database that some node still holds: they are being removed there.
+    for gone in snapshot.removed_still_held:
+        row = PackageRow(name=gone, url=reverse("package", args=[gone]), version="", sha256="", state="removed",
+                         imported_at=None, last_finished=None, now=snapshot.now, total=len(nodes))
+        rows.append(_fill(row, None, nodes, snapshot.states[gone], compact))
+    return Dashboard(nodes=nodes, rows=rows, paused=snapshot.paused, now=snapshot.now, compact=compact)
+
+
+# --- one package: the timeline ----------------------------------------------------------------
+
+
+@dataclass
+class TimelineBar:
+    node: str
+    state: str
+    start: float  # seconds after the import
+    end: float | None
+    x: float = 0.0  # in the chart's coordinates, filled by ``timeline``
+    width: float = 0.0
+    y: float = 0.0
+
+    @property
+    def text_y(self) -> float:
+        return self.y + 13
+
+    @property
+    def start_text(self) -> str:
+        return format_duration(self.start)
+
+    @property
+    def end_text(self) -> str:
+        return format_duration(self.end) if self.end is not None else "not finished"
+
+
+@dataclass
+class Timeline:
+    bars: list[TimelineBar]
+    span: float  # seconds from the import to the last finish
+    width: int
+    height: int
+    label_width: int
+    row_height: int
+
+    @property
+    def span_text(self) -> str:
+        return format_duration(self.span)
+
+    @property
+    def axis_x(self) -> int:
+        return self.label_width + self.plot_width
+
+    @property
+    def plot_width(self) -> int:
+        return self.width - self.label_width - 10
+
+
+def timeline(*, imported_at: datetime, cells: list[Cell], now: datetime | None = None,
+             width: int = 640, row_height: int = 22, label_width: int = 120) -> Timeline:
+    """Each node's sync, from start to finish, in seconds after the import (a small SVG chart)."""
+    now = now or timezone.now()
+    bars = []
+    for c in cells:
+        if c.started_at is None:
+            continue
+        start = max((c.started_at - imported_at).total_seconds(), 0.0)
+        end = None
+        if c.finished_at is not None:
+            end = max((c.finished_at - imported_at).total_seconds(), start)
+        bars.append(TimelineBar(node=c.node.name, state=c.state, start=start, end=end))
+    span = max([b.end if b.end is not None else (now - imported_at).total_seconds() for b in bars] + [1.0])
+    chart = Timeline(bars=bars, span=span, width=width, height=row_height * len(bars) + 24,
+                     label_width=label_width, row_height=row_height)
+    scale = chart.plot_width / span
+    for i, b in enumerate(bars):
+        end = b.end if b.end is not None else span
+        b.x = round(label_width + b.start * scale, 1)
+        b.width = round(max((end - b.start) * scale, 2.0), 1)
+        b.y = i * row_height + 4
+    return chart
+
+
+# --- one node across the packages -------------------------------------------------------------
+
+
+@dataclass
+class NodePackage:
+    cell: Cell
+    package_name: str
+    version: str
+    imported_at: datetime | None
+    why: str  # empty when converged
+
+
+@dataclass
+class RunView:
+    run: SyncRun
+
+    @property
+    def took(self) -> str:
+        if self.run.finished_at is None:
+            return ""
+        return format_duration((self.run.finished_at - self.run.started_at).total_seconds())
+
+
+@dataclass
+class NodeDetail:
+    node: Node
+    view: NodeView
+    packages: list[NodePackage]
+    runs: list[RunView]
+    paused: bool
+    running: SyncRun | None
+
+    @property
+    def not_converged(self) -> int:
+        return sum(1 for p in self.packages if p.why)
+
+
+def _lock_held(node: Node, now: datetime) -> bool:
+    return bool(node.sync_lock_owner) and node.sync_lock_until is not None and node.sync_lock_until > now
+
+
+def _why_offline(view: NodeView) -> str:
+    # The same last-seen as the page's "Last seen" and the cells' "last reported".
+    if view.last_seen is None:
+        return "offline: the node's agent has never reported"
+    return f"offline since {clock(view.last_seen)}"
+
+
+def why_not_converged(
+    *, cell: Cell, node: Node, imported_at: datetime | None, paused: bool, last_run: SyncRun | None,
+    running: SyncRun | None, now: datetime,
+) -> str:
+    """One sentence on why this node does not (yet) hold this package; empty when it does.
+
+    The first cause that applies wins, in the order an operator would act on them.
+    """
+    if cell.converged:
+        return ""
+    if not cell.node.online:
+        return _why_offline(cell.node)
+    if paused:
+        behind = f" (this node is behind since {clock(node.behind_since)})" if node.behind_since else ""
+        return f"paused: cluster syncing is paused{behind}"
+    if cell.state == "failed":
+        retry = ""
+        if last_run is not None:
+            base = last_run.finished_at or last_run.started_at
+            retry = f", retry at {clock(base + timedelta(seconds=settings.EXTADMIN_SYNC_INTERVAL))}"
+        return f"sync failed: {cell.error or 'no error recorded'}{retry}"
+    if cell.state == "syncing":
+        return f"syncing since {clock(cell.started_at)}"
+    if cell.state in ("removing", "removed"):
+        return "removing: the package was removed from the database; this node has not synced since"
+    if _lock_held(node, now):
+        since = running.started_at if running is not None else None
+        return f"waiting: another sync running since {clock(since)}" if since else (
+            f"waiting: another sync holds the node until {clock(node.sync_lock_until)}"
+        )
+    if cell.outdated:
+        return f"pending: holds {cell.version}; not synced since the import at {clock(imported_at)}"
+    return f"pending: not synced since the import at {clock(imported_at)}"
+
+
+def node_detail(snapshot: NodeSnapshot, *, now: datetime | None = None) -> NodeDetail:
+    """A node, every package's state there with the reason when not converged, and its recent syncs."""
+    now = now or timezone.now()
+    node = snapshot.node
+    view = NodeView.of((node.pk, node.name, node.last_heartbeat, snapshot.online))
+    running, last_run = snapshot.running, snapshot.last_run
+    states = dict(snapshot.states)
+    items: list[tuple[str, str, tuple[str, str] | None, datetime | None]] = [
+        (name, version, (sha256, state), imported_at)
+        for name, version, sha256, state, imported_at in snapshot.packages
+    ]
+    items += [(gone, "", None, None) for gone in sorted(set(states) - {p[0] for p in snapshot.packages})]
+    out = []
+    for name, version, package, imported_at in items:
+        [cell] = package_cells(nodes=[(view.id, view.name, view.last_seen, view.online)], package=package,
+                               states={view.id: states[name]} if name in states else {})
+        why = why_not_converged(cell=cell, node=node, imported_at=imported_at, paused=snapshot.paused,
+                                last_run=last_run, running=running, now=now)
+        out.append(NodePackage(cell=cell, package_name=name, version=version, imported_at=imported_at, why=why))
+    return NodeDetail(node=node, view=view, packages=out, runs=[RunView(r) for r in snapshot.runs],
+                      paused=snapshot.paused, running=running)
+
+
+# --- every node -------------------------------------------------------------------------------
+
+
+@dataclass
+class NodeListItem:
+    node: Node
+    view: NodeView
+    counts: dict[str, int]  # how many packages in each state on this node
+
+    @property
+    def sorted_counts(self) -> list[tuple[str, int]]:
+        return sorted(self.counts.items())
+
+
+def node_list_items(*, nodes: list[Node], snapshot: ClusterSnapshot) -> list[NodeListItem]:
+    """Every node, with how many packages it holds in each state (the dashboard's words)."""
+    counts: dict[int, dict[str, int]] = {n.pk: {} for n in nodes}
+    online = {n.pk: bool(getattr(n, "online", False)) for n in nodes}
+    packages: list[tuple[str, str, str | None]] = [
+        (name, sha256, state) for name, _, sha256, state, _, _ in snapshot.packages
+    ]
+    packages += [(gone, "", None) for gone in snapshot.removed_still_held]
+    for name, sha256, state in packages:
+        held = snapshot.states.get(name, {})
+        for node_id, node_counts in counts.items():
+            values = held.get(node_id)
+            if values is None and state is None:
+                continue  # a removed package this node never held: nothing to count
+            v = verdict(online[node_id], state, values[2] if values else None,
+                        values is not None and values[4] == sha256)
+            node_counts[v.state] = node_counts.get(v.state, 0) + 1
+    return [
+        NodeListItem(node=n, view=NodeView.of((n.pk, n.name, n.last_heartbeat, online[n.pk])), counts=counts[n.pk])
+        for n in nodes
+    ]
