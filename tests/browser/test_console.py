@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from extadmin.models import ExtensionPackage
 from extadmin.storage import NodeStorage
 from nodes.models import Node, SyncState
+from nodes.selectors import nodes_with_liveness
 from nodes.services import node_get_or_register
 from tests.packages import build_package
 from tests.processes import ROOT, ManagedProcess, child_env, wait_for
@@ -125,10 +126,7 @@ def agents(live_server, node_storage: NodeStorage, tmp_path: Path) -> Iterator[A
 
 
 def online(name: str) -> bool:
-    from nodes.liveness import is_online
-
-    node = Node.objects.filter(name=name).first()
-    return node is not None and is_online(node.last_heartbeat)
+    return bool(nodes_with_liveness().filter(name=name).values_list("online", flat=True).first())
 
 
 def drop_file(page: Page, path: Path) -> None:
@@ -202,13 +200,15 @@ def test_it_imports_watches_every_node_converge_and_deletes(
     n2_cell = page.locator('td.cell[data-package="ConvergeDemo"][data-node="n2"]')
     expect(web_cell).to_have_attribute("data-state", "installed")
     expect(n2_cell).to_have_attribute("data-state", "offline")
-    expect(n2_cell).to_contain_text("last reported pending")
-    expect(page.locator('td.count[data-package="ConvergeDemo"]')).to_have_text("1/2 nodes")
+    # n2 was never seen: it is offline, and says nothing it never reported.
+    expect(n2_cell).to_contain_text("offline")
+    expect(n2_cell).not_to_contain_text("last reported")
+    expect(page.locator('td.count[data-package="ConvergeDemo"]')).to_have_text("1/1 online, 1 offline")
     shot(page, "03-dashboard-n2-waiting")
     page.evaluate("window.__sameDocument = true")
     agents.start("n2")
     expect(n2_cell).to_have_attribute("data-state", "installed", timeout=90_000)
-    expect(page.locator('td.count[data-package="ConvergeDemo"]')).to_have_text("2/2 nodes", timeout=30_000)
+    expect(page.locator('td.count[data-package="ConvergeDemo"]')).to_have_text("2/2 online", timeout=30_000)
     assert page.evaluate("window.__sameDocument") is True, "the page reloaded instead of updating in place"
     sha = ExtensionPackage.objects.get(name="ConvergeDemo").sha256
     expect(n2_cell).to_contain_text(sha[:10])

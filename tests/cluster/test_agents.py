@@ -46,7 +46,8 @@ def test_it_converges_three_nodes_on_an_import_and_a_removal(cluster: Cluster, i
     wait_for(lambda: not cluster_document()["nodes"][2]["online"], timeout=10, what=f"{names[2]} offline")
     [ext] = cluster_document()["extensions"]
     assert ext["converged"] is True
-    assert ext["nodes"][names[2]]["state"] == "unknown"
+    assert ext["nodes"][names[2]]["state"] == "offline"
+    assert (ext["online"], ext["offline"], ext["nodes"][names[2]]["up_to_date"]) == (2, 1, False)
 
 
 def test_it_repairs_a_tampered_file_and_a_deleted_folder(cluster: Cluster, import_package: Importer) -> None:

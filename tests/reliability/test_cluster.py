@@ -154,7 +154,7 @@ def test_it_shows_a_node_that_stopped_reporting_offline_never_installed(cluster,
     nodes = {n["name"]: n["online"] for n in doc["nodes"]}
     assert nodes[names[0]] is True and nodes[names[1]] is False
     [ext] = [e for e in doc["extensions"] if e["name"] == "Shown"]
-    assert ext["nodes"][names[1]]["state"] == "unknown"
+    assert ext["nodes"][names[1]]["state"] == "offline"
     assert ext["nodes"][names[0]]["state"] == "installed"
 
     cluster.agents[names[0]].kill()
@@ -162,7 +162,7 @@ def test_it_shows_a_node_that_stopped_reporting_offline_never_installed(cluster,
     doc = json.loads(manage("cluster_status", "--json", env=env).stdout)
     [ext] = [e for e in doc["extensions"] if e["name"] == "Shown"]
     agents = {k: v for k, v in ext["nodes"].items() if k in names}
-    assert {v["state"] for v in agents.values()} == {"unknown"}
+    assert {v["state"] for v in agents.values()} == {"offline"}
     # Only the web node (this test process's, never heartbeating) and two silent agents: not converged.
     assert ext["converged"] is False
 

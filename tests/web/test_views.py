@@ -50,7 +50,7 @@ def nothing_written(storage: NodeStorage) -> bool:
 
 @pytest.mark.parametrize(
     "url",
-    ["/", "/extensions/upload/", "/extensions/Any/", "/extensions/Any/delete/", "/nodes/web/"],
+    ["/", "/extensions/upload/", "/extensions/Any/", "/extensions/Any/delete/", "/nodes/", "/nodes/web/"],
 )
 def test_it_redirects_anonymous_users_to_login(client: Client, url: str) -> None:
     response = client.get(url)
