@@ -29,7 +29,8 @@ def test_it_converges_three_nodes_on_an_import_and_a_removal(cluster: Cluster, i
     cluster.wait_converged(names, [alpha, beta], timeout=30)
     doc = cluster_document()
     assert all(e["converged"] for e in doc["extensions"])
-    assert {n["name"] for n in doc["nodes"] if n["online"]} == set(names)
+    # web (this process) too, for a few heartbeat intervals: its imports were its proof of life.
+    assert {n["name"] for n in doc["nodes"] if n["online"]} - {"web"} == set(names)
 
     package_remove(name="Beta")
     package_remove(name="Alpha")
@@ -44,10 +45,13 @@ def test_it_converges_three_nodes_on_an_import_and_a_removal(cluster: Cluster, i
     gamma = import_package("Gamma")
     cluster.wait_converged(names[:2], [gamma])
     wait_for(lambda: not cluster_document()["nodes"][2]["online"], timeout=10, what=f"{names[2]} offline")
-    [ext] = cluster_document()["extensions"]
+    doc = cluster_document()
+    [ext] = doc["extensions"]
     assert ext["converged"] is True
     assert ext["nodes"][names[2]]["state"] == "offline"
-    assert (ext["online"], ext["offline"], ext["nodes"][names[2]]["up_to_date"]) == (2, 1, False)
+    assert ext["nodes"][names[2]]["up_to_date"] is False
+    # The web node (this process) imported Gamma: online for a few heartbeat intervals, then offline.
+    assert ext["online"] == sum(1 for n in doc["nodes"] if n["online"]) >= 2
 
 
 def test_it_repairs_a_tampered_file_and_a_deleted_folder(cluster: Cluster, import_package: Importer) -> None:
