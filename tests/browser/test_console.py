@@ -339,6 +339,11 @@ def test_it_keeps_troubled_and_large_clusters_readable(
     shot(page, "14-node-why")
     page.goto(base + "/nodes/n005/")
     expect(page.locator("td.why").filter(has_text="offline since")).not_to_have_count(0)
+    page.click("header nav >> text=Nodes")
+    expect(page).to_have_url(base + "/nodes/")
+    expect(page.locator('tr[data-node="n005"][data-state="offline"]')).to_contain_text("offline")
+    expect(page.locator('tr[data-node="n001"]')).to_contain_text("failed")
+    shot(page, "14b-nodes-list")
 
     Node.objects.all().delete()
     ExtensionPackage.objects.all().delete()
