@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-import zipfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -300,7 +299,7 @@ def _run_steps(
                     faults.checkpoint("import.after_persist")
                 with rec.step(4, "archive"):
                     archive_write(
-                        package=package, path=item.path, sha256=digest, size=size, manifest=_manifest(item.path)
+                        package=package, path=item.path, sha256=digest, size=size, manifest=plan.package.plan.manifest()
                     )
                     faults.checkpoint("import.after_archive")
                 packages.append(package)
@@ -349,14 +348,6 @@ def _show_installed_again(node_name: str, name: str) -> None:
         )
     except DatabaseError:  # the database is what failed: "syncing" stays, and the next sync proves it
         log.warning("could not restore the state of %s on %s after the backout", name, node_name)
-
-
-def _manifest(path: Path) -> list[list]:
-    """[path, size, crc32] of every file in the zip: what a node's folder must hold, byte for byte."""
-    with zipfile.ZipFile(path) as zf:
-        return [
-            [info.filename.rstrip("/"), info.file_size, info.CRC] for info in zf.infolist() if not info.is_dir()
-        ]
 
 
 def _persist_package(

@@ -55,6 +55,7 @@ class Member:
     is_dir: bool
     size: int  # declared uncompressed size
     compress_size: int
+    crc: int  # declared CRC-32; extraction refuses bytes that do not match it
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,14 @@ class ZipPlan:
     def names(self) -> set[str]:
         """The file names (directories left out)."""
         return {member.name for member in self.members if not member.is_dir}
+
+    def manifest(self) -> list[list]:
+        """``[path, size, crc32]`` of every file, under the cleaned name extraction writes it to.
+
+        What a node's folder must hold: built from the plan, never from the zip's raw names, so an
+        entry stored as ``./lib//a.jar`` is checked as ``lib/a.jar``, the file every node writes.
+        """
+        return [[member.name, member.size, member.crc] for member in self.members if not member.is_dir]
 
     def is_bundle(self) -> bool:
         """A zip of extension zips: no metadata.xml at the root and only ``.zip`` files."""
@@ -141,7 +150,7 @@ def _check_entry(info: zipfile.ZipInfo, limits: Limits) -> Member:
             f"entry '{label}' expands {info.file_size} bytes from {info.compress_size} "
             f"(ratio over {limits.max_ratio:g}); this looks like a zip bomb"
         )
-    return Member(name=name, is_dir=is_dir, size=info.file_size, compress_size=info.compress_size)
+    return Member(name=name, is_dir=is_dir, size=info.file_size, compress_size=info.compress_size, crc=info.CRC)
 
 
 def _normalise_name(raw: str, limits: Limits) -> tuple[str, bool]:
@@ -164,6 +173,10 @@ def _normalise_name(raw: str, limits: Limits) -> tuple[str, bool]:
         raise _refuse(f"entry '{label}' has an empty name")
     if any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in parts):
         raise _refuse(f"entry '{label}' has a path component longer than 255 bytes")
+    if any(part.endswith((".", " ")) for part in parts):
+        # Windows drops a trailing dot or space when it writes the file: that node would hold
+        # another name than the manifest says (and 'a.' would land on 'a').
+        raise _refuse(f"entry '{label}' has a name that ends with a dot or a space")
     return "/".join(parts), raw.endswith("/")
 
 

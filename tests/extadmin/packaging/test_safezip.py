@@ -7,6 +7,7 @@ import random
 import re
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -71,9 +72,20 @@ def test_it_accepts_a_realistic_package(tmp_path: Path) -> None:
 
 
 def test_it_accepts_names_with_dots_that_do_not_escape(tmp_path: Path) -> None:
-    names = ["a..b/..x.txt", ".hidden", "x/...", "ui/w/app.min.js"]
+    names = ["a..b/..x.txt", ".hidden", "x/..y", "ui/w/app.min.js"]
     plan = inspect_zip(make_zip(tmp_path / "p.zip", [(n, b"x") for n in names]), limits=LIMITS)
     assert plan.names() == set(names)
+
+
+@pytest.mark.parametrize("name", ["x/...", "lib/a.", "lib/a ", "lib. /a.txt"])
+def test_it_refuses_names_a_windows_node_would_write_under_another_name(tmp_path: Path, name: str) -> None:
+    with pytest.raises(Refusal, match="ends with a dot or a space"):
+        inspect_zip(make_zip(tmp_path / "p.zip", [(name, b"x")]), limits=LIMITS)
+
+
+def test_it_describes_files_under_their_cleaned_names_in_the_manifest(tmp_path: Path) -> None:
+    plan = inspect_zip(make_zip(tmp_path / "p.zip", [("./lib//x.jar", b"xy"), ("./ui/", b"")]), limits=LIMITS)
+    assert plan.manifest() == [["lib/x.jar", 2, zlib.crc32(b"xy")]]
 
 
 def test_it_normalises_redundant_separators(tmp_path: Path) -> None:
