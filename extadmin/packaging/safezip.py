@@ -99,6 +99,7 @@ def inspect_zip(path: Path, *, limits: Limits) -> ZipPlan:
         members = tuple(_check_entry(info, limits) for info in infos)
         _check_layout(members)
         total = sum(member.size for member in members)
+        _check_package_ratio(total, path.stat().st_size, limits)
         if total > limits.max_unpacked_bytes:
             raise _refuse(
                 f"the package would unpack to {total} bytes, more than the limit of {limits.max_unpacked_bytes}"
@@ -108,6 +109,16 @@ def inspect_zip(path: Path, *, limits: Limits) -> ZipPlan:
         with path.open("rb") as raw:
             _check_local_headers(raw, infos, members, archive.start_dir)
     return ZipPlan(members=members, total_size=total)
+
+
+def _check_package_ratio(total: int, zip_size: int, limits: Limits) -> None:
+    """The whole package's ratio: many entries each under RATIO_FLOOR escape the per-entry check
+    (300 files of 1 MiB of zeros in a 340 KB zip), but not this one."""
+    if total > RATIO_FLOOR and total / zip_size > limits.max_ratio:
+        raise _refuse(
+            f"the package would unpack to {total} bytes from a zip of {zip_size} bytes "
+            f"(ratio {total / zip_size:.0f}, over {limits.max_ratio:g}); this looks like a zip bomb"
+        )
 
 
 @contextmanager

@@ -181,6 +181,8 @@ def _cases(g: _Gen) -> list[tuple[str, Callable[[Path], Path], str, int, bool]]:
         ("FIFO", w([(raw_entry(g.inner("fifo"), mode=stat.S_IFIFO | 0o644), b"")]), "fifo", 400, False),
         ("socket", w([(raw_entry(g.inner("sock"), mode=stat.S_IFSOCK | 0o644), b"")]), "socket", 400, False),
         ("zip bomb ratio", w([("lib/zeros.bin", b"\x00" * (8 * 1024 * 1024))]), "zip bomb", 400, False),
+        ("many small zero entries (whole ratio)", w([(f"lib/z{i}.bin", b"\x00" * 65536) for i in range(40)]),
+         "from a zip of", 400, False),
         ("lying declared size", lying, "lib/big.bin", 400, False),
         ("overlapping entries", overlapping, "overlaps", 400, False),
         ("too many entries", w([(f"lib/f{i}.txt", b"x") for i in range(MAX_ENTRIES + 5)]), "more than the limit",

@@ -601,3 +601,19 @@ def test_it_never_plans_a_path_outside_the_package(tmp_path_factory: pytest.Temp
         assert "\\" not in member.name and "\x00" not in member.name and "\n" not in member.name
         assert re.match("[A-Za-z]:", member.name) is None
         assert posixpath.normpath(f"/pkg/{member.name}").startswith("/pkg/")
+
+
+def test_it_refuses_a_package_whose_whole_ratio_is_too_high(tmp_path: Path) -> None:
+    """Every entry is under the per-entry check's floor; together they are a zip bomb."""
+    path = make_zip(tmp_path / "p.zip", [(f"lib/z{i}.bin", b"\x00" * 512 * 1024) for i in range(8)])
+    with pytest.raises(Refusal) as refused:
+        inspect_zip(path, limits=LIMITS)
+    assert refused.value.reason.startswith(
+        f"the package would unpack to {8 * 512 * 1024} bytes from a zip of {path.stat().st_size} bytes (ratio "
+    )
+    assert "this looks like a zip bomb" in refused.value.reason
+
+
+def test_it_lets_a_tiny_package_compress_as_well_as_it_likes(tmp_path: Path) -> None:
+    path = make_zip(tmp_path / "p.zip", [("metadata.xml", b"<x/>"), ("lib/z.bin", b"\x00" * 900 * 1024)])
+    assert inspect_zip(path, limits=LIMITS).total_size == 900 * 1024 + 4

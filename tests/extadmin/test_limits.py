@@ -1,0 +1,52 @@
+"""Packages that pass every per-entry check but no node should unpack: the whole package's
+compression ratio, and metadata.xml's entity count. Refused at validate through every door,
+naming the numbers; nothing written."""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+
+from extadmin.storage import NodeStorage
+from tests.extadmin.doors import DOORS, REFUSED, NothingWritten
+from tests.packages import metadata_xml
+from tests.semantics.support import OPERATOR_PERMS, make_user
+
+pytestmark = pytest.mark.django_db
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def many_small_zeros(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The issue's package: 300 files of 1 MiB of zeros, each under the per-entry ratio check's floor."""
+    path = tmp_path_factory.mktemp("ratio") / "Zeros.zip"
+    zeros = b"\x00" * MiB
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        zf.writestr("metadata.xml", metadata_xml("Zeros"))
+        for i in range(300):
+            zf.writestr(f"lib/zeros{i:03d}.bin", zeros)
+    return path
+
+
+@pytest.fixture
+def operator() -> User:
+    return make_user("operator", *OPERATOR_PERMS)
+
+
+@pytest.mark.parametrize("door", list(DOORS))
+@pytest.mark.parametrize("validate", [False, True], ids=["import", "validate"])
+def test_it_refuses_a_package_whose_whole_ratio_is_a_zip_bomb(
+    door: str, validate: bool, many_small_zeros: Path, node_storage: NodeStorage, private_tempdir: Path,
+    operator: User,
+) -> None:
+    before = NothingWritten(node_storage.root, private_tempdir)
+
+    code, said = DOORS[door](many_small_zeros, operator, validate=validate)
+
+    assert code == REFUSED[door], said[:300]
+    total, size = 300 * MiB + len(metadata_xml("Zeros")), many_small_zeros.stat().st_size
+    assert f"the package would unpack to {total} bytes from a zip of {size} bytes" in said
+    assert "zip bomb" in said
+    before.check()
