@@ -76,6 +76,7 @@ def limits_from_settings() -> Limits:
         max_unpacked_bytes=settings.EXTADMIN_MAX_UNPACKED_BYTES,
         max_entries=settings.EXTADMIN_MAX_ENTRIES,
         max_ratio=settings.EXTADMIN_MAX_RATIO,
+        max_entities=settings.EXTADMIN_MAX_ENTITIES,
     )
 
 

@@ -46,6 +46,7 @@ class Limits:
     max_unpacked_bytes: int = 4 * 1024**3
     max_entries: int = 20_000
     max_ratio: float = 200.0
+    max_entities: int = 10_000  # entities metadata.xml may declare
     max_name_length: int = 1024  # whole path, in UTF-8 bytes; each component is capped at 255
 
 

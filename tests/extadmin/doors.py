@@ -1,11 +1,14 @@
 """One package file through each door: the CLI, the JSON API and the browser's upload form.
 
 Each door answers ``(outcome, text)``: 0 when the package was imported (or validated), else the
-CLI's exit status or the HTTP status; ``text`` is everything the operator was shown.
+CLI's exit status or the HTTP status. On a refusal ``text`` is the refusal as the operator reads
+it — the CLI's ``error:`` line, the API's ``file: step: reason``, the form's reason paragraph — so
+a test can ask that the three say the same; otherwise it is everything the door printed.
 """
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,12 +25,18 @@ Door = Callable[..., tuple[int, str]]
 
 def cli(path: Path, operator: User, *, validate: bool = False) -> tuple[int, str]:
     code, out, err = run_command("import_extension", str(path), *(["--validate-only"] if validate else []))
-    return code, out + err
+    if code == 0:
+        return 0, out
+    (line,) = [line for line in err.splitlines() if line.startswith("error: ")]
+    return code, line.removeprefix("error: ")
 
 
 def api(path: Path, operator: User, *, validate: bool = False) -> tuple[int, str]:
     response = upload(token_client(operator), path, validate=validate)
-    return (0 if response.status_code in (200, 201) else response.status_code), response.content.decode()
+    if response.status_code in (200, 201):
+        return 0, response.content.decode()
+    error = response.json()["error"]
+    return response.status_code, ": ".join(p for p in (error.get("file"), error["step"], error["reason"]) if p)
 
 
 def form(path: Path, operator: User, *, validate: bool = False) -> tuple[int, str]:
@@ -35,8 +44,12 @@ def form(path: Path, operator: User, *, validate: bool = False) -> tuple[int, st
     client.force_login(operator)
     with path.open("rb") as f:
         response = client.post("/extensions/upload/", {"file": f, "action": "validate" if validate else "import"})
-    ok = response.status_code == (200 if validate else 302)
-    return (0 if ok else response.status_code), html.unescape(response.content.decode())
+    page = response.content.decode()
+    if response.status_code == (200 if validate else 302):
+        return 0, html.unescape(page)
+    reasons = re.findall(r'<p class="reason">(.*?)</p>', page, re.S)
+    assert len(reasons) == 1, page[-2000:]
+    return response.status_code, html.unescape(re.sub(r"<[^>]+>", "", reasons[0]))
 
 
 DOORS: dict[str, Door] = {"cli": cli, "api": api, "form": form}

@@ -1,17 +1,20 @@
-"""Packages that pass every per-entry check but no node should unpack: the whole package's
-compression ratio, and metadata.xml's entity count. Refused at validate through every door,
-naming the numbers; nothing written."""
+"""Packages that pass every per-entry check but that no node should take: the whole package's
+compression ratio, and metadata.xml's entity count (EXTADMIN_MAX_ENTITIES). Refused at validate
+through every door, naming the numbers; nothing written."""
 from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 
+from extadmin.packaging import Refusal
 from extadmin.storage import NodeStorage
+from tests.extadmin.conftest import assert_nothing_of, import_path
 from tests.extadmin.doors import DOORS, REFUSED, NothingWritten
-from tests.packages import metadata_xml
+from tests.packages import build_package, metadata_xml
 from tests.semantics.support import OPERATOR_PERMS, make_user
 
 pytestmark = pytest.mark.django_db
@@ -50,3 +53,35 @@ def test_it_refuses_a_package_whose_whole_ratio_is_a_zip_bomb(
     assert f"the package would unpack to {total} bytes from a zip of {size} bytes" in said
     assert "zip bomb" in said
     before.check()
+
+
+def entity_package(folder: Path, name: str, count: int) -> Path:
+    things = "".join(f'<Thing name="{name}Thing{i:06d}"/>' for i in range(count))
+    text = metadata_xml(name, entities=f"<Things>{things}</Things>")
+    return build_package(folder, name, metadata=text, filename=f"{name}-{count}.zip")
+
+
+@pytest.mark.parametrize("door", list(DOORS))
+@pytest.mark.parametrize("validate", [False, True], ids=["import", "validate"])
+def test_it_refuses_more_entities_than_the_limit(
+    door: str, validate: bool, pkgdir: Path, node_storage: NodeStorage, private_tempdir: Path, operator: User,
+    settings: Any,
+) -> None:
+    assert settings.EXTADMIN_MAX_ENTITIES == 10_000  # the default
+    path = entity_package(pkgdir, "Crowded", 10_001)
+    before = NothingWritten(node_storage.root, private_tempdir)
+
+    code, said = DOORS[door](path, operator, validate=validate)
+
+    assert code == REFUSED[door], said[:300]
+    assert "validate: metadata.xml declares 10001 entities, more than the limit of 10000" in said
+    before.check()
+
+
+def test_it_imports_as_many_entities_as_the_limit(pkgdir: Path, node_storage: NodeStorage, settings: Any) -> None:
+    settings.EXTADMIN_MAX_ENTITIES = 300
+    (result,) = import_path(entity_package(pkgdir, "Full", 300))
+    assert result.package is not None and result.package.entities.count() == 300
+    with pytest.raises(Refusal, match="declares 301 entities, more than the limit of 300"):
+        import_path(entity_package(pkgdir, "Fuller", 301))
+    assert_nothing_of(node_storage, "Fuller")

@@ -26,8 +26,10 @@ from tests.zipcraft import central_records, patch_entry, raw_entry, write_zip
 MAX_ENTRIES = 50
 MAX_UNPACKED = 256 * 1024
 MAX_UPLOAD = 512 * 1024
+MAX_ENTITIES = 20
 LIMITS_ENV = {
     "EXTADMIN_MAX_ENTRIES": str(MAX_ENTRIES),
+    "EXTADMIN_MAX_ENTITIES": str(MAX_ENTITIES),
     "EXTADMIN_MAX_UNPACKED_BYTES": str(MAX_UNPACKED),
     "EXTADMIN_MAX_UPLOAD_BYTES": str(MAX_UPLOAD),
 }
@@ -234,6 +236,11 @@ def _cases(g: _Gen) -> list[tuple[str, Callable[[Path], Path], str, int, bool]]:
          400, False),
         ("unsafe name with markup", meta(pkg.format('name="&lt;b&gt;x" packageVersion="1.0.0"')),
          "not a safe folder name", 400, False),
+        ("too many entities", meta(
+            "<Entities><ExtensionPackages>"
+            f'<ExtensionPackage name="{n}" packageVersion="1.0.0" haCompatible="true"/></ExtensionPackages><Things>'
+            + "".join(f'<Thing name="{g.word()}{i}"/>' for i in range(MAX_ENTITIES + 1)) + "</Things></Entities>"),
+         f"declares {MAX_ENTITIES + 1} entities, more than the limit of {MAX_ENTITIES}", 400, False),
         ("bundle with a zip-slip member", hostile_bundle, "escapes the package folder", 400, False),
         ("upload over the size limit", oversized, "larger than the limit", 413, True),
     ]
