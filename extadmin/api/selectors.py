@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
-from extadmin.models import ExtensionPackage, Operation
+from extadmin.models import Entity, ExtensionPackage, Operation
 from extadmin.selectors import package_list
 from nodes.liveness import is_online
 from nodes.models import Node, SyncState
@@ -25,7 +25,12 @@ class NodePackageState:
 
 
 def package_get(*, name: str) -> ExtensionPackage | None:
-    return package_list().prefetch_related("entities").filter(name=name).first()
+    return package_list().filter(name=name).first()
+
+
+def package_entities(*, package: ExtensionPackage) -> QuerySet[Entity]:
+    """The package's entities in a stable order, for paging (never all of them in one document)."""
+    return Entity.objects.filter(package=package).order_by("type", "name", "id")
 
 
 def package_node_states(*, package: ExtensionPackage, now: datetime | None = None) -> list[NodePackageState]:

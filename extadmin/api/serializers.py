@@ -150,7 +150,11 @@ class EntitySerializer(serializers.Serializer):
 
 
 class PackageDetailSerializer(PackageSerializer):
-    entities = EntitySerializer(many=True)
+    entity_count = serializers.IntegerField(help_text="how many entities metadata.xml declares")
+    entities = EntitySerializer(many=True, help_text="the first page of them (ordered by type, then name)")
+    entities_next = serializers.URLField(
+        allow_null=True, help_text="the next page, from GET /api/extensions/<name>/entities/; null when none"
+    )
     nodes = NodePackageStateSerializer(many=True)
     operations = OperationSerializer(many=True)
 

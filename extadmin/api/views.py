@@ -11,10 +11,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadhandler import StopUpload
+from django.db.models import QuerySet
 from django.http import Http404
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, status
+from rest_framework import exceptions, generics, status
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
@@ -22,8 +25,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from extadmin.api import serializers as s
-from extadmin.api.selectors import operation_list, package_get, package_node_states
+from extadmin.api.selectors import operation_list, package_entities, package_get, package_node_states
 from extadmin.documents import package_summary
+from extadmin.models import Entity
 from extadmin.operations import Actor
 from extadmin.packaging import Conflict, Refusal, TooLarge
 from extadmin.removal import package_remove
@@ -148,9 +152,14 @@ class ExtensionDetailView(ApiView):
         package = package_get(name=name)
         if package is None:
             raise exceptions.NotFound(f"no extension package named {name!r}")
+        entities = package_entities(package=package)
+        count = entities.count()
+        next_page = reverse("api:extension-entities", args=[name]) + "?page=2"
         detail = {
             **package_summary(package),
-            "entities": [{"type": e.type, "name": e.name} for e in package.entities.all()],
+            "entity_count": count,
+            "entities": s.EntitySerializer(entities[: EntityPagination.page_size], many=True).data,
+            "entities_next": request.build_absolute_uri(next_page) if count > EntityPagination.page_size else None,
             "nodes": s.NodePackageStateSerializer(package_node_states(package=package), many=True).data,
             "operations": s.OperationSerializer(package_operations(name=name), many=True).data,
         }
@@ -174,6 +183,27 @@ class ExtensionDetailView(ApiView):
             {"name": op.package_name, "version": op.version, "checksum": op.sha256, "removed": True,
              "operation": op.pk}
         )
+
+
+class EntityPagination(PageNumberPagination):
+    page_size = 100
+
+
+class ExtensionEntityListView(ApiView, generics.ListAPIView):
+    """A package's entities, a page at a time (a package may declare up to EXTADMIN_MAX_ENTITIES)."""
+
+    serializer_class = s.EntitySerializer
+    pagination_class = EntityPagination
+
+    def get_queryset(self) -> QuerySet[Entity]:
+        package = package_get(name=self.kwargs["name"])
+        if package is None:
+            raise exceptions.NotFound(f"no extension package named {self.kwargs['name']!r}")
+        return package_entities(package=package)
+
+    @extend_schema(responses={200: s.EntitySerializer(many=True), **ERRORS, 404: s.ErrorSerializer})
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
 
 class OperationListView(ApiView):

@@ -85,7 +85,7 @@ def _upload_page(
 @login_required
 @require_GET
 def package_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
-    page = package_page(name=name)
+    page = package_page(name=name, entities=request.GET.get("entities"))
     if page is None:
         raise Http404(f"no extension package named {name!r} was ever imported")
     template = "extadmin/_package_live.html" if request.htmx else "extadmin/package.html"
