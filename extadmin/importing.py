@@ -88,11 +88,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def import_plan(*, path: Path, also_importing: dict[str, str] | None = None) -> ImportPlan:
+def import_plan(
+    *, path: Path, also_importing: dict[str, str] | None = None, validate_only: bool = False
+) -> ImportPlan:
     """Every check of an import, with no side effect (validate-only stops here).
 
     ``also_importing`` maps name → version of packages imported together in the same bundle, which
-    satisfy dependencies as if already present.
+    satisfy dependencies as if already present. ``validate_only`` words the warnings for a check
+    that imports nothing ("would be imported").
     """
     validated = validate_package(path, limits=limits_from_settings())
     meta = validated.metadata
@@ -111,7 +114,7 @@ def import_plan(*, path: Path, also_importing: dict[str, str] | None = None) -> 
             )
         kind = Operation.Kind.UPGRADE if version > installed else Operation.Kind.REIMPORT
     _check_dependencies(meta, also_importing or {})
-    warnings = _check_ha_policy(meta)
+    warnings = _check_ha_policy(meta, outcome="would be imported" if validate_only else "was imported")
     return ImportPlan(package=validated, kind=kind, previous=previous, warnings=warnings)
 
 
@@ -159,14 +162,14 @@ def _check_dependencies(meta: PackageMetadata, also_importing: dict[str, str]) -
             )
 
 
-def _check_ha_policy(meta: PackageMetadata) -> list[str]:
+def _check_ha_policy(meta: PackageMetadata, *, outcome: str) -> list[str]:
     if meta.ha_compatible:
         return []
     said = "does not say it is" if meta.ha_compatible is None else "is marked as not"
     # Read as the operator may write it in the environment ("DENY", "deny "): a near miss must not warn only.
     if settings.EXTADMIN_HA_COMPATIBILITY.strip().lower() == "deny":
         raise Refusal("validate", f"{meta.name} {said} safe for clusters (haCompatible) and the HA policy is deny")
-    return [f"{meta.name} {said} safe for clusters (haCompatible); it was imported because the HA policy is warn"]
+    return [f"{meta.name} {said} safe for clusters (haCompatible); it {outcome} because the HA policy is warn"]
 
 
 @dataclass
@@ -177,13 +180,13 @@ class ImportItem:
     sha256: str | None = None
 
 
-def import_plans(*, items: list[ImportItem]) -> list[tuple[ImportItem, ImportPlan]]:
+def import_plans(*, items: list[ImportItem], validate_only: bool = False) -> list[tuple[ImportItem, ImportPlan]]:
     """Validate packages imported together (a bundle, or several files) and order them by dependency.
 
     Each may depend on the others, as if they were already installed. No side effect.
     """
     if len(items) == 1:
-        return [(items[0], import_plan(path=items[0].path))]
+        return [(items[0], import_plan(path=items[0].path, validate_only=validate_only))]
     validated = [(item, validate_package(item.path, limits=limits_from_settings())) for item in items]
     together: dict[str, str] = {}
     for _, v in validated:
@@ -194,7 +197,10 @@ def import_plans(*, items: list[ImportItem]) -> list[tuple[ImportItem, ImportPla
     order = order_by_dependencies(
         {v.metadata.name: [d.name for d in v.metadata.depends_on] for _, v in validated}
     )
-    return [(by_name[n], import_plan(path=by_name[n].path, also_importing=together)) for n in order]
+    return [
+        (by_name[n], import_plan(path=by_name[n].path, also_importing=together, validate_only=validate_only))
+        for n in order
+    ]
 
 
 def package_import(

@@ -51,7 +51,7 @@ def package_import_files(*, files: list[tuple[Path, str | None]], actor: Actor) 
 def package_validate_files(*, files: list[tuple[Path, str | None]]) -> dict[str, Any]:
     """Every check of the import, no side effect at all."""
     with unpacked_items(files) as items:
-        plans = import_plans(items=items)
+        plans = import_plans(items=items, validate_only=True)
         return validation_document([p for _, p in plans], [i.sha256 or file_sha256(i.path) for i, _ in plans])
 
 

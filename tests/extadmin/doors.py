@@ -53,6 +53,8 @@ def form(path: Path, operator: User, *, validate: bool = False) -> tuple[int, st
 
 
 DOORS: dict[str, Door] = {"cli": cli, "api": api, "form": form}
+# What a door writes for its own sake (a token, a login, its session), never for the import's.
+LOGIN_TABLES = frozenset({"auth_user", "authtoken_token", "django_session"})
 REFUSED = {"cli": 1, "api": 400, "form": 400}
 
 
