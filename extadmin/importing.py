@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,10 +175,25 @@ def _check_ha_policy(meta: PackageMetadata, *, outcome: str) -> list[str]:
 
 @dataclass
 class ImportItem:
-    """One package file to import; ``sha256`` when the caller already hashed it while receiving it."""
+    """One package file to import; ``sha256`` when the caller already hashed it while receiving it.
+
+    ``label`` names it in a refusal when it is one of several (a bundle's member, one of several
+    files); None for a lone file, whose refusal needs no name.
+    """
 
     path: Path
     sha256: str | None = None
+    label: str | None = None
+
+
+@contextmanager
+def refusing_as(label: str | None) -> Iterator[None]:
+    """A refusal raised inside names ``label`` (see ``Refusal.naming``)."""
+    try:
+        yield
+    except Refusal as refusal:
+        refusal.naming(label)
+        raise
 
 
 def import_plans(*, items: list[ImportItem], validate_only: bool = False) -> list[tuple[ImportItem, ImportPlan]]:
@@ -186,21 +202,28 @@ def import_plans(*, items: list[ImportItem], validate_only: bool = False) -> lis
     Each may depend on the others, as if they were already installed. No side effect.
     """
     if len(items) == 1:
-        return [(items[0], import_plan(path=items[0].path, validate_only=validate_only))]
-    validated = [(item, validate_package(item.path, limits=limits_from_settings())) for item in items]
+        with refusing_as(items[0].label):
+            return [(items[0], import_plan(path=items[0].path, validate_only=validate_only))]
+    validated = []
+    for item in items:
+        with refusing_as(item.label):
+            validated.append((item, validate_package(item.path, limits=limits_from_settings())))
     together: dict[str, str] = {}
-    for _, v in validated:
+    for item, v in validated:
         if v.metadata.name in together:
-            raise Refusal("validate", f"{v.metadata.name} appears twice among the packages imported together")
+            reason = f"{v.metadata.name} appears twice among the packages imported together"
+            raise Refusal("validate", reason, file=item.label)
         together[v.metadata.name] = v.metadata.version
     by_name = {v.metadata.name: item for item, v in validated}
     order = order_by_dependencies(
         {v.metadata.name: [d.name for d in v.metadata.depends_on] for _, v in validated}
     )
-    return [
-        (by_name[n], import_plan(path=by_name[n].path, also_importing=together, validate_only=validate_only))
-        for n in order
-    ]
+    plans = []
+    for name in order:
+        with refusing_as(by_name[name].label):
+            plan = import_plan(path=by_name[name].path, also_importing=together, validate_only=validate_only)
+        plans.append((by_name[name], plan))
+    return plans
 
 
 def package_import(
@@ -237,17 +260,31 @@ def package_import(
         try:
             done = _run_steps(plans, recorders, storage, node_name, actor)
         except BaseException as exc:
-            # Raise the refusal of the member whose own step failed: in a bundle, the members
-            # before it passed every step and are only backed out, so their last step is not the cause.
-            pending = [r for r in recorders if r.operation.finished_at is None]
-            pending.sort(key=lambda r: not (r.steps and r.steps[-1].outcome == OperationStep.Outcome.FAILED))
-            failed = [r.fail(exc, backed_out=True) for r in pending]
-            raise failed[0] if failed else exc from None
+            raise _failure(exc, plans, recorders) from None
         results = []
         for (package, digest), rec, (_, plan) in zip(done, recorders, plans, strict=True):
             rec.operation.sha256 = digest  # the audit names exactly which zip was imported
             results.append(ImportResult(package=package, operation=rec.finish(), plan=plan, sha256=digest))
         return results
+
+
+def _failure(
+    exc: BaseException, plans: list[tuple[ImportItem, ImportPlan]], recorders: list[OperationRecorder]
+) -> BaseException:
+    """Record the failure on every unfinished operation; return what to raise.
+
+    That is the refusal of the member whose own step failed, naming it: in a bundle, the members
+    before it passed every step and are only backed out, so their last step is not the cause.
+    """
+    labels = {id(rec): item.label for rec, (item, _) in zip(recorders, plans, strict=True)}
+    pending = [r for r in recorders if r.operation.finished_at is None]
+    pending.sort(key=lambda r: not (r.steps and r.steps[-1].outcome == OperationStep.Outcome.FAILED))
+    failed = [r.fail(exc, backed_out=True) for r in pending]
+    if not failed:
+        return exc
+    if isinstance(failed[0], Refusal):
+        failed[0].naming(labels[id(pending[0])])
+    return failed[0]
 
 
 def _claim_storage(storage: NodeStorage, node_name: str) -> None:

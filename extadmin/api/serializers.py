@@ -21,6 +21,10 @@ class UploadSerializer(serializers.Serializer):
 
 
 class RefusalSerializer(serializers.Serializer):
+    file = serializers.CharField(
+        required=False,
+        help_text="among several packages: the file (or bundle member, as Bundle.zip/Member.zip) that failed",
+    )
     step = serializers.CharField(help_text="the step that refused: validate, checksum, unzip, persist, archive, …")
     reason = serializers.CharField(help_text="why, in plain words")
     dependents = serializers.ListField(

@@ -104,7 +104,10 @@ class ApiView(APIView):
 
 
 def uploaded_files(request: Request) -> list[tuple[Path, str | None]]:
-    """The uploaded files (streamed to disk and hashed on the way by ``HashingUploadHandler``)."""
+    """The uploaded files (streamed to disk and hashed on the way by ``HashingUploadHandler``).
+
+    Their client names, for refusals, come from ``uploaded_names`` (same order).
+    """
     try:
         uploads = request.FILES.getlist("file")
     except StopUpload:
@@ -116,6 +119,11 @@ def uploaded_files(request: Request) -> list[tuple[Path, str | None]]:
     if not uploads:
         raise Refusal("upload", "no file: send the package zip as the multipart field 'file'")
     return [(Path(f.temporary_file_path()), getattr(f, "sha256", None)) for f in uploads]
+
+
+def uploaded_names(request: Request) -> list[str]:
+    """The uploaded files' names as the client sent them (a basename: Django drops any folder)."""
+    return [f.name or "upload" for f in request.FILES.getlist("file")]
 
 
 class ExtensionListView(ApiView):
@@ -138,10 +146,11 @@ class ExtensionListView(ApiView):
         },
     )
     def post(self, request: Request) -> Response:
-        files = uploaded_files(request)
+        files, names = uploaded_files(request), uploaded_names(request)
         if request.query_params.get("validate", "").lower() in {"1", "true", "yes"}:
-            return Response(package_validate_files(files=files))
-        return Response(package_import_files(files=files, actor=api_actor(request)), status=status.HTTP_201_CREATED)
+            return Response(package_validate_files(files=files, names=names))
+        document = package_import_files(files=files, actor=api_actor(request), names=names)
+        return Response(document, status=status.HTTP_201_CREATED)
 
 
 class ExtensionDetailView(ApiView):
