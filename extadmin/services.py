@@ -21,6 +21,7 @@ from extadmin.importing import (
 )
 from extadmin.operations import Actor
 from extadmin.packaging import Refusal, extract_zip, inspect_zip
+from extadmin.packaging.errors import shown
 
 
 @contextmanager
@@ -44,7 +45,7 @@ def unpacked_items(
     with tempfile.TemporaryDirectory(prefix="extadmin-bundle-") as tmp:
         items: list[ImportItem] = []
         for i, (path, sha256) in enumerate(paths):
-            name = names[i] if names else path.name
+            name = shown(names[i] if names else path.name)  # a client's name may carry control characters
             with refusing_as(name if several else None):
                 plan = inspect_zip(path, limits=limits)
                 if not plan.is_bundle():

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 
 from extadmin.models import Archive
 from extadmin.storage import NodeStorage
 from nodes.models import SyncState
-from tests.extadmin.conftest import assert_nothing_of
+from tests.extadmin.conftest import assert_nothing_of, import_path
 from tests.extadmin.doors import DOORS, REFUSED
 from tests.packages import metadata_xml
 from tests.processes import run_command
@@ -89,3 +91,20 @@ def test_it_refuses_names_that_change_once_written(
     assert code == REFUSED[door], said
     assert expect in said
     assert_nothing_of(node_storage, "Clash")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_heals_manifests_stored_with_raw_names_by_a_migration(node_storage: NodeStorage, pkgdir: Path) -> None:
+    """A package imported before the fix: its manifest has the raw names; the migration cleans them."""
+    import_path(unclean_package(pkgdir))
+    raw = [["./metadata.xml", 1, 2], ["lib/./a.txt", 100, 3], ["lib//b.txt", 200, 4], ["./ui/w//c.js", 4, 5]]
+    Archive.objects.update(manifest=raw)
+    executor = MigrationExecutor(connection)
+    executor.migrate([("extadmin", "0001_initial")])
+    executor.loader.build_graph()
+
+    executor.migrate([("extadmin", "0002_clean_manifest_names")])
+
+    assert Archive.objects.get().manifest == [
+        ["metadata.xml", 1, 2], ["lib/a.txt", 100, 3], ["lib/b.txt", 200, 4], ["ui/w/c.js", 4, 5],
+    ]

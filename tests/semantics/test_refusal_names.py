@@ -129,3 +129,4 @@ def test_it_names_the_member_whose_own_step_failed_after_validation(
     assert response.json()["error"] == {
         "file": "First.zip", "step": "persist", "reason": "fault injected at import.after_persist",
     }
+
