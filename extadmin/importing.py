@@ -35,6 +35,7 @@ from extadmin.packaging import (
     PackageMetadata,
     Refusal,
     ValidatedPackage,
+    check_ratio,
     extract_zip,
     order_by_dependencies,
     parse_version,
@@ -208,6 +209,7 @@ def import_plans(*, items: list[ImportItem], validate_only: bool = False) -> lis
     for item in items:
         with refusing_as(item.label):
             validated.append((item, validate_package(item.path, limits=limits_from_settings())))
+    _check_ratio_together(items, [v for _, v in validated])
     together: dict[str, str] = {}
     for item, v in validated:
         if v.metadata.name in together:
@@ -224,6 +226,14 @@ def import_plans(*, items: list[ImportItem], validate_only: bool = False) -> lis
             plan = import_plan(path=by_name[name].path, also_importing=together, validate_only=validate_only)
         plans.append((by_name[name], plan))
     return plans
+
+
+def _check_ratio_together(items: list[ImportItem], validated: list[ValidatedPackage]) -> None:
+    """A bundle of many packages each under the ratio check's floor can still be a zip bomb."""
+    unpacked = sum(v.plan.total_size for v in validated)
+    packed = sum(item.path.stat().st_size for item in items)
+    what = f"the packages imported together would unpack to {unpacked} bytes from {packed} bytes of zips"
+    check_ratio(unpacked, packed, limits=limits_from_settings(), what=what)
 
 
 def package_import(

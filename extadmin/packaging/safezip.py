@@ -100,7 +100,11 @@ def inspect_zip(path: Path, *, limits: Limits) -> ZipPlan:
         members = tuple(_check_entry(info, limits) for info in infos)
         _check_layout(members)
         total = sum(member.size for member in members)
-        _check_package_ratio(total, path.stat().st_size, limits)
+        # Many entries each under RATIO_FLOOR escape the per-entry check (300 files of 1 MiB of
+        # zeros in a 340 KB zip), but not the whole package's ratio.
+        size = path.stat().st_size
+        what = f"the package would unpack to {total} bytes from a zip of {size} bytes"
+        check_ratio(total, size, limits=limits, what=what)
         if total > limits.max_unpacked_bytes:
             raise _refuse(
                 f"the package would unpack to {total} bytes, more than the limit of {limits.max_unpacked_bytes}"
@@ -112,14 +116,12 @@ def inspect_zip(path: Path, *, limits: Limits) -> ZipPlan:
     return ZipPlan(members=members, total_size=total)
 
 
-def _check_package_ratio(total: int, zip_size: int, limits: Limits) -> None:
-    """The whole package's ratio: many entries each under RATIO_FLOOR escape the per-entry check
-    (300 files of 1 MiB of zeros in a 340 KB zip), but not this one."""
-    if total > RATIO_FLOOR and total / zip_size > limits.max_ratio:
-        raise _refuse(
-            f"the package would unpack to {total} bytes from a zip of {zip_size} bytes "
-            f"(ratio {total / zip_size:.0f}, over {limits.max_ratio:g}); this looks like a zip bomb"
-        )
+def check_ratio(unpacked: int, packed: int, *, limits: Limits, what: str) -> None:
+    """Refuse ``unpacked`` bytes from ``packed`` over the ratio limit, above RATIO_FLOOR (so a tiny
+    package may compress as well as it likes). ``what`` says what unpacks to what, for the reason."""
+    if unpacked > RATIO_FLOOR and unpacked > packed * limits.max_ratio:
+        ratio = unpacked / packed if packed else float("inf")
+        raise _refuse(f"{what} (ratio {ratio:.0f}, over {limits.max_ratio:g}); this looks like a zip bomb")
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from extadmin.packaging import Refusal
 from extadmin.storage import NodeStorage
 from tests.extadmin.conftest import assert_nothing_of, import_path
 from tests.extadmin.doors import DOORS, REFUSED, NothingWritten
-from tests.packages import build_package, metadata_xml
+from tests.packages import build_bundle, build_package, metadata_xml
 from tests.semantics.support import OPERATOR_PERMS, make_user
 
 pytestmark = pytest.mark.django_db
@@ -85,3 +85,24 @@ def test_it_imports_as_many_entities_as_the_limit(pkgdir: Path, node_storage: No
     with pytest.raises(Refusal, match="declares 301 entities, more than the limit of 300"):
         import_path(entity_package(pkgdir, "Fuller", 301))
     assert_nothing_of(node_storage, "Fuller")
+
+
+@pytest.mark.parametrize("door", list(DOORS))
+def test_it_refuses_a_bundle_whose_packages_together_are_a_zip_bomb(
+    door: str, pkgdir: Path, node_storage: NodeStorage, private_tempdir: Path, operator: User
+) -> None:
+    """Each member stays under the ratio check's floor; together they unpack to 300 times the bundle."""
+    members = [
+        build_package(pkgdir, f"Small{i}", files={"lib/zeros.bin": b"\x00" * 900 * 1024}, filename=f"Small{i}.zip")
+        for i in range(8)
+    ]
+    bundle = build_bundle(pkgdir, "Smalls", members)
+    before = NothingWritten(node_storage.root, private_tempdir)
+
+    code, said = DOORS[door](bundle, operator)
+
+    assert code == REFUSED[door], said[:300]
+    packed = sum(m.stat().st_size for m in members)
+    assert "validate: the packages imported together would unpack to " in said
+    assert f" bytes from {packed} bytes of zips (ratio " in said and "this looks like a zip bomb" in said
+    before.check()

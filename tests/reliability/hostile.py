@@ -153,6 +153,17 @@ def _cases(g: _Gen) -> list[tuple[str, Callable[[Path], Path], str, int, bool]]:
             zf.writestr(f"{n}.zip", inner.getvalue())
         return p
 
+    def small_zero_packages(p: Path) -> Path:
+        # Each member stays under the ratio check's floor and the unpacked limit; together they do not.
+        with zipfile.ZipFile(p, "w", zipfile.ZIP_STORED) as zf:
+            for i in range(40):
+                member = io.BytesIO()
+                with zipfile.ZipFile(member, "w", zipfile.ZIP_DEFLATED) as inner:
+                    inner.writestr("metadata.xml", g.metadata(name=f"{n}Z{i}"))
+                    inner.writestr("lib/zeros.bin", b"\x00" * 200 * 1024)
+                zf.writestr(f"{n}Z{i}.zip", member.getvalue())
+        return p
+
     def text(content: bytes) -> Callable[[Path], Path]:
         return lambda p: (p.write_bytes(content), p)[1]
 
@@ -241,6 +252,8 @@ def _cases(g: _Gen) -> list[tuple[str, Callable[[Path], Path], str, int, bool]]:
             f'<ExtensionPackage name="{n}" packageVersion="1.0.0" haCompatible="true"/></ExtensionPackages><Things>'
             + "".join(f'<Thing name="{g.word()}{i}"/>' for i in range(MAX_ENTITIES + 1)) + "</Things></Entities>"),
          f"declares {MAX_ENTITIES + 1} entities, more than the limit of {MAX_ENTITIES}", 400, False),
+        ("bundle of small zero packages (ratio together)", small_zero_packages, "imported together would unpack to",
+         400, False),
         ("bundle with a zip-slip member", hostile_bundle, "escapes the package folder", 400, False),
         ("upload over the size limit", oversized, "larger than the limit", 413, True),
     ]
