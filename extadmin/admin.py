@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.html import format_html
 
 from extadmin.models import Archive, Entity, ExtensionPackage, Operation, OperationStep
 from extadmin.operations import Actor
@@ -26,23 +27,20 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class EntityInline(admin.TabularInline):
-    model = Entity
-    extra = 0
-    can_delete = False
-    readonly_fields = ["type", "name"]
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(ExtensionPackage)
 class ExtensionPackageAdmin(ReadOnlyAdmin):
     list_display = ["name", "version", "vendor", "state", "ha_compatible", "imported_at", "imported_on_node"]
     list_filter = ["state", "ha_compatible", "imported_on_node"]
     search_fields = ["name", "vendor", "description"]
-    inlines = [EntityInline]
+    # No entity inline: it rendered every entity on one page (290,000 made it 240 MB). A link to
+    # the Entity changelist filtered by package instead, which Django paginates.
+    readonly_fields = ["entity_list"]
     actions = ["remove_packages"]
+
+    @admin.display(description="entities")
+    def entity_list(self, obj: ExtensionPackage) -> str:
+        url = f"{reverse('admin:extadmin_entity_changelist')}?package__id__exact={obj.pk}"
+        return format_html('<a href="{}">{} entities</a>', url, obj.entities.count())
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.has_perm("extadmin.delete_extensionpackage")
@@ -105,6 +103,8 @@ class ExtensionPackageAdmin(ReadOnlyAdmin):
 class EntityAdmin(ReadOnlyAdmin):
     list_display = ["name", "type", "package"]
     list_filter = ["type"]
+    list_select_related = ["package"]
+    ordering = ["package__name", "type", "name"]
     search_fields = ["name", "package__name"]
 
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-import zipfile
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from extadmin.packaging import (
     PackageMetadata,
     Refusal,
     ValidatedPackage,
+    check_ratio,
     extract_zip,
     order_by_dependencies,
     parse_version,
@@ -77,6 +78,7 @@ def limits_from_settings() -> Limits:
         max_unpacked_bytes=settings.EXTADMIN_MAX_UNPACKED_BYTES,
         max_entries=settings.EXTADMIN_MAX_ENTRIES,
         max_ratio=settings.EXTADMIN_MAX_RATIO,
+        max_entities=settings.EXTADMIN_MAX_ENTITIES,
     )
 
 
@@ -88,11 +90,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def import_plan(*, path: Path, also_importing: dict[str, str] | None = None) -> ImportPlan:
+def import_plan(
+    *, path: Path, also_importing: dict[str, str] | None = None, validate_only: bool = False
+) -> ImportPlan:
     """Every check of an import, with no side effect (validate-only stops here).
 
     ``also_importing`` maps name → version of packages imported together in the same bundle, which
-    satisfy dependencies as if already present.
+    satisfy dependencies as if already present. ``validate_only`` words the warnings for a check
+    that imports nothing ("would be imported").
     """
     validated = validate_package(path, limits=limits_from_settings())
     meta = validated.metadata
@@ -111,7 +116,7 @@ def import_plan(*, path: Path, also_importing: dict[str, str] | None = None) -> 
             )
         kind = Operation.Kind.UPGRADE if version > installed else Operation.Kind.REIMPORT
     _check_dependencies(meta, also_importing or {})
-    warnings = _check_ha_policy(meta)
+    warnings = _check_ha_policy(meta, outcome="would be imported" if validate_only else "was imported")
     return ImportPlan(package=validated, kind=kind, previous=previous, warnings=warnings)
 
 
@@ -159,42 +164,76 @@ def _check_dependencies(meta: PackageMetadata, also_importing: dict[str, str]) -
             )
 
 
-def _check_ha_policy(meta: PackageMetadata) -> list[str]:
+def _check_ha_policy(meta: PackageMetadata, *, outcome: str) -> list[str]:
     if meta.ha_compatible:
         return []
     said = "does not say it is" if meta.ha_compatible is None else "is marked as not"
     # Read as the operator may write it in the environment ("DENY", "deny "): a near miss must not warn only.
     if settings.EXTADMIN_HA_COMPATIBILITY.strip().lower() == "deny":
         raise Refusal("validate", f"{meta.name} {said} safe for clusters (haCompatible) and the HA policy is deny")
-    return [f"{meta.name} {said} safe for clusters (haCompatible); it was imported because the HA policy is warn"]
+    return [f"{meta.name} {said} safe for clusters (haCompatible); it {outcome} because the HA policy is warn"]
 
 
 @dataclass
 class ImportItem:
-    """One package file to import; ``sha256`` when the caller already hashed it while receiving it."""
+    """One package file to import; ``sha256`` when the caller already hashed it while receiving it.
+
+    ``label`` names it in a refusal when it is one of several (a bundle's member, one of several
+    files); None for a lone file, whose refusal needs no name.
+    """
 
     path: Path
     sha256: str | None = None
+    label: str | None = None
 
 
-def import_plans(*, items: list[ImportItem]) -> list[tuple[ImportItem, ImportPlan]]:
+@contextmanager
+def refusing_as(label: str | None) -> Iterator[None]:
+    """A refusal raised inside names ``label`` (see ``Refusal.naming``)."""
+    try:
+        yield
+    except Refusal as refusal:
+        refusal.naming(label)
+        raise
+
+
+def import_plans(*, items: list[ImportItem], validate_only: bool = False) -> list[tuple[ImportItem, ImportPlan]]:
     """Validate packages imported together (a bundle, or several files) and order them by dependency.
 
     Each may depend on the others, as if they were already installed. No side effect.
     """
     if len(items) == 1:
-        return [(items[0], import_plan(path=items[0].path))]
-    validated = [(item, validate_package(item.path, limits=limits_from_settings())) for item in items]
+        with refusing_as(items[0].label):
+            return [(items[0], import_plan(path=items[0].path, validate_only=validate_only))]
+    validated = []
+    for item in items:
+        with refusing_as(item.label):
+            validated.append((item, validate_package(item.path, limits=limits_from_settings())))
+    _check_ratio_together(items, [v for _, v in validated])
     together: dict[str, str] = {}
-    for _, v in validated:
+    for item, v in validated:
         if v.metadata.name in together:
-            raise Refusal("validate", f"{v.metadata.name} appears twice among the packages imported together")
+            reason = f"{v.metadata.name} appears twice among the packages imported together"
+            raise Refusal("validate", reason, file=item.label)
         together[v.metadata.name] = v.metadata.version
     by_name = {v.metadata.name: item for item, v in validated}
     order = order_by_dependencies(
         {v.metadata.name: [d.name for d in v.metadata.depends_on] for _, v in validated}
     )
-    return [(by_name[n], import_plan(path=by_name[n].path, also_importing=together)) for n in order]
+    plans = []
+    for name in order:
+        with refusing_as(by_name[name].label):
+            plan = import_plan(path=by_name[name].path, also_importing=together, validate_only=validate_only)
+        plans.append((by_name[name], plan))
+    return plans
+
+
+def _check_ratio_together(items: list[ImportItem], validated: list[ValidatedPackage]) -> None:
+    """A bundle of many packages each under the ratio check's floor can still be a zip bomb."""
+    unpacked = sum(v.plan.total_size for v in validated)
+    packed = sum(item.path.stat().st_size for item in items)
+    what = f"the packages imported together would unpack to {unpacked} bytes from {packed} bytes of zips"
+    check_ratio(unpacked, packed, limits=limits_from_settings(), what=what)
 
 
 def package_import(
@@ -231,17 +270,31 @@ def package_import(
         try:
             done = _run_steps(plans, recorders, storage, node_name, actor)
         except BaseException as exc:
-            # Raise the refusal of the member whose own step failed: in a bundle, the members
-            # before it passed every step and are only backed out, so their last step is not the cause.
-            pending = [r for r in recorders if r.operation.finished_at is None]
-            pending.sort(key=lambda r: not (r.steps and r.steps[-1].outcome == OperationStep.Outcome.FAILED))
-            failed = [r.fail(exc, backed_out=True) for r in pending]
-            raise failed[0] if failed else exc from None
+            raise _failure(exc, plans, recorders) from None
         results = []
         for (package, digest), rec, (_, plan) in zip(done, recorders, plans, strict=True):
             rec.operation.sha256 = digest  # the audit names exactly which zip was imported
             results.append(ImportResult(package=package, operation=rec.finish(), plan=plan, sha256=digest))
         return results
+
+
+def _failure(
+    exc: BaseException, plans: list[tuple[ImportItem, ImportPlan]], recorders: list[OperationRecorder]
+) -> BaseException:
+    """Record the failure on every unfinished operation; return what to raise.
+
+    That is the refusal of the member whose own step failed, naming it: in a bundle, the members
+    before it passed every step and are only backed out, so their last step is not the cause.
+    """
+    labels = {id(rec): item.label for rec, (item, _) in zip(recorders, plans, strict=True)}
+    pending = [r for r in recorders if r.operation.finished_at is None]
+    pending.sort(key=lambda r: not (r.steps and r.steps[-1].outcome == OperationStep.Outcome.FAILED))
+    failed = [r.fail(exc, backed_out=True) for r in pending]
+    if not failed:
+        return exc
+    if isinstance(failed[0], Refusal):
+        failed[0].naming(labels[id(pending[0])])
+    return failed[0]
 
 
 def _claim_storage(storage: NodeStorage, node_name: str) -> None:
@@ -301,7 +354,7 @@ def _run_steps(
                     faults.checkpoint("import.after_persist")
                 with rec.step(4, "archive"):
                     archive_write(
-                        package=package, path=item.path, sha256=digest, size=size, manifest=_manifest(item.path)
+                        package=package, path=item.path, sha256=digest, size=size, manifest=plan.package.plan.manifest()
                     )
                     faults.checkpoint("import.after_archive")
                 packages.append(package)
@@ -350,14 +403,6 @@ def _show_installed_again(node_name: str, name: str) -> None:
         )
     except DatabaseError:  # the database is what failed: "syncing" stays, and the next sync proves it
         log.warning("could not restore the state of %s on %s after the backout", name, node_name)
-
-
-def _manifest(path: Path) -> list[list]:
-    """[path, size, crc32] of every file in the zip: what a node's folder must hold, byte for byte."""
-    with zipfile.ZipFile(path) as zf:
-        return [
-            [info.filename.rstrip("/"), info.file_size, info.CRC] for info in zf.infolist() if not info.is_dir()
-        ]
 
 
 def _persist_package(

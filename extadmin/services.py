@@ -11,14 +11,29 @@ from pathlib import Path
 from typing import Any
 
 from extadmin.documents import import_results_document, validation_document
-from extadmin.importing import ImportItem, file_sha256, import_plans, limits_from_settings, package_import
+from extadmin.importing import (
+    ImportItem,
+    file_sha256,
+    import_plans,
+    limits_from_settings,
+    package_import,
+    refusing_as,
+)
 from extadmin.operations import Actor
 from extadmin.packaging import Refusal, extract_zip, inspect_zip
+from extadmin.packaging.errors import shown
 
 
 @contextmanager
-def unpacked_items(paths: list[tuple[Path, str | None]]) -> Iterator[list[ImportItem]]:
+def unpacked_items(
+    paths: list[tuple[Path, str | None]], names: list[str] | None = None
+) -> Iterator[list[ImportItem]]:
     """The packages in these files: a plain package is itself; a bundle (zip of zips) yields its members.
+
+    ``names`` are the files' names as the operator knows them (an upload's client file name: its
+    temp path is random); by default each path's own name. A refusal names the file or member
+    that failed whenever there are several: ``Member.zip`` in a lone bundle, ``Bundle.zip/Member.zip``
+    or ``File.zip`` among several files.
 
     Bundle members are written to a temporary folder that is removed whatever happens. A bundle is
     unpacked in one pass (with every check of a package's unzip): one member at a time would
@@ -26,32 +41,44 @@ def unpacked_items(paths: list[tuple[Path, str | None]]) -> Iterator[list[Import
     into a denial of service.
     """
     limits = limits_from_settings()
+    several = len(paths) > 1
     with tempfile.TemporaryDirectory(prefix="extadmin-bundle-") as tmp:
         items: list[ImportItem] = []
         for i, (path, sha256) in enumerate(paths):
-            plan = inspect_zip(path, limits=limits)
-            if not plan.is_bundle():
-                items.append(ImportItem(path=path, sha256=sha256))
-                continue
-            folder = Path(tmp) / f"{i:05d}"
-            folder.mkdir()
-            extract_zip(path, folder, plan=plan, limits=limits)
-            items += [ImportItem(path=folder / m.name) for m in plan.members if not m.is_dir]
+            name = shown(names[i] if names else path.name)  # a client's name may carry control characters
+            with refusing_as(name if several else None):
+                plan = inspect_zip(path, limits=limits)
+                if not plan.is_bundle():
+                    items.append(ImportItem(path=path, sha256=sha256, label=name if several else None))
+                    continue
+                folder = Path(tmp) / f"{i:05d}"
+                folder.mkdir()
+                extract_zip(path, folder, plan=plan, limits=limits)
+            items += [
+                ImportItem(path=folder / m.name, label=f"{name}/{m.name}" if several else m.name)
+                for m in plan.members
+                if not m.is_dir
+            ]
         if not items:
             raise Refusal("validate", "no package to import")
         yield items
 
 
-def package_import_files(*, files: list[tuple[Path, str | None]], actor: Actor) -> dict[str, Any]:
-    """Import one or more files (each a package or a bundle) as one all-or-nothing operation."""
-    with unpacked_items(files) as items:
+def package_import_files(
+    *, files: list[tuple[Path, str | None]], actor: Actor, names: list[str] | None = None
+) -> dict[str, Any]:
+    """Import one or more files (each a package or a bundle) as one all-or-nothing operation.
+
+    ``names``: the files' names as the operator gave them, for refusals (see ``unpacked_items``).
+    """
+    with unpacked_items(files, names) as items:
         return import_results_document(package_import(items=items, actor=actor))
 
 
-def package_validate_files(*, files: list[tuple[Path, str | None]]) -> dict[str, Any]:
+def package_validate_files(*, files: list[tuple[Path, str | None]], names: list[str] | None = None) -> dict[str, Any]:
     """Every check of the import, no side effect at all."""
-    with unpacked_items(files) as items:
-        plans = import_plans(items=items)
+    with unpacked_items(files, names) as items:
+        plans = import_plans(items=items, validate_only=True)
         return validation_document([p for _, p in plans], [i.sha256 or file_sha256(i.path) for i, _ in plans])
 
 

@@ -160,6 +160,8 @@ EXTADMIN_MAX_UPLOAD_BYTES = env_int("EXTADMIN_MAX_UPLOAD_BYTES", 1 * GiB)
 EXTADMIN_MAX_UNPACKED_BYTES = env_int("EXTADMIN_MAX_UNPACKED_BYTES", 4 * GiB)
 EXTADMIN_MAX_ENTRIES = env_int("EXTADMIN_MAX_ENTRIES", 20_000)
 EXTADMIN_MAX_RATIO = float(os.environ.get("EXTADMIN_MAX_RATIO", "200"))
+# Entities metadata.xml may declare: each becomes a row, and a line on the pages that list them.
+EXTADMIN_MAX_ENTITIES = env_int("EXTADMIN_MAX_ENTITIES", 10_000)
 # Uploads are streamed to disk, never held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 0
 FILE_UPLOAD_HANDLERS = ["extadmin.uploads.HashingUploadHandler"]

@@ -3,14 +3,19 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from extadmin.models import ExtensionPackage, Operation
+from extadmin.models import Entity, ExtensionPackage, Operation
 from extadmin.selectors import package_list
 
 MAX_OPERATIONS = 1000
 
 
 def package_get(*, name: str) -> ExtensionPackage | None:
-    return package_list().prefetch_related("entities").filter(name=name).first()
+    return package_list().filter(name=name).first()
+
+
+def package_entities(*, package: ExtensionPackage) -> QuerySet[Entity]:
+    """The package's entities in a stable order, for paging (never all of them in one document)."""
+    return Entity.objects.filter(package=package).order_by("type", "name", "id")
 
 
 def operation_list(*, package: str | None = None, limit: int = 100) -> QuerySet[Operation]:

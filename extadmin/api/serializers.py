@@ -20,6 +20,10 @@ class UploadSerializer(serializers.Serializer):
 
 
 class RefusalSerializer(serializers.Serializer):
+    file = serializers.CharField(
+        required=False,
+        help_text="among several packages: the file (or bundle member, as Bundle.zip/Member.zip) that failed",
+    )
     step = serializers.CharField(help_text="the step that refused: validate, checksum, unzip, persist, archive, …")
     reason = serializers.CharField(help_text="why, in plain words")
     dependents = serializers.ListField(
@@ -141,7 +145,11 @@ class EntitySerializer(serializers.Serializer):
 
 
 class PackageDetailSerializer(PackageSerializer):
-    entities = EntitySerializer(many=True)
+    entity_count = serializers.IntegerField(help_text="how many entities metadata.xml declares")
+    entities = EntitySerializer(many=True, help_text="the first page of them (ordered by type, then name)")
+    entities_next = serializers.URLField(
+        allow_null=True, help_text="the next page, from GET /api/extensions/<name>/entities/; null when none"
+    )
     converged = serializers.BooleanField(help_text="every online node proved the checksum (and one is online)")
     online = serializers.IntegerField(help_text="how many nodes are online")
     offline = serializers.IntegerField(help_text="how many nodes are offline (not counted in converged)")

@@ -10,6 +10,7 @@ app_name = "api"
 urlpatterns = [
     path("extensions/", views.ExtensionListView.as_view(), name="extensions"),
     path("extensions/<str:name>/", views.ExtensionDetailView.as_view(), name="extension"),
+    path("extensions/<str:name>/entities/", views.ExtensionEntityListView.as_view(), name="extension-entities"),
     path("operations/", views.OperationListView.as_view(), name="operations"),
     path("cluster/", views.ClusterView.as_view(), name="cluster"),
     path("cluster/pause/", views.ClusterPauseView.as_view(), name="cluster-pause"),

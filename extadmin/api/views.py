@@ -11,10 +11,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadhandler import StopUpload
+from django.db.models import QuerySet
 from django.http import Http404
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, status
+from rest_framework import exceptions, generics, status
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
@@ -22,8 +25,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from extadmin.api import serializers as s
-from extadmin.api.selectors import operation_list, package_get
+from extadmin.api.selectors import operation_list, package_entities, package_get
 from extadmin.documents import package_summary
+from extadmin.models import Entity
 from extadmin.operations import Actor
 from extadmin.packaging import Conflict, Refusal, TooLarge
 from extadmin.removal import package_remove
@@ -101,7 +105,10 @@ class ApiView(APIView):
 
 
 def uploaded_files(request: Request) -> list[tuple[Path, str | None]]:
-    """The uploaded files (streamed to disk and hashed on the way by ``HashingUploadHandler``)."""
+    """The uploaded files (streamed to disk and hashed on the way by ``HashingUploadHandler``).
+
+    Their client names, for refusals, come from ``uploaded_names`` (same order).
+    """
     try:
         uploads = request.FILES.getlist("file")
     except StopUpload:
@@ -113,6 +120,11 @@ def uploaded_files(request: Request) -> list[tuple[Path, str | None]]:
     if not uploads:
         raise Refusal("upload", "no file: send the package zip as the multipart field 'file'")
     return [(Path(f.temporary_file_path()), getattr(f, "sha256", None)) for f in uploads]
+
+
+def uploaded_names(request: Request) -> list[str]:
+    """The uploaded files' names as the client sent them (a basename: Django drops any folder)."""
+    return [f.name or "upload" for f in request.FILES.getlist("file")]
 
 
 class ExtensionListView(ApiView):
@@ -135,10 +147,11 @@ class ExtensionListView(ApiView):
         },
     )
     def post(self, request: Request) -> Response:
-        files = uploaded_files(request)
+        files, names = uploaded_files(request), uploaded_names(request)
         if request.query_params.get("validate", "").lower() in {"1", "true", "yes"}:
-            return Response(package_validate_files(files=files))
-        return Response(package_import_files(files=files, actor=api_actor(request)), status=status.HTTP_201_CREATED)
+            return Response(package_validate_files(files=files, names=names))
+        document = package_import_files(files=files, actor=api_actor(request), names=names)
+        return Response(document, status=status.HTTP_201_CREATED)
 
 
 class ExtensionDetailView(ApiView):
@@ -149,9 +162,14 @@ class ExtensionDetailView(ApiView):
         package = package_get(name=name)
         if package is None:
             raise exceptions.NotFound(f"no extension package named {name!r}")
+        entities = package_entities(package=package)
+        count = entities.count()
+        next_page = reverse("api:extension-entities", args=[name]) + "?page=2"
         detail = {
             **package_summary(package),
-            "entities": [{"type": e.type, "name": e.name} for e in package.entities.all()],
+            "entity_count": count,
+            "entities": s.EntitySerializer(entities[: EntityPagination.page_size], many=True).data,
+            "entities_next": request.build_absolute_uri(next_page) if count > EntityPagination.page_size else None,
             **package_nodes_document(package=package),
             "operations": s.OperationSerializer(package_operations(name=name), many=True).data,
         }
@@ -175,6 +193,27 @@ class ExtensionDetailView(ApiView):
             {"name": op.package_name, "version": op.version, "checksum": op.sha256, "removed": True,
              "operation": op.pk}
         )
+
+
+class EntityPagination(PageNumberPagination):
+    page_size = 100
+
+
+class ExtensionEntityListView(ApiView, generics.ListAPIView):
+    """A package's entities, a page at a time (a package may declare up to EXTADMIN_MAX_ENTITIES)."""
+
+    serializer_class = s.EntitySerializer
+    pagination_class = EntityPagination
+
+    def get_queryset(self) -> QuerySet[Entity]:
+        package = package_get(name=self.kwargs["name"])
+        if package is None:
+            raise exceptions.NotFound(f"no extension package named {self.kwargs['name']!r}")
+        return package_entities(package=package)
+
+    @extend_schema(responses={200: s.EntitySerializer(many=True), **ERRORS, 404: s.ErrorSerializer})
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
 
 class OperationListView(ApiView):

@@ -5,14 +5,16 @@ No Django here: the web views, the importer, the CLI and the node agents all bui
 
 from __future__ import annotations
 
-from extadmin.packaging.dependencies import order_by_dependencies, parse_depends_on
+from extadmin.packaging.dependencies import Dependency, order_by_dependencies, parse_depends_on
 from extadmin.packaging.errors import Conflict, Refusal, TooLarge
-from extadmin.packaging.metadata import Dependency, EntityDecl, PackageMetadata, is_safe_name, parse_metadata
+from extadmin.packaging.metadata import EntityDecl, PackageMetadata, parse_metadata
+from extadmin.packaging.names import is_safe_name
 from extadmin.packaging.package import MAX_METADATA_BYTES, ValidatedPackage, validate_package
 from extadmin.packaging.safezip import (
     Limits,
     Member,
     ZipPlan,
+    check_ratio,
     extract_member_to,
     extract_zip,
     inspect_zip,
@@ -33,6 +35,7 @@ __all__ = [
     "ValidatedPackage",
     "Version",
     "ZipPlan",
+    "check_ratio",
     "extract_member_to",
     "extract_zip",
     "inspect_zip",

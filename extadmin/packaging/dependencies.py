@@ -9,12 +9,19 @@ from __future__ import annotations
 import heapq
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from extadmin.packaging.errors import Refusal, shown
-from extadmin.packaging.metadata import Dependency, is_safe_name
+from extadmin.packaging.names import is_safe_name
 from extadmin.packaging.versions import is_orderable
 
 _SEPARATORS_RE = re.compile(r"[;,]")
+
+
+@dataclass(frozen=True)
+class Dependency:
+    name: str
+    version: str
 
 
 def parse_depends_on(raw: str) -> tuple[Dependency, ...]:

@@ -1,8 +1,9 @@
 """Refusals: the one error type for refused input or a failed step.
 
 A refusal carries the step that refused and a plain-language reason, so the same message can
-reach the browser, the API and the CLI unchanged. ``status`` is the HTTP status a web layer
-should answer with; the packaging layer itself never talks HTTP.
+reach the browser, the API and the CLI unchanged; among several packages (a bundle, several
+files) it also names the ``file`` that failed. ``status`` is the HTTP status a web layer should
+answer with; the packaging layer itself never talks HTTP.
 """
 
 from __future__ import annotations
@@ -13,16 +14,24 @@ class Refusal(Exception):
 
     status: int = 400
 
-    def __init__(self, step: str, reason: str) -> None:
+    def __init__(self, step: str, reason: str, *, file: str | None = None) -> None:
         super().__init__(step, reason)
         self.step = step
         self.reason = reason
+        self.file = file
 
     def __str__(self) -> str:
-        return f"{self.step}: {self.reason}"
+        return f"{self.file}: {self.step}: {self.reason}" if self.file else f"{self.step}: {self.reason}"
 
     def as_dict(self) -> dict[str, str]:
-        return {"step": self.step, "reason": self.reason}
+        named = {"file": self.file} if self.file else {}
+        return {**named, "step": self.step, "reason": self.reason}
+
+    def naming(self, file: str | None) -> Refusal:
+        """This refusal, naming ``file`` unless it already names one (the innermost name is the precise one)."""
+        if self.file is None:
+            self.file = file
+        return self
 
 
 class Conflict(Refusal):

@@ -8,18 +8,17 @@ the package really says.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml
 from defusedxml.ElementTree import fromstring
 
+from extadmin.packaging.dependencies import Dependency, parse_depends_on
 from extadmin.packaging.errors import Refusal, shown
+from extadmin.packaging.names import is_safe_name
 from extadmin.packaging.versions import parse_version
 
-# A package name becomes a folder name on every node, so it must be a plain, portable one.
-_SAFE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _HA_VALUES = {"true": True, "false": False}
 
 
@@ -27,12 +26,6 @@ _HA_VALUES = {"true": True, "false": False}
 class EntityDecl:
     type: str  # the element tag, e.g. "Thing", "ThingTemplate", "Resource", "Widget"
     name: str
-
-
-@dataclass(frozen=True)
-class Dependency:
-    name: str
-    version: str
 
 
 @dataclass(frozen=True)
@@ -47,11 +40,6 @@ class PackageMetadata:
     build_number: str
     ha_compatible: bool | None  # None when the attribute is absent (platforms before 9.0)
     entities: tuple[EntityDecl, ...]
-
-
-def is_safe_name(name: str) -> bool:
-    """True when ``name`` can be used as a folder name on any node."""
-    return _SAFE_NAME_RE.fullmatch(name) is not None and not name.endswith(".") and ".." not in name
 
 
 def _refuse(reason: str) -> Refusal:
@@ -125,9 +113,6 @@ def _the_extension_package(root: Element) -> Element:
 
 
 def _parse_dependencies(name: str, raw: str) -> tuple[Dependency, ...]:
-    # Imported here: dependencies.py builds on this module's Dependency and is_safe_name.
-    from extadmin.packaging.dependencies import parse_depends_on
-
     depends_on = parse_depends_on(raw)
     if any(dependency.name == name for dependency in depends_on):
         raise Refusal("validate", f"package '{name}' depends on itself")

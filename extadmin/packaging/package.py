@@ -25,6 +25,12 @@ def validate_package(path: Path, *, limits: Limits) -> ValidatedPackage:
     if METADATA_NAME not in plan.names():
         raise Refusal("validate", "metadata.xml is missing at the root of the package")
     metadata = parse_metadata(read_member(path, METADATA_NAME, max_bytes=MAX_METADATA_BYTES))
+    if len(metadata.entities) > limits.max_entities:
+        # Each entity is a row and a line on every page that lists them: 290,000 made a 240 MB page.
+        raise Refusal(
+            "validate",
+            f"metadata.xml declares {len(metadata.entities)} entities, more than the limit of {limits.max_entities}",
+        )
     # Nodes keep '<name>.chk' beside the package folder to mark a complete install; an entry
     # with that name would make a half-written package look complete. Compared case-insensitively
     # because some nodes' file systems are.

@@ -46,6 +46,7 @@ class Limits:
     max_unpacked_bytes: int = 4 * 1024**3
     max_entries: int = 20_000
     max_ratio: float = 200.0
+    max_entities: int = 10_000  # entities metadata.xml may declare
     max_name_length: int = 1024  # whole path, in UTF-8 bytes; each component is capped at 255
 
 
@@ -55,6 +56,7 @@ class Member:
     is_dir: bool
     size: int  # declared uncompressed size
     compress_size: int
+    crc: int  # declared CRC-32; extraction refuses bytes that do not match it
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,14 @@ class ZipPlan:
     def names(self) -> set[str]:
         """The file names (directories left out)."""
         return {member.name for member in self.members if not member.is_dir}
+
+    def manifest(self) -> list[list]:
+        """``[path, size, crc32]`` of every file, under the cleaned name extraction writes it to.
+
+        What a node's folder must hold: built from the plan, never from the zip's raw names, so an
+        entry stored as ``./lib//a.jar`` is checked as ``lib/a.jar``, the file every node writes.
+        """
+        return [[member.name, member.size, member.crc] for member in self.members if not member.is_dir]
 
     def is_bundle(self) -> bool:
         """A zip of extension zips: no metadata.xml at the root and only ``.zip`` files."""
@@ -90,6 +100,11 @@ def inspect_zip(path: Path, *, limits: Limits) -> ZipPlan:
         members = tuple(_check_entry(info, limits) for info in infos)
         _check_layout(members)
         total = sum(member.size for member in members)
+        # Many entries each under RATIO_FLOOR escape the per-entry check (300 files of 1 MiB of
+        # zeros in a 340 KB zip), but not the whole package's ratio.
+        size = path.stat().st_size
+        what = f"the package would unpack to {total} bytes from a zip of {size} bytes"
+        check_ratio(total, size, limits=limits, what=what)
         if total > limits.max_unpacked_bytes:
             raise _refuse(
                 f"the package would unpack to {total} bytes, more than the limit of {limits.max_unpacked_bytes}"
@@ -99,6 +114,14 @@ def inspect_zip(path: Path, *, limits: Limits) -> ZipPlan:
         with path.open("rb") as raw:
             _check_local_headers(raw, infos, members, archive.start_dir)
     return ZipPlan(members=members, total_size=total)
+
+
+def check_ratio(unpacked: int, packed: int, *, limits: Limits, what: str) -> None:
+    """Refuse ``unpacked`` bytes from ``packed`` over the ratio limit, above RATIO_FLOOR (so a tiny
+    package may compress as well as it likes). ``what`` says what unpacks to what, for the reason."""
+    if unpacked > RATIO_FLOOR and unpacked > packed * limits.max_ratio:
+        ratio = unpacked / packed if packed else float("inf")
+        raise _refuse(f"{what} (ratio {ratio:.0f}, over {limits.max_ratio:g}); this looks like a zip bomb")
 
 
 @contextmanager
@@ -141,7 +164,7 @@ def _check_entry(info: zipfile.ZipInfo, limits: Limits) -> Member:
             f"entry '{label}' expands {info.file_size} bytes from {info.compress_size} "
             f"(ratio over {limits.max_ratio:g}); this looks like a zip bomb"
         )
-    return Member(name=name, is_dir=is_dir, size=info.file_size, compress_size=info.compress_size)
+    return Member(name=name, is_dir=is_dir, size=info.file_size, compress_size=info.compress_size, crc=info.CRC)
 
 
 def _normalise_name(raw: str, limits: Limits) -> tuple[str, bool]:
@@ -164,6 +187,10 @@ def _normalise_name(raw: str, limits: Limits) -> tuple[str, bool]:
         raise _refuse(f"entry '{label}' has an empty name")
     if any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in parts):
         raise _refuse(f"entry '{label}' has a path component longer than 255 bytes")
+    if any(part.endswith((".", " ")) for part in parts):
+        # Windows drops a trailing dot or space when it writes the file: that node would hold
+        # another name than the manifest says (and 'a.' would land on 'a').
+        raise _refuse(f"entry '{label}' has a name that ends with a dot or a space")
     return "/".join(parts), raw.endswith("/")
 
 

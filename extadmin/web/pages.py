@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import groupby
 
+from django.core.paginator import Page, Paginator
+from django.db.models import Count
 from django.utils import timezone
 
 from extadmin.models import ExtensionPackage, Operation
@@ -22,6 +24,8 @@ from nodes.presenters import (
 )
 from nodes.selectors import node_rows, package_state_rows
 
+ENTITIES_PER_PAGE = 100
+
 
 @dataclass
 class DependencyView:
@@ -34,12 +38,13 @@ class DependencyView:
 class PackagePage:
     name: str
     package: ExtensionPackage | None  # None once removed: the page then shows its history
-    entity_groups: list[tuple[str, list[str]]]
+    entity_groups: list[tuple[str, int, list[str]]]  # type, how many of that type in all, names on this page
     dependencies: list[DependencyView]
     dependents: list[ExtensionPackage]
     cells: list[Cell]
     timeline: Timeline | None
     operations: list[Operation]
+    entity_page: Page | None = None  # the page of entities shown (``?entities=N``)
 
     @property
     def tally(self) -> Tally:
@@ -81,8 +86,20 @@ def _dependencies(raw: str) -> list[DependencyView]:
     return [DependencyView(name=d.name, version=d.version, installed_version=have.get(d.name)) for d in declared]
 
 
-def package_page(*, name: str) -> PackagePage | None:
-    """The package, or its history once removed; None when the name was never seen."""
+def _entity_groups(package: ExtensionPackage, number: str | None) -> tuple[Page, list[tuple[str, int, list[str]]]]:
+    """One page of the package's entities, grouped by type (a package may declare 10,000)."""
+    entities = package.entities.order_by("type", "name", "id").values_list("type", "name")
+    page = Paginator(entities, ENTITIES_PER_PAGE).get_page(number)  # a bad number shows the first or last page
+    totals = dict(package.entities.values_list("type").annotate(n=Count("id")).values_list("type", "n"))
+    groups = [(t, totals.get(t, 0), [n for _, n in items]) for t, items in groupby(page, key=lambda e: e[0])]
+    return page, groups
+
+
+def package_page(*, name: str, entities: str | None = None) -> PackagePage | None:
+    """The package, or its history once removed; None when the name was never seen.
+
+    ``entities`` is the page of the package's entities to show, as the request gave it.
+    """
     package = ExtensionPackage.objects.select_related("imported_by").filter(name=name).first()
     operations = list(package_operations(name=name))
     if package is None:
@@ -91,8 +108,7 @@ def package_page(*, name: str) -> PackagePage | None:
         cells = package_cells(nodes=node_rows(), package=None, states=package_state_rows(name=name))
         return PackagePage(name=name, package=None, entity_groups=[], dependencies=[], dependents=[],
                            cells=cells, timeline=None, operations=operations)
-    entities = package.entities.order_by("type", "name").values_list("type", "name")
-    groups = [(t, [n for _, n in items]) for t, items in groupby(entities, key=lambda e: e[0])]
+    entity_page, groups = _entity_groups(package, entities)
     cells = package_cells(
         nodes=node_rows(), package=(package.sha256, package.state), states=package_state_rows(name=name)
     )
@@ -105,5 +121,6 @@ def package_page(*, name: str) -> PackagePage | None:
         cells=cells,
         timeline=timeline(imported_at=package.imported_at, cells=cells),
         operations=operations,
+        entity_page=entity_page,
     )
 

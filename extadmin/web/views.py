@@ -54,11 +54,13 @@ def package_upload(request: HtmxHttpRequest) -> HttpResponse:
         return _upload_page(request, UploadForm(), refusal=refusal)
     if not form.is_valid():
         return _upload_page(request, form, status=400)
-    files = [(Path(f.temporary_file_path()), getattr(f, "sha256", None)) for f in form.cleaned_data["file"]]
+    uploads = form.cleaned_data["file"]
+    files = [(Path(f.temporary_file_path()), getattr(f, "sha256", None)) for f in uploads]
+    names = [f.name or "upload" for f in uploads]  # the client's names: the temp paths are random
     try:
         if request.POST.get("action") == "validate":
-            return _upload_page(request, UploadForm(), validated=package_validate_files(files=files))
-        document = package_import_files(files=files, actor=browser_actor(request))
+            return _upload_page(request, UploadForm(), validated=package_validate_files(files=files, names=names))
+        document = package_import_files(files=files, actor=browser_actor(request), names=names)
     except Refusal as refusal:
         return _upload_page(request, form, refusal=refusal)
     for warning in document["warnings"]:
@@ -86,7 +88,7 @@ def _upload_page(
 @login_required
 @require_GET
 def package_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
-    page = package_page(name=name)
+    page = package_page(name=name, entities=request.GET.get("entities"))
     if page is None:
         raise Http404(f"no extension package named {name!r} was ever imported")
     template = "extadmin/_package_live.html" if request.htmx else "extadmin/package.html"

@@ -26,8 +26,10 @@ from tests.zipcraft import central_records, patch_entry, raw_entry, write_zip
 MAX_ENTRIES = 50
 MAX_UNPACKED = 256 * 1024
 MAX_UPLOAD = 512 * 1024
+MAX_ENTITIES = 20
 LIMITS_ENV = {
     "EXTADMIN_MAX_ENTRIES": str(MAX_ENTRIES),
+    "EXTADMIN_MAX_ENTITIES": str(MAX_ENTITIES),
     "EXTADMIN_MAX_UNPACKED_BYTES": str(MAX_UNPACKED),
     "EXTADMIN_MAX_UPLOAD_BYTES": str(MAX_UPLOAD),
 }
@@ -151,6 +153,17 @@ def _cases(g: _Gen) -> list[tuple[str, Callable[[Path], Path], str, int, bool]]:
             zf.writestr(f"{n}.zip", inner.getvalue())
         return p
 
+    def small_zero_packages(p: Path) -> Path:
+        # Each member stays under the ratio check's floor and the unpacked limit; together they do not.
+        with zipfile.ZipFile(p, "w", zipfile.ZIP_STORED) as zf:
+            for i in range(40):
+                member = io.BytesIO()
+                with zipfile.ZipFile(member, "w", zipfile.ZIP_DEFLATED) as inner:
+                    inner.writestr("metadata.xml", g.metadata(name=f"{n}Z{i}"))
+                    inner.writestr("lib/zeros.bin", b"\x00" * 200 * 1024)
+                zf.writestr(f"{n}Z{i}.zip", member.getvalue())
+        return p
+
     def text(content: bytes) -> Callable[[Path], Path]:
         return lambda p: (p.write_bytes(content), p)[1]
 
@@ -181,6 +194,8 @@ def _cases(g: _Gen) -> list[tuple[str, Callable[[Path], Path], str, int, bool]]:
         ("FIFO", w([(raw_entry(g.inner("fifo"), mode=stat.S_IFIFO | 0o644), b"")]), "fifo", 400, False),
         ("socket", w([(raw_entry(g.inner("sock"), mode=stat.S_IFSOCK | 0o644), b"")]), "socket", 400, False),
         ("zip bomb ratio", w([("lib/zeros.bin", b"\x00" * (8 * 1024 * 1024))]), "zip bomb", 400, False),
+        ("many small zero entries (whole ratio)", w([(f"lib/z{i}.bin", b"\x00" * 65536) for i in range(40)]),
+         "from a zip of", 400, False),
         ("lying declared size", lying, "lib/big.bin", 400, False),
         ("overlapping entries", overlapping, "overlaps", 400, False),
         ("too many entries", w([(f"lib/f{i}.txt", b"x") for i in range(MAX_ENTRIES + 5)]), "more than the limit",
@@ -189,6 +204,10 @@ def _cases(g: _Gen) -> list[tuple[str, Callable[[Path], Path], str, int, bool]]:
          400, False),
         ("duplicate names", w([("lib/dup.txt", b"1"), ("lib/dup.txt", b"2")]), "more than once", 400, False),
         ("duplicate after normalising", w([("lib/x.txt", b"1"), ("lib/./x.txt", b"2")]), "more than once", 400, False),
+        ("duplicate after cleaning //", w([("lib/y.txt", b"1"), ("lib//y.txt", b"2")]), "more than once", 400, False),
+        ("duplicate after cleaning ./", w([("./metadata.xml", g.metadata().encode())]), "more than once", 400, False),
+        ("trailing dot in a name", w([(g.inner(f"{g.word()}.txt."), b"x")]), "ends with a dot or a space", 400, False),
+        ("trailing space in a folder", w([(f"lib/{g.word()} /x.txt", b"x")]), "ends with a dot or a space", 400, False),
         ("file under a file", w([("lib/x", b"1"), ("lib/x/y", b"2")]), "which is a file", 400, False),
         ("<name>.chk collision", w([(f"{n}.chk", b"0" * 64)]), f"{n.lower()}.chk", 400, False),
         ("<NAME>.CHK collision (case)", w([(f"{n.upper()}.CHK", b"0" * 64)]), ".chk", 400, False),
@@ -228,6 +247,13 @@ def _cases(g: _Gen) -> list[tuple[str, Callable[[Path], Path], str, int, bool]]:
          400, False),
         ("unsafe name with markup", meta(pkg.format('name="&lt;b&gt;x" packageVersion="1.0.0"')),
          "not a safe folder name", 400, False),
+        ("too many entities", meta(
+            "<Entities><ExtensionPackages>"
+            f'<ExtensionPackage name="{n}" packageVersion="1.0.0" haCompatible="true"/></ExtensionPackages><Things>'
+            + "".join(f'<Thing name="{g.word()}{i}"/>' for i in range(MAX_ENTITIES + 1)) + "</Things></Entities>"),
+         f"declares {MAX_ENTITIES + 1} entities, more than the limit of {MAX_ENTITIES}", 400, False),
+        ("bundle of small zero packages (ratio together)", small_zero_packages, "imported together would unpack to",
+         400, False),
         ("bundle with a zip-slip member", hostile_bundle, "escapes the package folder", 400, False),
         ("upload over the size limit", oversized, "larger than the limit", 413, True),
     ]

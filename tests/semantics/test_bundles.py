@@ -143,7 +143,7 @@ def test_it_refuses_a_whole_bundle_through_the_cli(node_storage: NodeStorage, pa
     before = _world(node_storage)
     code, _, err = run_command("import_extension", str(bundle))
     assert code == 1
-    assert err.strip() == "error: validate: Orphan depends on Nowhere:1.0.0, which is not installed"
+    assert err.strip() == "error: Orphan-1.0.0.zip: validate: Orphan depends on Nowhere:1.0.0, which is not installed"
     assert_world_unchanged(before, [node_storage.root])
 
 

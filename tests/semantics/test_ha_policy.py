@@ -1,17 +1,19 @@
 """The HA policy: packages not marked ``haCompatible="true"`` import with a warning (warn, the
-default) or are refused (deny). Service, CLI and API."""
+default) or are refused (deny). Service, CLI, API and form; validate only says "would be imported"."""
 from __future__ import annotations
 
 import json
 
 import pytest
+from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from extadmin.models import ExtensionPackage, Operation
 from extadmin.packaging import Refusal
 from extadmin.storage import NodeStorage
+from tests.extadmin.doors import DOORS, LOGIN_TABLES
 from tests.processes import run_command
-from tests.semantics.support import Packages, import_file, upload
+from tests.semantics.support import Packages, assert_world_unchanged, import_file, upload, world_snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -78,3 +80,22 @@ def test_it_warns_and_refuses_through_the_api(api: APIClient, packages: Packages
     response = upload(api, packages.bundle("b", [packages.make("Fine"), packages.make("Other", ha_compatible=None)]))
     assert response.status_code == 400
     assert not ExtensionPackage.objects.filter(name="Fine").exists()
+
+
+@pytest.mark.parametrize("door", ["cli", "api", "form"])
+def test_it_says_would_be_imported_when_only_validating(
+    door: str, node_storage: NodeStorage, packages: Packages, operator: User
+) -> None:
+    """Validate only imports nothing: its warning must not say the package was imported."""
+    path = packages.make("Single", ha_compatible="false")
+    before = world_snapshot([node_storage.root])
+
+    code, said = DOORS[door](path, operator, validate=True)
+
+    assert code == 0, said
+    assert f"{MARKED_NOT}; it would be imported because the HA policy is warn" in said
+    assert "was imported" not in said
+    if door == "cli":
+        assert said.startswith("valid Single 1.0.0 sha256:")
+        assert f"warning: {MARKED_NOT}; it would be imported" in said
+    assert_world_unchanged(before, [node_storage.root], ignore=LOGIN_TABLES)

@@ -102,7 +102,7 @@ def test_it_applies_the_ha_policy_in_validation(cluster: list[Path], packages: P
     path = packages.make("Single", ha_compatible="false")
     before = world_snapshot(cluster)
     assert _validate(path)["warnings"] == [
-        "Single is marked as not safe for clusters (haCompatible); it was imported because the HA policy is warn"
+        "Single is marked as not safe for clusters (haCompatible); it would be imported because the HA policy is warn"
     ]
     settings.EXTADMIN_HA_COMPATIBILITY = "deny"
     with pytest.raises(Refusal, match="HA policy is deny"):

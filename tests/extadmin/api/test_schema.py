@@ -18,6 +18,7 @@ pytestmark = pytest.mark.django_db
 PATHS = {
     "/api/extensions/": {"get", "post"},
     "/api/extensions/{name}/": {"get", "delete"},
+    "/api/extensions/{name}/entities/": {"get"},
     "/api/operations/": {"get"},
     "/api/cluster/": {"get"},
     "/api/cluster/pause/": {"post"},

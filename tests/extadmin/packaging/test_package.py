@@ -52,3 +52,16 @@ def test_it_refuses_an_entry_colliding_with_the_marker_file(tmp_path: Path, name
 def test_it_allows_a_marker_like_name_deeper_down(tmp_path: Path) -> None:
     package = validate_package(package_zip(tmp_path / "p.zip", [("lib/MqttBridge.chk", b"x")]), limits=LIMITS)
     assert "lib/MqttBridge.chk" in package.plan.names()
+
+
+def test_it_refuses_more_entities_than_the_limit_naming_both(tmp_path: Path) -> None:
+    things = "".join(f'<Thing name="T{i}"/>' for i in range(6))
+    xml = (
+        '<Entities><ExtensionPackages><ExtensionPackage name="Many" packageVersion="1.0.0"/></ExtensionPackages>'
+        f"<Things>{things}</Things></Entities>"
+    ).encode()
+    path = package_zip(tmp_path / "p.zip", metadata=xml)
+    assert len(validate_package(path, limits=Limits(max_entities=6)).metadata.entities) == 6
+    with pytest.raises(Refusal) as caught:
+        validate_package(path, limits=Limits(max_entities=5))
+    assert caught.value.reason == "metadata.xml declares 6 entities, more than the limit of 5"

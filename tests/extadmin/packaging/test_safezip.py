@@ -7,6 +7,7 @@ import random
 import re
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -71,9 +72,20 @@ def test_it_accepts_a_realistic_package(tmp_path: Path) -> None:
 
 
 def test_it_accepts_names_with_dots_that_do_not_escape(tmp_path: Path) -> None:
-    names = ["a..b/..x.txt", ".hidden", "x/...", "ui/w/app.min.js"]
+    names = ["a..b/..x.txt", ".hidden", "x/..y", "ui/w/app.min.js"]
     plan = inspect_zip(make_zip(tmp_path / "p.zip", [(n, b"x") for n in names]), limits=LIMITS)
     assert plan.names() == set(names)
+
+
+@pytest.mark.parametrize("name", ["x/...", "lib/a.", "lib/a ", "lib. /a.txt"])
+def test_it_refuses_names_a_windows_node_would_write_under_another_name(tmp_path: Path, name: str) -> None:
+    with pytest.raises(Refusal, match="ends with a dot or a space"):
+        inspect_zip(make_zip(tmp_path / "p.zip", [(name, b"x")]), limits=LIMITS)
+
+
+def test_it_describes_files_under_their_cleaned_names_in_the_manifest(tmp_path: Path) -> None:
+    plan = inspect_zip(make_zip(tmp_path / "p.zip", [("./lib//x.jar", b"xy"), ("./ui/", b"")]), limits=LIMITS)
+    assert plan.manifest() == [["lib/x.jar", 2, zlib.crc32(b"xy")]]
 
 
 def test_it_normalises_redundant_separators(tmp_path: Path) -> None:
@@ -589,3 +601,19 @@ def test_it_never_plans_a_path_outside_the_package(tmp_path_factory: pytest.Temp
         assert "\\" not in member.name and "\x00" not in member.name and "\n" not in member.name
         assert re.match("[A-Za-z]:", member.name) is None
         assert posixpath.normpath(f"/pkg/{member.name}").startswith("/pkg/")
+
+
+def test_it_refuses_a_package_whose_whole_ratio_is_too_high(tmp_path: Path) -> None:
+    """Every entry is under the per-entry check's floor; together they are a zip bomb."""
+    path = make_zip(tmp_path / "p.zip", [(f"lib/z{i}.bin", b"\x00" * 512 * 1024) for i in range(8)])
+    with pytest.raises(Refusal) as refused:
+        inspect_zip(path, limits=LIMITS)
+    assert refused.value.reason.startswith(
+        f"the package would unpack to {8 * 512 * 1024} bytes from a zip of {path.stat().st_size} bytes (ratio "
+    )
+    assert "this looks like a zip bomb" in refused.value.reason
+
+
+def test_it_lets_a_tiny_package_compress_as_well_as_it_likes(tmp_path: Path) -> None:
+    path = make_zip(tmp_path / "p.zip", [("metadata.xml", b"<x/>"), ("lib/z.bin", b"\x00" * 900 * 1024)])
+    assert inspect_zip(path, limits=LIMITS).total_size == 900 * 1024 + 4
