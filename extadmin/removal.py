@@ -21,7 +21,12 @@ from extadmin.operations import Actor, OperationRecorder, operations_mark_interr
 from extadmin.packaging import Conflict, Refusal
 from extadmin.selectors import package_dependents
 from extadmin.storage import NodeStorage
-from nodes.services import node_get_or_register, nodes_nudge_on_commit, sync_state_record_local_removal
+from nodes.services import (
+    node_get_or_register,
+    node_name_check,
+    nodes_nudge_on_commit,
+    sync_state_record_local_removal,
+)
 
 
 def removal_check(*, name: str) -> ExtensionPackage:
@@ -41,6 +46,7 @@ def package_remove(
 ) -> Operation:
     actor = actor or Actor()
     node_name = node_name or settings.EXTADMIN_NODE
+    node_name_check(name=node_name, setting="EXTADMIN_NODE")  # before step 1 marks the package
     storage = NodeStorage(storage_root or settings.EXTADMIN_STORAGE)
     package = removal_check(name=name)  # 0. validate
     operations_mark_interrupted(node=node_name)  # a removal killed half-way is not left "running"

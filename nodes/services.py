@@ -10,6 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from extadmin.models import ExtensionPackage
+from extadmin.packaging import Refusal, is_safe_name
+from extadmin.packaging.errors import shown
 from nodes.models import Node, SyncState
 
 log = logging.getLogger(__name__)
@@ -20,7 +22,22 @@ def node_queue(name: str) -> str:
     return f"node.{name}"
 
 
+NODE_NAME_RULE = "letters, digits, '_', '.', '-'; at most 128; no '..'; not ending in '.'"
+
+
+def node_name_check(*, name: str, setting: str = "") -> None:
+    """Node names follow the package names' rule. Every console page links to ``/nodes/<name>/``:
+    a name with a '/' (or none at all) cannot be linked, and a NUL cannot even be stored.
+
+    ``setting``: the setting the name came from, so the operator knows what to change.
+    """
+    if not is_safe_name(name):
+        source = f" (the setting {setting})" if setting else ""
+        raise Refusal("start", f"node name '{shown(name)}'{source} is not a safe name ({NODE_NAME_RULE})")
+
+
 def node_get_or_register(*, name: str, storage: Path) -> Node:
+    node_name_check(name=name)
     node, created = Node.objects.get_or_create(
         name=name, defaults={"storage_path": str(storage), "host": socket.gethostname()}
     )
