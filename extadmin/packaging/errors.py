@@ -37,6 +37,12 @@ class TooLarge(Refusal):
     status = 413
 
 
+class NoSpace(Refusal):
+    """A disk the step writes to is full (no space left on device): nothing was kept."""
+
+    status = 507
+
+
 def shown(text: str, limit: int = 200) -> str:
     """Render untrusted text for a reason: control characters escaped, long text shortened.
 
