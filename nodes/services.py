@@ -3,16 +3,20 @@ from __future__ import annotations
 
 import logging
 import socket
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from extadmin.models import ExtensionPackage
-from extadmin.packaging import Refusal, is_safe_name
+from extadmin.models import ExtensionPackage, Operation
+from extadmin.operations import Actor, OperationRecorder
+from extadmin.packaging import Conflict, Refusal, Unknown, is_safe_name
 from extadmin.packaging.errors import shown
-from nodes.models import Node, SyncState
+from nodes.liveness import is_online
+from nodes.models import Node, SyncRun, SyncState
 
 log = logging.getLogger(__name__)
 
@@ -116,3 +120,55 @@ def node_register_agent(*, name: str, storage: Path, pid: int, agent_version: st
 def node_heartbeat(*, name: str) -> bool:
     """The agent is alive; False when its node row is gone (deleted by an operator)."""
     return Node.objects.filter(name=name).update(last_heartbeat=timezone.now()) == 1
+
+
+# --- forgetting a node --------------------------------------------------------------------------
+RE_REGISTERS = "if its agent still runs, it registers the node again at its next heartbeat"
+
+
+@dataclass(frozen=True)
+class NodeForgotten:
+    name: str
+    was_online: bool
+    states: int
+    runs: int
+    operation: Operation
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "forgotten": True, "was_online": self.was_online, "states": self.states,
+            "runs": self.runs, "operation": self.operation.pk, "note": RE_REGISTERS,
+        }
+
+
+def node_online(node: Node) -> bool:
+    """Whether ``node`` is online, for forgetting it: every door asks here, and only here."""
+    return is_online(node.last_heartbeat)
+
+
+def node_forget(*, name: str, force: bool, actor: Actor) -> NodeForgotten:
+    """Forget a node: its row, and with it every sync state and sync run it reported.
+
+    One transaction, one audit row (``forget_node``). A node that is online is refused unless
+    ``force``: its agent would register it again at its next heartbeat, so forgetting it would
+    last seconds and lose its history for nothing.
+    """
+    with transaction.atomic():
+        node = Node.objects.select_for_update().filter(name=name).first()
+        if node is None:
+            raise Unknown("forget", f"no node named '{shown(name)}'")
+        online = node_online(node)
+        if online and not force:
+            raise Conflict(
+                "forget",
+                f"node {name} is online; stop its agent first ({RE_REGISTERS}), or force it",
+            )
+        states = SyncState.objects.filter(node=node).count()
+        runs = SyncRun.objects.filter(node=node).count()
+        node.delete()  # its sync states and runs go with it (cascade)
+        recorder = OperationRecorder.start(
+            kind=Operation.Kind.FORGET_NODE, package_name="", actor=actor, node=name,
+            warnings=f"it was online: {RE_REGISTERS}" if online else "",
+        )
+        operation = recorder.finish()
+    return NodeForgotten(name=name, was_online=online, states=states, runs=runs, operation=operation)

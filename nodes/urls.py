@@ -6,4 +6,5 @@ from nodes import views
 
 urlpatterns = [
     path("<str:name>/", views.node_page, name="node"),
+    path("<str:name>/forget/", views.node_forget_page, name="node-forget"),
 ]

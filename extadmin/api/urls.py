@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from extadmin.api import views
+from extadmin.api import nodes, views
 
 app_name = "api"
 
@@ -11,6 +11,7 @@ urlpatterns = [
     path("extensions/", views.ExtensionListView.as_view(), name="extensions"),
     path("extensions/<str:name>/", views.ExtensionDetailView.as_view(), name="extension"),
     path("operations/", views.OperationListView.as_view(), name="operations"),
+    path("nodes/<str:name>/", nodes.NodeDetailView.as_view(), name="node"),
     path("cluster/", views.ClusterView.as_view(), name="cluster"),
     path("cluster/pause/", views.ClusterPauseView.as_view(), name="cluster-pause"),
     path("cluster/resume/", views.ClusterResumeView.as_view(), name="cluster-resume"),

@@ -6,7 +6,7 @@ No Django here: the web views, the importer, the CLI and the node agents all bui
 from __future__ import annotations
 
 from extadmin.packaging.dependencies import order_by_dependencies, parse_depends_on
-from extadmin.packaging.errors import Conflict, NoSpace, Refusal, TooLarge
+from extadmin.packaging.errors import Conflict, NoSpace, Refusal, TooLarge, Unknown
 from extadmin.packaging.metadata import Dependency, EntityDecl, PackageMetadata, is_safe_name, parse_metadata
 from extadmin.packaging.package import MAX_METADATA_BYTES, ValidatedPackage, validate_package
 from extadmin.packaging.safezip import (
@@ -31,6 +31,7 @@ __all__ = [
     "PackageMetadata",
     "Refusal",
     "TooLarge",
+    "Unknown",
     "ValidatedPackage",
     "Version",
     "ZipPlan",

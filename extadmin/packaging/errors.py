@@ -31,6 +31,12 @@ class Conflict(Refusal):
     status = 409
 
 
+class Unknown(Refusal):
+    """The input names something that does not exist (a node, a package)."""
+
+    status = 404
+
+
 class TooLarge(Refusal):
     """The input exceeds a configured size limit."""
 
