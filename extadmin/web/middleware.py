@@ -13,6 +13,8 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
 
@@ -63,10 +65,15 @@ def address_refusal(request: HttpRequest) -> Refusal | None:
         return Refusal("request", f"the address contains a control character ({bad}); nothing was read")
     if any(len(segment) > MAX_NAME for segment in path.split("/")):
         return Refusal("request", f"a name in the address is longer than {MAX_NAME} characters; nothing was read")
-    refusal = _fields_refusal("the query field", request.GET)
+    try:
+        query = request.GET
+    except TooManyFieldsSent:
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return Refusal("request", f"more than {limit} fields in the query; nothing was read")
+    refusal = _fields_refusal("the query field", query)
     if refusal is not None:
         return refusal
-    if any(len(value) > MAX_QUERY_VALUE for value in _values(request.GET)):
+    if any(len(value) > MAX_QUERY_VALUE for value in _values(query)):
         return Refusal("request", f"a query value is longer than {MAX_QUERY_VALUE} characters; nothing was read")
     for name, value in request.COOKIES.items():
         if bad := _control_character(name + value):

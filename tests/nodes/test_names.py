@@ -71,6 +71,13 @@ def test_it_refuses_an_import_when_the_consoles_own_node_name_is_unsafe(
     assert response.status_code == 400
     assert response.json()["error"]["step"] == "start"
     assert "EXTADMIN_NODE" in response.json()["error"]["reason"]
+
+    browser = Client()
+    browser.force_login(User.objects.create_superuser("root", password="pw-root-1"))
+    with path.open("rb") as f:
+        page = browser.post("/extensions/upload/", {"file": f})
+    assert page.status_code == 400
+    assert "node name &#x27;rack/1&#x27; (the setting EXTADMIN_NODE) is not a safe name" in page.content.decode()
     assert not Node.objects.exists()
     assert not node_storage.root.exists()
 

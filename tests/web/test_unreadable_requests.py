@@ -108,6 +108,15 @@ def test_it_refuses_a_nul_in_a_form_field_cookie_or_token(client: Client, root: 
     assert api.status_code == 400 and api.json()["error"]["step"] == "request"
 
 
+def test_it_refuses_too_many_query_fields_in_the_doors_own_shape(browser: Client) -> None:
+    query = "&".join(f"f{i}=1" for i in range(1001))
+    api = browser.get(f"/api/operations/?{query}")
+    assert api.status_code == 400
+    assert api.json()["error"] == {"step": "request", "reason": "more than 1000 fields in the query; nothing was read"}
+    page = browser.get(f"/?{query}")
+    assert page.status_code == 400 and "<html" in page.content.decode()
+
+
 def test_it_refuses_over_long_names_in_the_address(browser: Client) -> None:
     for url in ("/extensions/" + "A" * 300 + "/", "/api/extensions/" + "A" * 300 + "/", "/nodes/" + "n" * 300 + "/"):
         response = browser.get(url)
