@@ -75,9 +75,10 @@ def address_refusal(request: HttpRequest) -> Refusal | None:
         return refusal
     if any(len(value) > MAX_QUERY_VALUE for value in _values(query)):
         return Refusal("request", f"a query value is longer than {MAX_QUERY_VALUE} characters; nothing was read")
-    for name, value in request.COOKIES.items():
-        if bad := _control_character(name + value):
-            return Refusal("request", f"the cookie '{shown(name)}' contains a control character ({bad})")
+    # The session cookie is looked up in the database; other cookies are checked by their readers
+    # (the CSRF token's format) or not read at all (cookies of other sites on the same host).
+    if bad := _control_character(request.COOKIES.get(settings.SESSION_COOKIE_NAME, "")):
+        return Refusal("request", f"the session cookie contains a control character ({bad}); nothing was read")
     if bad := _control_character(request.META.get("HTTP_AUTHORIZATION", "")):
         return Refusal("request", f"the Authorization header contains a control character ({bad})")
     return None
