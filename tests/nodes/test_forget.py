@@ -17,7 +17,8 @@ from rest_framework.test import APIClient
 
 from extadmin.models import Operation
 from extadmin.operations import Actor
-from extadmin.packaging import Conflict, Unknown
+from extadmin.packaging import Conflict, Refusal, Unknown
+from nodes.lease import lease_claim
 from nodes.models import Node, SyncRun, SyncState
 from nodes.services import RE_REGISTERS, node_forget, node_heartbeat
 from tests.processes import run_command
@@ -97,6 +98,15 @@ def test_it_lets_a_forgotten_nodes_running_agent_register_again(keeper: Node) ->
     make_node("n1", online=False)
     node_forget(name="n1", force=False, actor=Actor())
     assert node_heartbeat(name="n1") is False  # the agent's cue to register again (nodes.agent)
+
+
+def test_it_ends_a_sync_waiting_for_the_lease_of_a_forgotten_node(keeper: Node) -> None:
+    """Before: the claim found no row, claimed nothing and tried again at once, for ever."""
+    node = make_node("n1", online=False)
+    node_forget(name="n1", force=False, actor=Actor())
+    with pytest.raises(Refusal) as refused:
+        lease_claim(node=node)
+    assert str(refused.value) == "sync: node n1 was forgotten; its next sync registers it again"
 
 
 # --- the CLI ------------------------------------------------------------------------------------
