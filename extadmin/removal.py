@@ -18,7 +18,7 @@ from django.db import transaction
 from extadmin import faults
 from extadmin.models import Archive, ArchiveChunk, ExtensionPackage, Operation
 from extadmin.operations import Actor, OperationRecorder, operations_mark_interrupted
-from extadmin.packaging import Conflict, Refusal
+from extadmin.packaging import Conflict, Refusal, is_safe_name
 from extadmin.selectors import package_dependents
 from extadmin.storage import NodeStorage
 from nodes.services import (
@@ -31,7 +31,8 @@ from nodes.services import (
 
 def removal_check(*, name: str) -> ExtensionPackage:
     """Every check of a removal, without side effects."""
-    package = ExtensionPackage.objects.filter(name=name).first()
+    # A name no package can have (a NUL: PostgreSQL refuses it in text) is not even looked up.
+    package = ExtensionPackage.objects.filter(name=name).first() if is_safe_name(name) else None
     if package is None:
         raise Refusal("validate", f"no extension package named {name!r} is installed")
     dependents = package_dependents(name=name)

@@ -154,7 +154,8 @@ def node_forget(*, name: str, force: bool, actor: Actor) -> NodeForgotten:
     last seconds and lose its history for nothing.
     """
     with transaction.atomic():
-        node = Node.objects.select_for_update().filter(name=name).first()
+        # A name no node can have (a NUL: PostgreSQL refuses it in text) is not even looked up.
+        node = Node.objects.select_for_update().filter(name=name).first() if is_safe_name(name) else None
         if node is None:
             raise Unknown("forget", f"no node named '{shown(name)}'")
         online = node_online(node)

@@ -138,6 +138,14 @@ def test_it_refuses_an_unknown_node_through_the_cli(db) -> None:  # type: ignore
     assert run_command("forget_node", "ghost")[::2] == (1, "error: forget: no node named 'ghost'\n")
 
 
+def test_it_refuses_a_name_no_node_can_have_through_the_cli(db) -> None:  # type: ignore[no-untyped-def]
+    """A NUL: PostgreSQL refuses it in text, so it is never looked up (a database error before)."""
+    assert run_command("forget_node", "a\x00b")[::2] == (1, "error: forget: no node named 'a\\x00b'\n")
+    assert run_command("delete_extension", "a\x00b")[::2] == (
+        1, "error: validate: no extension package named 'a\\x00b' is installed\n",
+    )
+
+
 # --- the API ------------------------------------------------------------------------------------
 
 
