@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -21,7 +22,7 @@ from extadmin.packaging import Conflict, Refusal, Unknown
 from nodes.lease import lease_claim
 from nodes.models import Node, SyncRun, SyncState
 from nodes.services import RE_REGISTERS, node_forget, node_heartbeat
-from tests.processes import run_command
+from tests.processes import ManagedProcess, child_env, run_command, wait_for
 from tests.semantics.support import make_user, token_client
 
 pytestmark = pytest.mark.django_db
@@ -107,6 +108,24 @@ def test_it_ends_a_sync_waiting_for_the_lease_of_a_forgotten_node(keeper: Node) 
     with pytest.raises(Refusal) as refused:
         lease_claim(node=node)
     assert str(refused.value) == "sync: node n1 was forgotten; its next sync registers it again"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_is_registered_again_by_its_running_agent_at_the_next_heartbeat(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    """A real agent: refused while it runs; forced, its next heartbeat finds its row gone and registers again."""
+    env = child_env(EXTADMIN_HEARTBEAT_INTERVAL="0.5", EXTADMIN_SYNC_INTERVAL="60", EXTADMIN_LOG_LEVEL="WARNING")
+    agent = ManagedProcess(
+        "run_node", "--name", "n1", "--storage", str(tmp_path / "storage" / "n1"), env=env, log=tmp_path / "n1.log"
+    ).start()
+    try:
+        wait_for(lambda: Node.objects.filter(name="n1").exists(), timeout=60, what="the agent registers n1")
+        code, _, err = run_command("forget_node", "n1")
+        assert code == 1 and "node n1 is online" in err, agent.output()
+        assert run_command("forget_node", "n1", "--force")[0] == 0
+        wait_for(lambda: Node.objects.filter(name="n1").exists(), timeout=30, what="n1 registered again")
+        assert Operation.objects.get(kind="forget_node").warnings == f"it was online: {RE_REGISTERS}"
+    finally:
+        agent.stop()
 
 
 # --- the CLI ------------------------------------------------------------------------------------
