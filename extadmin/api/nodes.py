@@ -9,6 +9,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from extadmin.api.selectors import node_get
 from extadmin.api.serializers import ErrorSerializer
 from extadmin.api.views import ERRORS, ApiView, api_actor
 from nodes.models import Node
@@ -45,7 +46,7 @@ class NodeDetailView(ApiView):
 
     @extend_schema(responses={200: NodeSerializer, **ERRORS, 404: ErrorSerializer})
     def get(self, request: Request, name: str) -> Response:
-        node = Node.objects.filter(name=name).first()
+        node = node_get(name=name)
         if node is None:
             raise exceptions.NotFound(f"no node named {name!r}")
         return Response(NodeSerializer(node_document(node)).data)

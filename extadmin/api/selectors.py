@@ -50,3 +50,7 @@ def operation_list(*, package: str | None = None, limit: int = 100) -> QuerySet[
     if package:
         ops = ops.filter(package_name=package)
     return ops.order_by("-started_at", "-id")[: max(1, min(limit, MAX_OPERATIONS))]
+
+
+def node_get(*, name: str) -> Node | None:
+    return Node.objects.filter(name=name).first()
