@@ -44,7 +44,13 @@ from extadmin.packaging import (
 from extadmin.packaging.errors import shown
 from extadmin.storage import NodeStorage, Swap, write_chk
 from nodes.models import Node, SyncState
-from nodes.services import node_get_or_register, node_seen, nodes_nudge_on_commit, sync_state_record_local_install
+from nodes.services import (
+    node_get_or_register,
+    node_name_check,
+    node_seen,
+    nodes_nudge_on_commit,
+    sync_state_record_local_install,
+)
 
 HASH_BLOCK = 1024 * 1024
 
@@ -251,6 +257,7 @@ def package_import(
     """
     actor = actor or Actor()
     node_name = node_name or settings.EXTADMIN_NODE
+    node_name_check(name=node_name, setting="EXTADMIN_NODE")  # before a byte is written anywhere
     storage = NodeStorage(storage_root or settings.EXTADMIN_STORAGE)
     plans = import_plans(items=items)  # 0. validate
     _claim_storage(storage, node_name)

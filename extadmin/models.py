@@ -87,7 +87,7 @@ class ArchiveChunk(models.Model):
 
 
 class Operation(models.Model):
-    """One operator action (import, upgrade, removal, pause, resume) and its outcome: the audit trail."""
+    """One operator action (import, upgrade, removal, pause, resume, forget a node) and its outcome: the audit trail."""
 
     class Kind(models.TextChoices):
         IMPORT = "import", "import"
@@ -96,6 +96,7 @@ class Operation(models.Model):
         REMOVE = "remove", "removal"
         PAUSE = "pause", "pause syncing"
         RESUME = "resume", "resume syncing"
+        FORGET_NODE = "forget_node", "forget node"
 
     class Outcome(models.TextChoices):
         RUNNING = "running", "running"

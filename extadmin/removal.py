@@ -18,15 +18,21 @@ from django.db import transaction
 from extadmin import faults
 from extadmin.models import Archive, ArchiveChunk, ExtensionPackage, Operation
 from extadmin.operations import Actor, OperationRecorder, operations_mark_interrupted
-from extadmin.packaging import Conflict, Refusal
+from extadmin.packaging import Conflict, Refusal, is_safe_name
 from extadmin.selectors import package_dependents
 from extadmin.storage import NodeStorage
-from nodes.services import node_get_or_register, nodes_nudge_on_commit, sync_state_record_local_removal
+from nodes.services import (
+    node_get_or_register,
+    node_name_check,
+    nodes_nudge_on_commit,
+    sync_state_record_local_removal,
+)
 
 
 def removal_check(*, name: str) -> ExtensionPackage:
     """Every check of a removal, without side effects."""
-    package = ExtensionPackage.objects.filter(name=name).first()
+    # A name no package can have (a NUL: PostgreSQL refuses it in text) is not even looked up.
+    package = ExtensionPackage.objects.filter(name=name).first() if is_safe_name(name) else None
     if package is None:
         raise Refusal("validate", f"no extension package named {name!r} is installed")
     dependents = package_dependents(name=name)
@@ -41,6 +47,7 @@ def package_remove(
 ) -> Operation:
     actor = actor or Actor()
     node_name = node_name or settings.EXTADMIN_NODE
+    node_name_check(name=node_name, setting="EXTADMIN_NODE")  # before step 1 marks the package
     storage = NodeStorage(storage_root or settings.EXTADMIN_STORAGE)
     package = removal_check(name=name)  # 0. validate
     operations_mark_interrupted(node=node_name)  # a removal killed half-way is not left "running"

@@ -31,7 +31,7 @@ from extadmin.storage import NodeStorage
 from nodes.lease import LeaseLost
 from nodes.models import SyncRun
 from nodes.reconcile import SyncRunResult, reconcile
-from nodes.services import node_heartbeat, node_queue, node_register_agent
+from nodes.services import node_heartbeat, node_name_check, node_queue, node_register_agent
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ def storage_claim(*, storage: NodeStorage, node_name: str, exclusive: bool) -> S
     ``exclusive`` (the agent): also hold the storage's lock while running. ``sync_node`` only checks
     the owner, since it runs beside the node's own agent and waits for the node's lease instead.
     """
+    node_name_check(name=node_name)  # before anything is written under the storage
     storage.work.mkdir(parents=True, exist_ok=True)
     claim = StorageClaim(fd=None)
     if exclusive:

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from extadmin.operations import process_alive
+from extadmin.packaging import Refusal
 from nodes.models import Node, SyncRun, SyncState
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,9 @@ def lease_claim(*, node: Node, stop: threading.Event | None = None) -> Lease:
         now = timezone.now()
         until = now + timedelta(seconds=settings.EXTADMIN_SYNC_DEADLINE)
         row = Node.objects.filter(pk=node.pk).values_list("sync_lock_owner", "sync_lock_until").first()
-        holder, held_until = row if row is not None else ("", None)
+        if row is None:  # forgotten meanwhile (forget_node): no lease to wait for, and none to claim
+            raise Refusal("sync", f"node {node.name} was forgotten; its next sync registers it again")
+        holder, held_until = row
         expired = bool(holder) and held_until is not None and held_until < now
         dead = bool(holder) and not expired and _holder_is_dead(holder)
         if not holder or expired or dead or held_until is None:

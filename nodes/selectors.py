@@ -15,7 +15,7 @@ from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from extadmin.models import ExtensionPackage
-from nodes.convergence import online_annotation
+from nodes.convergence import online_annotation, online_condition
 from nodes.models import ClusterSettings, Node, SyncRun, SyncState
 
 # (id, name, last seen, online)
@@ -62,6 +62,11 @@ class ClusterSnapshot:
 
 def nodes_with_liveness() -> QuerySet[Node]:
     return Node.objects.order_by("name").annotate(online=online_annotation())
+
+
+def node_is_online(*, name: str) -> bool:
+    """Whether the node ``name`` is online now, by the one rule (``nodes.convergence``)."""
+    return Node.objects.filter(name=name).filter(online_condition()).exists()
 
 
 def node_rows() -> list[NodeRow]:

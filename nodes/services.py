@@ -3,15 +3,21 @@ from __future__ import annotations
 
 import logging
 import socket
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from django.db import transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from extadmin.models import ExtensionPackage
-from nodes.models import Node, SyncState
+from extadmin.models import ExtensionPackage, Operation
+from extadmin.operations import Actor, OperationRecorder
+from extadmin.packaging import Conflict, Refusal, Unknown, is_safe_name
+from extadmin.packaging.errors import shown
+from nodes.models import Node, SyncRun, SyncState
+from nodes.selectors import node_is_online
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +27,22 @@ def node_queue(name: str) -> str:
     return f"node.{name}"
 
 
+NODE_NAME_RULE = "letters, digits, '_', '.', '-'; at most 128; no '..'; not ending in '.'"
+
+
+def node_name_check(*, name: str, setting: str = "") -> None:
+    """Node names follow the package names' rule. Every console page links to ``/nodes/<name>/``:
+    a name with a '/' (or none at all) cannot be linked, and a NUL cannot even be stored.
+
+    ``setting``: the setting the name came from, so the operator knows what to change.
+    """
+    if not is_safe_name(name):
+        source = f" (the setting {setting})" if setting else ""
+        raise Refusal("start", f"node name '{shown(name)}'{source} is not a safe name ({NODE_NAME_RULE})")
+
+
 def node_get_or_register(*, name: str, storage: Path) -> Node:
+    node_name_check(name=name)
     node, created = Node.objects.get_or_create(
         name=name, defaults={"storage_path": str(storage), "host": socket.gethostname()}
     )
@@ -116,3 +137,56 @@ def node_seen(*, name: str) -> bool:
     False when the node's row is gone.
     """
     return Node.objects.filter(name=name).update(last_heartbeat=Now()) == 1
+
+
+# --- forgetting a node --------------------------------------------------------------------------
+RE_REGISTERS = "if its agent still runs, it registers the node again at its next heartbeat"
+
+
+@dataclass(frozen=True)
+class NodeForgotten:
+    name: str
+    was_online: bool
+    states: int
+    runs: int
+    operation: Operation
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "forgotten": True, "was_online": self.was_online, "states": self.states,
+            "runs": self.runs, "operation": self.operation.pk, "note": RE_REGISTERS,
+        }
+
+
+def node_online(node: Node) -> bool:
+    """Whether ``node`` is online, for forgetting it: every door asks here, and only here."""
+    return node_is_online(name=node.name)
+
+
+def node_forget(*, name: str, force: bool, actor: Actor) -> NodeForgotten:
+    """Forget a node: its row, and with it every sync state and sync run it reported.
+
+    One transaction, one audit row (``forget_node``). A node that is online is refused unless
+    ``force``: its agent would register it again at its next heartbeat, so forgetting it would
+    last seconds and lose its history for nothing.
+    """
+    with transaction.atomic():
+        # A name no node can have (a NUL: PostgreSQL refuses it in text) is not even looked up.
+        node = Node.objects.select_for_update().filter(name=name).first() if is_safe_name(name) else None
+        if node is None:
+            raise Unknown("forget", f"no node named '{shown(name)}'")
+        online = node_online(node)
+        if online and not force:
+            raise Conflict(
+                "forget",
+                f"node {name} is online; stop its agent first ({RE_REGISTERS}), or force it",
+            )
+        states = SyncState.objects.filter(node=node).count()
+        runs = SyncRun.objects.filter(node=node).count()
+        node.delete()  # its sync states and runs go with it (cascade)
+        recorder = OperationRecorder.start(
+            kind=Operation.Kind.FORGET_NODE, package_name="", actor=actor, node=name,
+            warnings=f"it was online: {RE_REGISTERS}" if online else "",
+        )
+        operation = recorder.finish()
+    return NodeForgotten(name=name, was_online=online, states=states, runs=runs, operation=operation)

@@ -7,4 +7,5 @@ from nodes import views
 urlpatterns = [
     path("", views.nodes_page, name="nodes"),
     path("<str:name>/", views.node_page, name="node"),
+    path("<str:name>/forget/", views.node_forget_page, name="node-forget"),
 ]

@@ -1,14 +1,19 @@
-"""The nodes pages: every node, and one node: is it alive, what does it hold, and why is it not up to date."""
+"""The nodes pages: every node; one node (is it alive, what does it hold, why is it not up to date); forgetting one."""
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
 
-from extadmin.web.http import HtmxHttpRequest
+from extadmin.packaging import Refusal
+from extadmin.web.http import HtmxHttpRequest, browser_actor, redirect_to
+from nodes.models import Node
 from nodes.presenters import node_detail, node_list_items
 from nodes.selectors import cluster_snapshot, node_list, node_snapshot
+from nodes.services import RE_REGISTERS, node_forget, node_online
 
 
 @login_required
@@ -26,3 +31,23 @@ def node_page(request: HtmxHttpRequest, name: str) -> HttpResponse:
 def nodes_page(request: HtmxHttpRequest) -> HttpResponse:
     items = node_list_items(nodes=node_list(), snapshot=cluster_snapshot())
     return render(request, "nodes/nodes.html", {"items": items})
+
+
+@login_required
+@permission_required("nodes.delete_node", raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def node_forget_page(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    node = get_object_or_404(Node, name=name)
+    if request.method == "GET":
+        return _forget_page(request, node)
+    try:
+        node_forget(name=name, force=request.POST.get("force") == "on", actor=browser_actor(request))
+    except Refusal as refusal:
+        return _forget_page(request, node, refusal=refusal)
+    messages.success(request, f"Node {name} was forgotten, with its package states and sync runs; {RE_REGISTERS}.")
+    return redirect_to(request, reverse("dashboard"))
+
+
+def _forget_page(request: HtmxHttpRequest, node: Node, *, refusal: Refusal | None = None) -> HttpResponse:
+    context = {"node": node, "online": node_online(node), "refusal": refusal, "re_registers": RE_REGISTERS}
+    return render(request, "nodes/node_forget.html", context, status=refusal.status if refusal else 200)

@@ -5,6 +5,7 @@ from django.db.models import QuerySet
 
 from extadmin.models import Entity, ExtensionPackage, Operation
 from extadmin.selectors import package_list
+from nodes.models import Node
 
 MAX_OPERATIONS = 1000
 
@@ -24,3 +25,7 @@ def operation_list(*, package: str | None = None, limit: int = 100) -> QuerySet[
     if package:
         ops = ops.filter(package_name=package)
     return ops.order_by("-started_at", "-id")[: max(1, min(limit, MAX_OPERATIONS))]
+
+
+def node_get(*, name: str) -> Node | None:
+    return Node.objects.filter(name=name).first()

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from extadmin.api import views
+from extadmin.api import nodes, views
 
 app_name = "api"
 
@@ -12,6 +12,7 @@ urlpatterns = [
     path("extensions/<str:name>/", views.ExtensionDetailView.as_view(), name="extension"),
     path("extensions/<str:name>/entities/", views.ExtensionEntityListView.as_view(), name="extension-entities"),
     path("operations/", views.OperationListView.as_view(), name="operations"),
+    path("nodes/<str:name>/", nodes.NodeDetailView.as_view(), name="node"),
     path("cluster/", views.ClusterView.as_view(), name="cluster"),
     path("cluster/pause/", views.ClusterPauseView.as_view(), name="cluster-pause"),
     path("cluster/resume/", views.ClusterResumeView.as_view(), name="cluster-resume"),

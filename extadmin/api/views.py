@@ -1,7 +1,7 @@
 """The JSON HTTP API: adapters from HTTP to the same services the console and the CLI call.
 
 Every error answers in one shape, ``{"error": {"step": …, "reason": …}}``, with the status the
-refusal carries (400 refused, 409 conflict, 413 too large) or DRF's own (401, 403, 404, 415).
+refusal carries (400 refused, 409 conflict, 413 too large, 507 upload folder full) or DRF's own (401, 403, 404, 415).
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from extadmin.packaging import Conflict, Refusal, TooLarge
 from extadmin.removal import package_remove
 from extadmin.selectors import package_dependents, package_list, package_operations
 from extadmin.services import package_import_files, package_validate_files
+from extadmin.uploads import UNREADABLE_BODY, body_refusal, upload_folder_full
 from nodes.cluster import cluster_pause, cluster_resume
 from nodes.status import cluster_document, package_nodes_document
 
@@ -93,6 +94,8 @@ class ApiView(APIView):
     required_perms: dict[str, str] = {}
 
     def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, UNREADABLE_BODY):
+            exc = body_refusal(exc)  # Django's own answer would be an HTML page
         if isinstance(exc, Refusal):
             return error_response(exc)
         if isinstance(exc, Http404):
@@ -117,6 +120,8 @@ def uploaded_files(request: Request) -> list[tuple[Path, str | None]]:
         raise TooLarge(
             "upload", f"the upload is larger than the limit of {settings.EXTADMIN_MAX_UPLOAD_BYTES} bytes"
         )
+    if getattr(request, "upload_folder_full", False):
+        raise upload_folder_full()
     if not uploads:
         raise Refusal("upload", "no file: send the package zip as the multipart field 'file'")
     return [(Path(f.temporary_file_path()), getattr(f, "sha256", None)) for f in uploads]
@@ -144,6 +149,7 @@ class ExtensionListView(ApiView):
             **ERRORS,
             409: OpenApiResponse(s.ErrorSerializer, description="a downgrade, or another import finished first"),
             413: OpenApiResponse(s.ErrorSerializer, description="over EXTADMIN_MAX_UPLOAD_BYTES"),
+            507: OpenApiResponse(s.ErrorSerializer, description="the upload folder is full; nothing was kept"),
         },
     )
     def post(self, request: Request) -> Response:

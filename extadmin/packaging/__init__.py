@@ -6,7 +6,7 @@ No Django here: the web views, the importer, the CLI and the node agents all bui
 from __future__ import annotations
 
 from extadmin.packaging.dependencies import Dependency, order_by_dependencies, parse_depends_on
-from extadmin.packaging.errors import Conflict, Refusal, TooLarge
+from extadmin.packaging.errors import Conflict, NoSpace, Refusal, TooLarge, Unknown
 from extadmin.packaging.metadata import EntityDecl, PackageMetadata, parse_metadata
 from extadmin.packaging.names import is_safe_name
 from extadmin.packaging.package import MAX_METADATA_BYTES, ValidatedPackage, validate_package
@@ -29,9 +29,11 @@ __all__ = [
     "EntityDecl",
     "Limits",
     "Member",
+    "NoSpace",
     "PackageMetadata",
     "Refusal",
     "TooLarge",
+    "Unknown",
     "ValidatedPackage",
     "Version",
     "ZipPlan",

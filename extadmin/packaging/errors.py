@@ -40,10 +40,22 @@ class Conflict(Refusal):
     status = 409
 
 
+class Unknown(Refusal):
+    """The input names something that does not exist (a node, a package)."""
+
+    status = 404
+
+
 class TooLarge(Refusal):
     """The input exceeds a configured size limit."""
 
     status = 413
+
+
+class NoSpace(Refusal):
+    """A disk the step writes to is full (no space left on device): nothing was kept."""
+
+    status = 507
 
 
 def shown(text: str, limit: int = 200) -> str:

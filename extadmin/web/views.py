@@ -24,6 +24,7 @@ from extadmin.packaging import Refusal, TooLarge
 from extadmin.removal import package_remove
 from extadmin.selectors import package_dependents
 from extadmin.services import package_import_files, package_validate_files
+from extadmin.uploads import upload_folder_full
 from extadmin.web.forms import UploadForm
 from extadmin.web.http import HtmxHttpRequest, browser_actor, redirect_to
 from extadmin.web.pages import package_page
@@ -52,6 +53,8 @@ def package_upload(request: HtmxHttpRequest) -> HttpResponse:
         limit = filesizeformat(settings.EXTADMIN_MAX_UPLOAD_BYTES)
         refusal = TooLarge("upload", f"the upload is larger than the limit of {limit}; nothing was kept")
         return _upload_page(request, UploadForm(), refusal=refusal)
+    if getattr(request, "upload_folder_full", False):
+        return _upload_page(request, UploadForm(), refusal=upload_folder_full())
     if not form.is_valid():
         return _upload_page(request, form, status=400)
     uploads = form.cleaned_data["file"]
@@ -68,6 +71,11 @@ def package_upload(request: HtmxHttpRequest) -> HttpResponse:
     imported = document.get("packages", [document])
     # A bundle is ordered by its dependencies: the last package is the one the others serve.
     return redirect_to(request, reverse("package", args=[imported[-1]["name"]]))
+
+
+def upload_refused(request: HtmxHttpRequest, refusal: Refusal) -> HttpResponse:
+    """The upload page with a refusal of the request itself (a body Django could not read)."""
+    return _upload_page(request, UploadForm(), refusal=refusal)
 
 
 def _upload_page(
