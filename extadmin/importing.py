@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from extadmin import faults
 from extadmin.archive import archive_write
+from extadmin.claim import storage_claim
 from extadmin.models import Entity, ExtensionPackage, Operation, OperationStep
 from extadmin.operations import Actor, OperationRecorder, operations_mark_interrupted
 from extadmin.packaging import (
@@ -246,8 +247,6 @@ def package_import(
 
 def _claim_storage(storage: NodeStorage, node_name: str) -> None:
     """Refuse to write into a storage folder that belongs to another node: every node has its own."""
-    from nodes.agent import storage_claim  # the agent builds on this module
-
     try:
         storage_claim(storage=storage, node_name=node_name, exclusive=False).release()
     except Refusal as exc:
