@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import logging
 import socket
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.db import transaction
 from django.utils import timezone
 
 from extadmin.models import ExtensionPackage
+from extadmin.operations import process_alive
+from extadmin.packaging import Refusal
+from nodes.liveness import is_online
 from nodes.models import Node, SyncState
 
 log = logging.getLogger(__name__)
@@ -85,15 +88,44 @@ def nodes_nudge_on_commit(*, exclude: str | None = None) -> None:
 
 
 def node_register_agent(*, name: str, storage: Path, pid: int, agent_version: str) -> Node:
-    """An agent starting on this node: who runs it, where, and since when; it is online from now."""
-    node = node_get_or_register(name=name, storage=storage)
-    now = timezone.now()
-    Node.objects.filter(pk=node.pk).update(
-        host=socket.gethostname(), storage_path=str(storage), pid=pid, agent_version=agent_version,
-        started_at=now, last_heartbeat=now,
-    )
+    """An agent starting on this node: who runs it, where, and since when; it is online from now.
+
+    Refused while another agent of the same name is alive: two agents of one node would flip its
+    cells between their two storages. Checked and written with the row locked, so of two agents
+    starting at once the second sees the first.
+    """
+    host = socket.gethostname()
+    with transaction.atomic():
+        Node.objects.get_or_create(name=name, defaults={"storage_path": str(storage), "host": host})
+        node = Node.objects.select_for_update().get(name=name)
+        if (node.host, node.pid) != (host, pid) and node_agent_alive(node):
+            raise Refusal("start", _live_agent_reason(node))
+        now = timezone.now()
+        Node.objects.filter(pk=node.pk).update(
+            host=host, storage_path=str(storage), pid=pid, agent_version=agent_version,
+            started_at=now, last_heartbeat=now,
+        )
     node.refresh_from_db()
     return node
+
+
+def node_agent_alive(node: Node) -> bool:
+    """Whether the agent the row names still runs: its heartbeat is fresh (the offline rule) and,
+    on this host, its process exists. A row left by a killed agent never blocks its restart."""
+    if node.pid is None or not is_online(node.last_heartbeat):
+        return False
+    return node.host != socket.gethostname() or process_alive(node.pid)
+
+
+def _live_agent_reason(node: Node) -> str:
+    beat = node.last_heartbeat
+    assert beat is not None  # alive means it beat
+    age = max((timezone.now() - beat).total_seconds(), 0)
+    return (
+        f"node {node.name} already has a live agent: host {node.host}, pid {node.pid}, storage {node.storage_path}, "
+        f"last heartbeat {beat.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({age:.0f} s ago); stop that agent first, "
+        "or start this one under another name"
+    )
 
 
 def node_heartbeat(*, name: str) -> bool:
