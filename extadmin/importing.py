@@ -140,24 +140,30 @@ def _check_lengths(meta: PackageMetadata) -> None:
                 raise Refusal("validate", reason)
 
 
-def _check_dependencies(meta: PackageMetadata, also_importing: dict[str, str]) -> None:
-    present = dict(
-        ExtensionPackage.objects.filter(
-            name__in=[d.name for d in meta.depends_on], state=ExtensionPackage.State.ACTIVE
-        ).values_list("name", "version")
-    )
-    present.update(also_importing)
+def _check_dependencies(meta: PackageMetadata, also_importing: dict[str, str], *, at_commit: bool = False) -> None:
+    """Every dependency is installed (or imported together), active, and new enough.
+
+    ``at_commit``: again inside the import's committing transaction, the dependencies' rows locked
+    (on SQLite the transaction itself holds the write lock), so a removal of a dependency that
+    committed meanwhile is seen here, and one that commits later sees this package as a dependent.
+    """
+    rows = ExtensionPackage.objects.filter(name__in=[d.name for d in meta.depends_on if d.name not in also_importing])
+    if at_commit:
+        rows = rows.select_for_update().order_by("name")  # one order: two imports never deadlock
+    present = {name: (version, state) for name, version, state in rows.values_list("name", "version", "state")}
+    present.update({name: (version, ExtensionPackage.State.ACTIVE) for name, version in also_importing.items()})
+    refusal, step, meanwhile = (Refusal, "validate", "")
+    if at_commit:
+        refusal, step, meanwhile = (Conflict, "persist", " (it changed while this import ran); nothing was imported")
     for dep in meta.depends_on:
-        have = present.get(dep.name)
+        have, state = present.get(dep.name, (None, None))
+        wanted = f"{meta.name} depends on {dep.name}:{dep.version}"
         if have is None:
-            raise Refusal(
-                "validate", f"{meta.name} depends on {dep.name}:{dep.version}, which is not installed"
-            )
+            raise refusal(step, f"{wanted}, which is not installed{meanwhile}")
+        if state != ExtensionPackage.State.ACTIVE:
+            raise refusal(step, f"{wanted}, which is being removed{meanwhile}")
         if parse_version(have) < parse_version(dep.version):
-            raise Refusal(
-                "validate",
-                f"{meta.name} depends on {dep.name}:{dep.version}, but {dep.name}:{have} is installed",
-            )
+            raise refusal(step, f"{wanted}, but {dep.name}:{have} is installed{meanwhile}")
 
 
 def _check_ha_policy(meta: PackageMetadata) -> list[str]:
@@ -262,6 +268,7 @@ def _run_steps(
     digests: list[str] = []
     staging: Path | None = None
     committed: list[bool] = []
+    together = {plan.metadata.name: plan.metadata.version for _, plan in plans} if len(plans) > 1 else {}
     try:
         for (item, plan), rec in zip(plans, recorders, strict=True):
             name = plan.metadata.name
@@ -289,6 +296,9 @@ def _run_steps(
             for (item, plan), rec, digest in zip(plans, recorders, digests, strict=True):
                 size = item.path.stat().st_size
                 with rec.step(3, "persist"):
+                    # Dependencies must hold at commit, not only at validation: a removal may have
+                    # committed while this import unzipped.
+                    _check_dependencies(plan.metadata, together, at_commit=True)
                     # Inside the step, so a lost connection here is reported as "persist", not "unzip".
                     node = node or node_get_or_register(name=node_name, storage=storage.root)
                     package = _persist_package(plan, digest, size, node_name, actor)

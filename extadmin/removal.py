@@ -29,11 +29,32 @@ def removal_check(*, name: str) -> ExtensionPackage:
     package = ExtensionPackage.objects.filter(name=name).first()
     if package is None:
         raise Refusal("validate", f"no extension package named {name!r} is installed")
+    _refuse_dependents(name)
+    return package
+
+
+def _refuse_dependents(name: str, *, step: str = "validate", meanwhile: str = "") -> None:
     dependents = package_dependents(name=name)
     if dependents:
         listed = ", ".join(f"{p.name}:{p.version}" for p in dependents)
-        raise Conflict("validate", f"{name} cannot be removed while these packages depend on it: {listed}")
-    return package
+        raise Conflict(step, f"{name} cannot be removed while these packages depend on it: {listed}{meanwhile}")
+
+
+def _undeploy(package: ExtensionPackage) -> None:
+    """Step 1, with the package's row locked and its dependents checked again in the same transaction.
+
+    An import of a dependent checks its dependencies with their rows locked in its committing
+    transaction, so whichever of the two commits second sees the other: a dependent that committed
+    since step 0 refuses this removal here, and once this commits the package is no longer active,
+    so such an import is refused. (On SQLite the IMMEDIATE transaction serialises the two instead.)
+    """
+    with transaction.atomic():
+        locked = ExtensionPackage.objects.select_for_update().filter(pk=package.pk, sha256=package.sha256).first()
+        if locked is None:
+            raise Conflict("undeploy", f"{package.name} changed while it was being removed; reload and try again")
+        meanwhile = " (imported while this removal ran); nothing was removed"
+        _refuse_dependents(package.name, step="undeploy", meanwhile=meanwhile)
+        ExtensionPackage.objects.filter(pk=package.pk).update(state=ExtensionPackage.State.REMOVING)
 
 
 def package_remove(
@@ -50,11 +71,7 @@ def package_remove(
     )
     try:
         with recorder.step(1, "undeploy"):
-            undeployed = ExtensionPackage.objects.filter(pk=package.pk, sha256=package.sha256).update(
-                state=ExtensionPackage.State.REMOVING
-            )
-            if undeployed != 1:
-                raise Conflict("undeploy", f"{name} changed while it was being removed; reload and try again")
+            _undeploy(package)
             faults.checkpoint("remove.after_undeploy")
         with transaction.atomic():
             with recorder.step(2, "archive"):
