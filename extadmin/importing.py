@@ -42,7 +42,7 @@ from extadmin.packaging import (
     validate_package,
 )
 from extadmin.packaging.errors import shown
-from extadmin.storage import NodeStorage, Swap, write_chk
+from extadmin.storage import LockBusy, NodeStorage, Swap, write_chk
 from nodes.models import Node, SyncState
 from nodes.services import node_get_or_register, nodes_nudge_on_commit, sync_state_record_local_install
 
@@ -224,7 +224,7 @@ def package_import(
     _claim_storage(storage, node_name)
     with ExitStack() as locks:
         for _, plan in plans:
-            locks.enter_context(storage.lock(plan.metadata.name, wait=False))
+            _lock_folder(locks, storage, plan.metadata.name)
             storage.clean_leftovers_of(plan.metadata.name)
         operations_mark_interrupted(node=node_name)
         recorders = [
@@ -249,6 +249,15 @@ def package_import(
             rec.operation.sha256 = digest  # the audit names exactly which zip was imported
             results.append(ImportResult(package=package, operation=rec.finish(), plan=plan, sha256=digest))
         return results
+
+
+def _lock_folder(locks: ExitStack, storage: NodeStorage, name: str) -> None:
+    """This node's folder lock of ``name``, or a refusal at once: of two imports of one package on
+    one node, one wins and the other hears so at once, never waiting behind the first."""
+    try:
+        locks.enter_context(storage.lock(name, wait=False))
+    except LockBusy as busy:
+        raise Conflict("lock", f"{busy.reason}; nothing was imported, try again") from None
 
 
 def _claim_storage(storage: NodeStorage, node_name: str) -> None:
