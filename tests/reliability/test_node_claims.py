@@ -13,9 +13,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from extadmin.claim import storage_claim
+from extadmin.models import ExtensionPackage
 from extadmin.storage import NodeStorage
 from nodes.models import Node
+from tests.packages import build_package
 from tests.processes import manage, wait_for
+from tests.reliability.doors import DOORS, Doors
 from tests.reliability.harness import Cluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
@@ -76,6 +80,24 @@ def test_it_refuses_sync_node_on_an_extensions_folder_linked_to_another_nodes(cl
     assert r.stderr.startswith(f"error: start: storage {linked.root}: its extensions folder is a link"), r.stderr
     assert f"which belongs to node {first}" in r.stderr
     assert not Node.objects.filter(name=cluster.node(2)).exists()
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_it_refuses_an_import_into_an_extensions_folder_linked_to_another_nodes(door, cluster, web_storage, web_env,
+                                                                               pkgdir):
+    first = cluster.node(1)
+    storage_claim(storage=cluster.storage(first), node_name=first, exclusive=False).release()
+    cluster.storage(first).extensions.mkdir()
+    web_storage.root.mkdir(parents=True)
+    web_storage.extensions.symlink_to(cluster.storage(first).extensions)
+
+    status, said = Doors(env=web_env()).import_(door, build_package(pkgdir, "Shared"))
+
+    assert status == (1 if door == "cli" else 400), said
+    assert f"storage: storage {web_storage.root}: its extensions folder is a link to " in said, said
+    assert f"which belongs to node {first}" in said
+    assert not ExtensionPackage.objects.exists()
+    assert list(cluster.storage(first).extensions.iterdir()) == []
 
 
 # --- 17. one live agent per node name -------------------------------------------------------------
