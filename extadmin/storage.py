@@ -7,6 +7,7 @@ Layout::
     <root>/.extadmin/staging/            new versions are built here, then renamed into place
     <root>/.extadmin/retired/            the previous version waits here until the new one is committed
     <root>/.extadmin/locks               one writer per package folder per node (a byte-range lock per name)
+    <root>/.extadmin/holder.<name>       who holds ``name``'s lock (pid, since when), while it is held
 
 Staging and retired live on the same filesystem as ``extensions/`` so that the swap is two
 renames: a reader sees the old version or the new one complete, never a mix.
