@@ -1,13 +1,18 @@
 """Test-only fault injection: make a real process fail or die at a named step.
 
 ``EXTADMIN_FAULTS="import.after_unzip=kill"`` makes the process SIGKILL itself when it reaches
-that checkpoint; ``=raise`` raises ``InjectedFault`` instead. Ignored in production settings.
+that checkpoint; ``=raise`` raises ``InjectedFault`` instead; ``=hang`` stops there for ever;
+``=wait:<file>`` creates ``<file>.reached`` and waits there until ``<file>`` exists, so a test can
+run a competing process at exactly that point and then let this one go on. Ignored in production
+settings.
 This is how the test suite proves the backout and crash recovery on real processes, not mocks.
 """
 from __future__ import annotations
 
 import os
 import signal
+import time
+from pathlib import Path
 
 from django.conf import settings
 
@@ -35,3 +40,11 @@ def checkpoint(point: str) -> None:
         raise InjectedFault(f"fault injected at {point}")
     elif action == "hang":
         signal.pause()
+    elif action is not None and action.startswith("wait:"):
+        _wait_for(Path(action.removeprefix("wait:")))
+
+
+def _wait_for(release: Path) -> None:
+    release.with_name(release.name + ".reached").touch()
+    while not release.exists():
+        time.sleep(0.05)

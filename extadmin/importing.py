@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from extadmin import faults
 from extadmin.archive import archive_write
+from extadmin.claim import storage_claim
 from extadmin.models import Entity, ExtensionPackage, Operation, OperationStep
 from extadmin.operations import Actor, OperationRecorder, operations_mark_interrupted
 from extadmin.packaging import (
@@ -42,7 +43,7 @@ from extadmin.packaging import (
     validate_package,
 )
 from extadmin.packaging.errors import shown
-from extadmin.storage import NodeStorage, Swap, write_chk
+from extadmin.storage import LockBusy, NodeStorage, Swap, write_chk
 from nodes.models import Node, SyncState
 from nodes.services import (
     node_get_or_register,
@@ -150,24 +151,30 @@ def _check_lengths(meta: PackageMetadata) -> None:
                 raise Refusal("validate", reason)
 
 
-def _check_dependencies(meta: PackageMetadata, also_importing: dict[str, str]) -> None:
-    present = dict(
-        ExtensionPackage.objects.filter(
-            name__in=[d.name for d in meta.depends_on], state=ExtensionPackage.State.ACTIVE
-        ).values_list("name", "version")
-    )
-    present.update(also_importing)
+def _check_dependencies(meta: PackageMetadata, also_importing: dict[str, str], *, at_commit: bool = False) -> None:
+    """Every dependency is installed (or imported together), active, and new enough.
+
+    ``at_commit``: again inside the import's committing transaction, the dependencies' rows locked
+    (on SQLite the transaction itself holds the write lock), so a removal of a dependency that
+    committed meanwhile is seen here, and one that commits later sees this package as a dependent.
+    """
+    rows = ExtensionPackage.objects.filter(name__in=[d.name for d in meta.depends_on if d.name not in also_importing])
+    if at_commit:
+        rows = rows.select_for_update().order_by("name")  # one order: two imports never deadlock
+    present = {name: (version, state) for name, version, state in rows.values_list("name", "version", "state")}
+    present.update({name: (version, ExtensionPackage.State.ACTIVE) for name, version in also_importing.items()})
+    refusal, step, meanwhile = (Refusal, "validate", "")
+    if at_commit:
+        refusal, step, meanwhile = (Conflict, "persist", " (it changed while this import ran); nothing was imported")
     for dep in meta.depends_on:
-        have = present.get(dep.name)
+        have, state = present.get(dep.name, (None, None))
+        wanted = f"{meta.name} depends on {dep.name}:{dep.version}"
         if have is None:
-            raise Refusal(
-                "validate", f"{meta.name} depends on {dep.name}:{dep.version}, which is not installed"
-            )
+            raise refusal(step, f"{wanted}, which is not installed{meanwhile}")
+        if state != ExtensionPackage.State.ACTIVE:
+            raise refusal(step, f"{wanted}, which is being removed{meanwhile}")
         if parse_version(have) < parse_version(dep.version):
-            raise Refusal(
-                "validate",
-                f"{meta.name} depends on {dep.name}:{dep.version}, but {dep.name}:{have} is installed",
-            )
+            raise refusal(step, f"{wanted}, but {dep.name}:{have} is installed{meanwhile}")
 
 
 def _check_ha_policy(meta: PackageMetadata, *, outcome: str) -> list[str]:
@@ -263,7 +270,7 @@ def package_import(
     _claim_storage(storage, node_name)
     with ExitStack() as locks:
         for _, plan in plans:
-            locks.enter_context(storage.lock(plan.metadata.name, wait=False))
+            _lock_folder(locks, storage, plan.metadata.name)
             storage.clean_leftovers_of(plan.metadata.name)
         operations_mark_interrupted(node=node_name)
         recorders = [
@@ -304,10 +311,17 @@ def _failure(
     return failed[0]
 
 
+def _lock_folder(locks: ExitStack, storage: NodeStorage, name: str) -> None:
+    """This node's folder lock of ``name``, or a refusal at once: of two imports of one package on
+    one node, one wins and the other hears so at once, never waiting behind the first."""
+    try:
+        locks.enter_context(storage.lock(name, wait=False))
+    except LockBusy as busy:
+        raise Conflict("lock", f"{busy.reason}; nothing was imported, try again") from None
+
+
 def _claim_storage(storage: NodeStorage, node_name: str) -> None:
     """Refuse to write into a storage folder that belongs to another node: every node has its own."""
-    from nodes.agent import storage_claim  # the agent builds on this module
-
     try:
         storage_claim(storage=storage, node_name=node_name, exclusive=False).release()
     except Refusal as exc:
@@ -323,6 +337,7 @@ def _run_steps(
     digests: list[str] = []
     staging: Path | None = None
     committed: list[bool] = []
+    together = {plan.metadata.name: plan.metadata.version for _, plan in plans} if len(plans) > 1 else {}
     try:
         for (item, plan), rec in zip(plans, recorders, strict=True):
             name = plan.metadata.name
@@ -350,6 +365,9 @@ def _run_steps(
             for (item, plan), rec, digest in zip(plans, recorders, digests, strict=True):
                 size = item.path.stat().st_size
                 with rec.step(3, "persist"):
+                    # Dependencies must hold at commit, not only at validation: a removal may have
+                    # committed while this import unzipped.
+                    _check_dependencies(plan.metadata, together, at_commit=True)
                     # Inside the step, so a lost connection here is reported as "persist", not "unzip".
                     node = node or node_get_or_register(name=node_name, storage=storage.root)
                     package = _persist_package(plan, digest, size, node_name, actor)

@@ -188,6 +188,9 @@ EXTADMIN_STORAGE = Path(os.environ.get("EXTADMIN_STORAGE") or VAR_DIR / "nodes" 
 EXTADMIN_SYNC_INTERVAL = float(os.environ.get("EXTADMIN_SYNC_INTERVAL", "30"))
 EXTADMIN_HEARTBEAT_INTERVAL = float(os.environ.get("EXTADMIN_HEARTBEAT_INTERVAL", "5"))
 EXTADMIN_SYNC_DEADLINE = float(os.environ.get("EXTADMIN_SYNC_DEADLINE", "900"))
+# How long a removal waits for this node's folder lock of a package (held by a sync or an import)
+# before it answers "try again"; a request is never blocked for ever behind a hung sync.
+EXTADMIN_LOCK_WAIT = float(os.environ.get("EXTADMIN_LOCK_WAIT", "30"))
 # Test-only fault injection ("step=raise" or "step=kill", comma separated). Ignored in production.
 EXTADMIN_FAULTS = "" if PRODUCTION else os.environ.get("EXTADMIN_FAULTS", "")
 

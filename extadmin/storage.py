@@ -7,6 +7,7 @@ Layout::
     <root>/.extadmin/staging/            new versions are built here, then renamed into place
     <root>/.extadmin/retired/            the previous version waits here until the new one is committed
     <root>/.extadmin/locks               one writer per package folder per node (a byte-range lock per name)
+    <root>/.extadmin/holder.<name>       who holds ``name``'s lock (pid, since when), while it is held
 
 Staging and retired live on the same filesystem as ``extensions/`` so that the swap is two
 renames: a reader sees the old version or the new one complete, never a mix.
@@ -20,20 +21,35 @@ import hashlib
 import os
 import shutil
 import struct
+import time
 import uuid
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from extadmin.packaging import Conflict, is_safe_name
 
 WORK = ".extadmin"
+LOCK_POLL_SECONDS = 0.1
 
 
 class LockBusy(Conflict):
     """Another process holds the package folder's lock on this node."""
+
+    def __init__(self, name: str, *, pid: int | None, held_for: float | None) -> None:
+        self.name, self.pid, self.held_for = name, pid, held_for
+        who = f" (pid {pid}, for {held_for:.0f} s)" if pid is not None and held_for is not None else ""
+        super().__init__("lock", f"another import or sync of {name} is running on this node{who}")
+
+    def held(self, waited: float) -> str:
+        """"… has held this node's folder for 31 s (pid 4242)": how long it has been held, as far as is known."""
+        said = f"another import or sync of {self.name} has held this node's folder for "
+        if self.pid is None or self.held_for is None:
+            return said + f"more than the {waited:g} s waited"
+        return said + f"{max(self.held_for, waited):.0f} s (pid {self.pid})"
 
 
 @dataclass
@@ -75,26 +91,45 @@ class NodeStorage:
 
     # --- locking --------------------------------------------------------------------------
     @contextmanager
-    def lock(self, name: str, *, wait: bool) -> Iterator[None]:
+    def lock(self, name: str, *, wait: bool | float) -> Iterator[None]:
         """Hold ``name``'s folder lock on this node; the kernel releases it if the process dies.
 
-        One lock file per node, one byte of it per package name (an open-file-description lock,
-        so two threads of one process exclude each other too): removing a package leaves no
-        per-package file behind.
+        ``wait``: ``False`` refuses at once, ``True`` waits for ever, a number waits at most that
+        many seconds; then ``LockBusy`` says which process holds it and since when. One lock file
+        per node, one byte of it per package name (an open-file-description lock, so two threads
+        of one process exclude each other too); the kernel does not say who holds such a lock, so
+        the holder writes that in ``holder.<name>`` beside it while it holds it.
         """
         self.work.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.work / "locks", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             offset = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=7).digest(), "big")
+            self._acquire(fd, offset, name, wait)
+            holder = self.work / f"holder.{name}"
+            _write_holder(holder)
             try:
-                fcntl.fcntl(fd, fcntl.F_OFD_SETLKW if wait else fcntl.F_OFD_SETLK, _flock(fcntl.F_WRLCK, offset))
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.EACCES):
-                    raise LockBusy("lock", f"another import or sync of {name} is running on this node") from None
-                raise
-            yield
+                yield
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    holder.unlink()  # still ours: nobody else can hold the lock until we close
         finally:
             os.close(fd)  # closing the description releases its locks
+
+    def _acquire(self, fd: int, offset: int, name: str, wait: bool | float) -> None:
+        if wait is True:
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLKW, _flock(fcntl.F_WRLCK, offset))
+            return
+        deadline = time.monotonic() + (0 if wait is False else float(wait))
+        while True:
+            try:
+                fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _flock(fcntl.F_WRLCK, offset))
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+            if time.monotonic() >= deadline:
+                raise LockBusy(name, **_read_holder(self.work / f"holder.{name}"))
+            time.sleep(LOCK_POLL_SECONDS)
 
     # --- building and swapping ----------------------------------------------------------
     def new_staging(self, name: str) -> Path:
@@ -220,6 +255,21 @@ class NodeStorage:
 def _flock(kind: int, offset: int) -> bytes:
     # struct flock on Linux: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid.
     return struct.pack("@hhqqi4x", kind, os.SEEK_SET, offset, 1, 0)
+
+
+def _write_holder(path: Path) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(f"{os.getpid()} {time.time():.3f}\n")
+    os.replace(tmp, path)
+
+
+def _read_holder(path: Path) -> dict[str, Any]:
+    """``pid`` and ``held_for`` of the lock's holder, or None each when it did not say (or just left)."""
+    try:
+        pid, since = path.read_text().split()
+        return {"pid": int(pid), "held_for": max(time.time() - float(since), 0.0)}
+    except (OSError, ValueError):
+        return {"pid": None, "held_for": None}
 
 
 def write_chk(folder: Path, name: str, sha256: str) -> None:

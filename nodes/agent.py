@@ -1,8 +1,9 @@
 """The node agent (``manage.py run_node``): one per node, beside it, syncing its own storage.
 
 Start-up order matters:
-  1. claim the storage — refuse when ``<storage>/.extadmin/node`` names another node, or when a
-     live agent holds the storage's lock (flock, released by the kernel when that agent dies)
+  1. claim the storage (``extadmin.claim``) — refuse when ``<storage>/.extadmin/node`` names another
+     node, or when a live agent holds the storage's lock (flock, released by the kernel when that
+     agent dies); through a linked ``extensions/``, the storage it leads into too
   2. register the node (host, storage, pid, agent version, started) and start the heartbeat
   3. startup reconcile, verifying file contents, before anything else touches the disk
   4. the periodic reconcile thread — runs directly, not through the broker, so a node converges
@@ -12,7 +13,6 @@ Every sync, whatever started it, takes the node's lease (``nodes.lease``): one a
 """
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import signal
@@ -26,87 +26,16 @@ from types import FrameType
 
 from django.db import connection
 
-from extadmin.packaging import Refusal
+from extadmin.claim import storage_claim
 from extadmin.storage import NodeStorage
 from nodes.lease import LeaseLost
 from nodes.models import SyncRun
 from nodes.reconcile import SyncRunResult, reconcile
-from nodes.services import node_heartbeat, node_name_check, node_queue, node_register_agent
+from nodes.services import node_heartbeat, node_queue, node_register_agent
 
 log = logging.getLogger(__name__)
 
 AGENT_VERSION = "0.1.0"
-NODE_MARKER = "node"
-AGENT_LOCK = "agent.lock"
-
-
-# --- 1. the storage claim ---------------------------------------------------------------------
-@dataclass
-class StorageClaim:
-    """This process's exclusive hold on a storage folder; released by ``release`` or by dying."""
-
-    fd: int | None
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
-def storage_claim(*, storage: NodeStorage, node_name: str, exclusive: bool) -> StorageClaim:
-    """Make sure ``storage`` is ``node_name``'s and nobody else's; raises ``Refusal`` saying who holds it.
-
-    ``exclusive`` (the agent): also hold the storage's lock while running. ``sync_node`` only checks
-    the owner, since it runs beside the node's own agent and waits for the node's lease instead.
-    """
-    node_name_check(name=node_name)  # before anything is written under the storage
-    storage.work.mkdir(parents=True, exist_ok=True)
-    claim = StorageClaim(fd=None)
-    if exclusive:
-        claim.fd = _lock_storage(storage)
-    try:
-        owner = _marker_owner(storage)
-        if owner and owner != node_name:
-            raise Refusal(
-                "start",
-                f"storage {storage.root} belongs to node {owner}; every node needs its own storage folder "
-                f"(delete {storage.work / NODE_MARKER} only if node {owner} no longer uses it)",
-            )
-        if owner != node_name:
-            _write_atomically(storage.work / NODE_MARKER, node_name + "\n")
-        if claim.fd is not None:
-            os.ftruncate(claim.fd, 0)
-            os.pwrite(claim.fd, f"{node_name} {os.getpid()}\n".encode(), 0)
-    except BaseException:
-        claim.release()
-        raise
-    return claim
-
-
-def _lock_storage(storage: NodeStorage) -> int:
-    fd = os.open(storage.work / AGENT_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 256, 0).decode(errors="replace").split()
-        os.close(fd)
-        who = f"node {holder[0]} (pid {holder[1]})" if len(holder) >= 2 else "another agent"
-        raise Refusal("start", f"storage {storage.root} is already in use by the running agent of {who}") from None
-    return fd
-
-
-def _marker_owner(storage: NodeStorage) -> str:
-    try:
-        return (storage.work / NODE_MARKER).read_text().strip()
-    except FileNotFoundError:
-        return ""
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    # Unique per writer: the threads of one web worker may claim a fresh storage at the same moment.
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # --- the agent --------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import socket
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +13,10 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from extadmin.models import ExtensionPackage, Operation
-from extadmin.operations import Actor, OperationRecorder
+from extadmin.operations import Actor, OperationRecorder, process_alive
 from extadmin.packaging import Conflict, Refusal, Unknown, is_safe_name
 from extadmin.packaging.errors import shown
+from extadmin.packaging.names import node_name_check
 from nodes.models import Node, SyncRun, SyncState
 from nodes.selectors import node_is_online
 
@@ -25,20 +26,6 @@ log = logging.getLogger(__name__)
 def node_queue(name: str) -> str:
     """Every node consumes its own queue: a nudge reaches exactly one node."""
     return f"node.{name}"
-
-
-NODE_NAME_RULE = "letters, digits, '_', '.', '-'; at most 128; no '..'; not ending in '.'"
-
-
-def node_name_check(*, name: str, setting: str = "") -> None:
-    """Node names follow the package names' rule. Every console page links to ``/nodes/<name>/``:
-    a name with a '/' (or none at all) cannot be linked, and a NUL cannot even be stored.
-
-    ``setting``: the setting the name came from, so the operator knows what to change.
-    """
-    if not is_safe_name(name):
-        source = f" (the setting {setting})" if setting else ""
-        raise Refusal("start", f"node name '{shown(name)}'{source} is not a safe name ({NODE_NAME_RULE})")
 
 
 def node_get_or_register(*, name: str, storage: Path) -> Node:
@@ -114,14 +101,43 @@ def nodes_nudge_on_commit(*, exclude: str | None = None) -> None:
 
 
 def node_register_agent(*, name: str, storage: Path, pid: int, agent_version: str) -> Node:
-    """An agent starting on this node: who runs it, where, and since when; it is online from now."""
-    node = node_get_or_register(name=name, storage=storage)
-    Node.objects.filter(pk=node.pk).update(
-        host=socket.gethostname(), storage_path=str(storage), pid=pid, agent_version=agent_version,
-        started_at=Now(), last_heartbeat=Now(),
-    )
+    """An agent starting on this node: who runs it, where, and since when; it is online from now.
+
+    Refused while another agent of the same name is alive: two agents of one node would flip its
+    cells between their two storages. Checked and written with the row locked, so of two agents
+    starting at once the second sees the first.
+    """
+    host = socket.gethostname()
+    with transaction.atomic():
+        Node.objects.get_or_create(name=name, defaults={"storage_path": str(storage), "host": host})
+        node = Node.objects.select_for_update().get(name=name)
+        if (node.host, node.pid) != (host, pid) and node_agent_alive(node):
+            raise Refusal("start", _live_agent_reason(node))
+        Node.objects.filter(pk=node.pk).update(
+            host=host, storage_path=str(storage), pid=pid, agent_version=agent_version,
+            started_at=Now(), last_heartbeat=Now(),
+        )
     node.refresh_from_db()
     return node
+
+
+def node_agent_alive(node: Node) -> bool:
+    """Whether the agent the row names still runs: its heartbeat is fresh (the offline rule) and,
+    on this host, its process exists. A row left by a killed agent never blocks its restart."""
+    if node.pid is None or not node_is_online(name=node.name):
+        return False
+    return node.host != socket.gethostname() or process_alive(node.pid)
+
+
+def _live_agent_reason(node: Node) -> str:
+    beat = node.last_heartbeat
+    assert beat is not None  # alive means it beat
+    age = max((timezone.now() - beat).total_seconds(), 0)
+    return (
+        f"node {node.name} already has a live agent: host {node.host}, pid {node.pid}, storage {node.storage_path}, "
+        f"last heartbeat {beat.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({age:.0f} s ago); stop that agent first, "
+        "or start this one under another name"
+    )
 
 
 def node_heartbeat(*, name: str) -> bool:

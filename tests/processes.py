@@ -103,3 +103,24 @@ def wait_for(condition: Callable[[], object], *, timeout: float = 30, interval: 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+
+
+class Pause:
+    """Holds a child process at a fault checkpoint until the test lets it go on.
+
+    ``EXTADMIN_FAULTS=pause.at("import.after_unzip")``: the child creates ``<file>.reached`` there
+    and waits until ``<file>`` exists (``extadmin.faults``, mode ``wait:``).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def at(self, point: str) -> str:
+        return f"{point}=wait:{self.path}"
+
+    def wait_reached(self, timeout: float = 60) -> None:
+        reached = self.path.with_name(self.path.name + ".reached")
+        wait_for(reached.exists, timeout=timeout, interval=0.05, what=f"a child to reach {self.path.name}")
+
+    def release(self) -> None:
+        self.path.touch()

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from extadmin.claim import storage_claim
 from extadmin.packaging import Refusal
 from extadmin.storage import NodeStorage
-from nodes.agent import storage_claim
 
 
 def test_it_refuses_a_storage_that_belongs_to_another_node(n1: NodeStorage) -> None:

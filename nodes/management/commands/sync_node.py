@@ -5,9 +5,9 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
+from extadmin.claim import storage_claim
 from extadmin.management.base import OperatorCommand
 from extadmin.storage import NodeStorage
-from nodes.agent import storage_claim
 from nodes.models import SyncRun
 from nodes.reconcile import SyncRunResult, reconcile
 
