@@ -11,7 +11,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -149,12 +149,16 @@ def _end_old_sessions(role: str) -> list[str]:
 def _database_url(*, role: str, password: str) -> str:
     """The database this process is connected to (the test database in tests), as the node's role."""
     s = connection.settings_dict
-    host = s.get("HOST") or "localhost"
-    host = f"[{host}]" if ":" in host else host
-    url = f"postgres://{quote(role, safe='')}:{quote(password, safe='')}@{host}:{s.get('PORT') or 5432}/"
-    url += quote(s["NAME"], safe="")
-    sslmode = (s.get("OPTIONS") or {}).get("sslmode")
-    return url + (f"?sslmode={quote(str(sslmode), safe='')}" if sslmode else "")
+    host, query = s.get("HOST") or "localhost", {}
+    if host.startswith("/"):  # a Unix socket folder: only agents on the database's own host can use it
+        host, query["host"] = "", host
+    elif ":" in host:
+        host = f"[{host}]"  # IPv6
+    if sslmode := (s.get("OPTIONS") or {}).get("sslmode"):
+        query["sslmode"] = str(sslmode)
+    where = f"{host}:{s.get('PORT') or 5432}" if host else ""
+    url = f"postgres://{quote(role, safe='')}:{quote(password, safe='')}@{where}/{quote(s['NAME'], safe='')}"
+    return url + (f"?{urlencode(query)}" if query else "")
 
 
 def database_refused(exc: BaseException) -> bool:

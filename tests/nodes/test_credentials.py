@@ -22,6 +22,7 @@ from django.db import connection
 from django.utils import timezone
 
 from extadmin.models import ArchiveChunk, ExtensionPackage, Operation
+from extadmin.removal import package_remove
 from nodes.credentials import node_group_role, node_role
 from nodes.models import ClusterSettings, Node, SyncRun, SyncState
 from tests.cluster.conftest import Cluster, cluster  # noqa: F401 (the real-agents fixture)
@@ -124,6 +125,34 @@ def test_it_prints_an_environment_file_without_json(issue: Issue, names: tuple[s
     assert comment.startswith(f"# node {a}, database role {node_role(_current_database(), a)}: ")
     assert database_url.startswith(f"DATABASE_URL=postgres://{node_role(_current_database(), a)}:")
     assert broker_url == f"CELERY_BROKER_URL={child_env()['CELERY_BROKER_URL']}"
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("name", ["", "rack\x001", "x" * 129])
+def test_it_refuses_a_name_that_is_not_a_nodes_name(name: str) -> None:
+    status, out, err = run_command("node_credentials", name)
+
+    assert (status, out) == (1, "")
+    assert err.strip() == "error: node_credentials: a node's name is 1 to 128 characters without control characters"
+    assert not Node.objects.exists() and _members_of_group() == []
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_it_prints_a_url_through_the_unix_socket_when_the_console_uses_one(
+    issue: Issue, names: tuple[str, str], connect: Callable[[str], psycopg.Connection], monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    connection.ensure_connection()  # already open: only the printed URL sees the socket folder
+    monkeypatch.setitem(connection.settings_dict, "HOST", "/var/run/postgresql")
+    a, _ = names
+
+    url = issue(a)["DATABASE_URL"]
+
+    assert "@/" in url and url.endswith("?host=%2Fvar%2Frun%2Fpostgresql")
+    node = connect(url)
+    who = node.execute("SELECT current_user, inet_client_addr()").fetchone()
+    assert who == (node_role(_current_database(), a), None)  # no client address: through the socket
 
 
 @pytest.mark.postgresql
@@ -301,11 +330,37 @@ def test_it_converges_an_agent_that_holds_only_its_own_credentials(
     beta = import_package("Beta", depends_on="Alpha:1.0.0")
 
     cluster.wait_converged([name], [alpha, beta], timeout=30)
+    package_remove(name="Beta")
+    wait_for(
+        lambda: cluster.storage(name).installed_names() == ["Alpha"]
+        and not SyncState.objects.filter(node__name=name, package_name="Beta").exists(),
+        timeout=30, what=f"{name} removed Beta",
+    )
     role = urlparse(creds["DATABASE_URL"]).username
     assert _sessions_of(role) >= 1  # it really is connected as its own role
     wait_for(lambda: Node.objects.get(name=name).last_heartbeat > timezone.now() - timedelta(seconds=3),
              timeout=10, what="a fresh heartbeat")
     assert "refused" not in agent.output() and "Traceback" not in agent.output()
+
+
+@pytest.mark.postgresql
+@pytest.mark.cluster
+@pytest.mark.django_db(transaction=True)
+def test_it_logs_a_clear_line_when_the_database_refuses_a_running_agent(
+    cluster: Cluster, issue: Issue  # noqa: F811
+) -> None:
+    name = cluster.name(1)
+    agent = cluster.agent(name, DATABASE_URL=issue(name)["DATABASE_URL"]).start()
+    cluster.wait_started(name)
+
+    Node.objects.filter(name=name).delete()  # an operator deleted the node: its role may not re-create it
+
+    line = (
+        f"heartbeat of {name} failed: the database refused a write by node {name}: permission denied for table "
+        "nodes_node (a node's credentials may change only its own node row, sync states and sync runs)"
+    )
+    wait_for(lambda: line in agent.output(), timeout=15, what="the refusal in the agent's log")
+    assert agent.alive and not Node.objects.filter(name=name).exists()
 
 
 @pytest.mark.postgresql
