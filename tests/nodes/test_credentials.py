@@ -190,7 +190,9 @@ def test_it_lets_a_node_write_its_own_rows(
     own = Node.objects.get(name=a).pk
 
     node.execute(
-        "UPDATE nodes_node SET host = 'h', pid = 7, sync_lock_owner = 'x', sync_lock_until = now() WHERE id = %s", [own]
+        "UPDATE nodes_node SET host = 'h', storage_path = '/s', agent_version = 'v', pid = 7, started_at = now(), "
+        "last_heartbeat = now(), sync_lock_owner = 'x', sync_lock_until = now(), sync_requested_at = now(), "
+        "behind_since = now() WHERE id = %s", [own],
     )
     state = node.execute(
         "INSERT INTO nodes_syncstate (node_id, package_name, desired_version, desired_sha256, installed_version, "
@@ -319,7 +321,7 @@ def test_it_lets_a_delete_of_another_nodes_rows_change_nothing(
 @pytest.mark.cluster
 @pytest.mark.django_db(transaction=True)
 def test_it_converges_an_agent_that_holds_only_its_own_credentials(
-    cluster: Cluster, issue: Issue, import_package: Importer  # noqa: F811
+    issue: Issue, cluster: Cluster, import_package: Importer  # noqa: F811 (agents stop before their roles go)
 ) -> None:
     name = cluster.name(1)
     creds = issue(name)
@@ -347,7 +349,7 @@ def test_it_converges_an_agent_that_holds_only_its_own_credentials(
 @pytest.mark.cluster
 @pytest.mark.django_db(transaction=True)
 def test_it_logs_a_clear_line_when_the_database_refuses_a_running_agent(
-    cluster: Cluster, issue: Issue  # noqa: F811
+    issue: Issue, cluster: Cluster  # noqa: F811 (agents stop before their roles go)
 ) -> None:
     name = cluster.name(1)
     agent = cluster.agent(name, DATABASE_URL=issue(name)["DATABASE_URL"]).start()
