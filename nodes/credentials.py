@@ -85,7 +85,7 @@ def node_credentials_issue(*, name: str) -> NodeCredentials:
         node, _ = Node.objects.get_or_create(name=name)
         _create_or_rotate(role=role, group=group, password=password, node=name, database=database)
         Node.objects.filter(pk=node.pk).update(db_role=role)
-    warnings = _end_old_sessions(role)
+    warnings = _end_old_sessions(role) + _trusting_hba_rules(role=role, group=group, database=database)
     return NodeCredentials(
         node=name, role=role, database_url=_database_url(role=role, password=password),
         broker_url=settings.CELERY_BROKER_URL, warnings=warnings,
@@ -144,6 +144,29 @@ def _end_old_sessions(role: str) -> list[str]:
     except DatabaseError as exc:
         return [f"sessions of {role} opened before the rotation stay open until they end: {describe_error(exc)}"]
     return []
+
+
+def _trusting_hba_rules(*, role: str, group: str, database: str) -> list[str]:
+    """``trust`` lines of pg_hba.conf that let anyone log in as this role without its password.
+
+    Readable only by a superuser; a console that may not read them says nothing.
+    """
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT line_number, coalesce(address, type) FROM pg_hba_file_rules "
+                "WHERE type LIKE 'host%%' AND auth_method = 'trust' AND database && %s AND user_name && %s "
+                "ORDER BY line_number",
+                [["all", database], ["all", role, f"+{group}"]],
+            )
+            rules = cursor.fetchall()
+    except DatabaseError:
+        return []
+    return [
+        f"pg_hba.conf line {line} trusts connections from {address} without a password (unless an earlier line "
+        f"matches): anyone reaching the server there can log in as {role} without its password; use scram-sha-256"
+        for line, address in rules
+    ]
 
 
 def _database_url(*, role: str, password: str) -> str:

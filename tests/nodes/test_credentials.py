@@ -157,6 +157,31 @@ def test_it_prints_a_url_through_the_unix_socket_when_the_console_uses_one(
 
 @pytest.mark.postgresql
 @pytest.mark.django_db(transaction=True)
+def test_it_warns_about_each_line_of_pg_hba_that_lets_the_role_in_without_a_password(
+    issue: Issue, names: tuple[str, str]
+) -> None:
+    a, _ = names
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT line_number, address FROM pg_hba_file_rules WHERE type = 'host' AND auth_method = 'trust' "
+            "AND 'all' = ANY(database) AND 'all' = ANY(user_name)"
+        )
+        trusting = cursor.fetchall()
+
+    status, _, err = run_command("node_credentials", a, "--json")
+
+    assert status == 0
+    role = node_role(_current_database(), a)
+    expected = [
+        f"warning: pg_hba.conf line {line} trusts connections from {address} without a password (unless an earlier "
+        f"line matches): anyone reaching the server there can log in as {role} without its password; use scram-sha-256"
+        for line, address in trusting
+    ]
+    assert err.splitlines() == expected  # this test server has one: 127.0.0.1 is trusted
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
 def test_it_rotates_the_password_and_ends_the_old_sessions(
     issue: Issue, names: tuple[str, str], connect: Callable[[str], psycopg.Connection]
 ) -> None:
