@@ -161,17 +161,19 @@ def test_it_warns_about_each_line_of_pg_hba_that_lets_the_role_in_without_a_pass
     issue: Issue, names: tuple[str, str]
 ) -> None:
     a, _ = names
+    database = _current_database()
+    role = node_role(database, a)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT line_number, address FROM pg_hba_file_rules WHERE type = 'host' AND auth_method = 'trust' "
-            "AND 'all' = ANY(database) AND 'all' = ANY(user_name)"
+            "SELECT line_number, coalesce(address, type) FROM pg_hba_file_rules WHERE type LIKE 'host%%' "
+            "AND auth_method = 'trust' AND database && %s AND user_name && %s ORDER BY line_number",
+            [["all", database], ["all", role, f"+{node_group_role(database)}"]],
         )
         trusting = cursor.fetchall()
 
     status, _, err = run_command("node_credentials", a, "--json")
 
     assert status == 0
-    role = node_role(_current_database(), a)
     expected = [
         f"warning: pg_hba.conf line {line} trusts connections from {address} without a password (unless an earlier "
         f"line matches): anyone reaching the server there can log in as {role} without its password; use scram-sha-256"
