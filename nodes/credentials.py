@@ -68,7 +68,8 @@ def node_credentials_issue(*, name: str) -> NodeCredentials:
     2. the node row: created if missing (an agent's role may not insert one)
     3. its role: created, or given a new random password (the old one stops working)
     4. the row bound to the role, which is what the row-level security policies check
-    5. sessions still open with the old password are ended, after commit
+    5. sessions still open with the old password are ended, after commit; ``warnings`` says when they
+       could not be, and which lines of pg_hba.conf let anyone in as the role without its password
     """
     if connection.vendor != "postgresql":
         raise Refusal(
