@@ -83,13 +83,28 @@ def test_it_refuses_on_sqlite_saying_why() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_it_undoes_and_redoes_its_migrations() -> None:
     call_command("migrate", "nodes", "0001", verbosity=0)
-    assert _policies() == set()
-    assert not _group_exists()
+    assert "db_role" not in _columns_of_node()
 
     call_command("migrate", "nodes", verbosity=0)
-    if connection.vendor == "postgresql":
-        assert {"node_read", "node_update_own", "nodes_syncstate_insert_own", "nodes_syncrun_delete_own"} <= _policies()
-        assert _group_exists()
+    assert "db_role" in _columns_of_node()
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_it_drops_roles_policies_and_trigger_when_migrated_back_and_makes_them_again(
+    issue: Issue, names: tuple[str, str], connect: Callable[[str], psycopg.Connection]
+) -> None:
+    a, _ = names
+    issue(a)
+
+    call_command("migrate", "nodes", "0002", verbosity=0)
+    assert (_policies(), _group_exists(), _members_of_group(), _heartbeat_trigger()) == (set(), False, [], False)
+
+    call_command("migrate", "nodes", verbosity=0)
+    assert {"node_read", "node_update_own", "nodes_syncstate_insert_own", "nodes_syncrun_delete_own"} <= _policies()
+    assert _group_exists() and _heartbeat_trigger()
+    node = connect(issue(a)["DATABASE_URL"])
+    assert node.execute("UPDATE nodes_node SET last_heartbeat = now() WHERE name = %s", [a]).rowcount == 1
 
 
 @pytest.mark.postgresql
@@ -436,16 +451,23 @@ def _current_database() -> str:
 
 
 def _policies() -> set[str]:
-    if connection.vendor != "postgresql":
-        return set()
     with connection.cursor() as cursor:
         cursor.execute("SELECT policyname FROM pg_policies WHERE tablename LIKE 'nodes_%%'")
         return {row[0] for row in cursor.fetchall()}
 
 
+def _columns_of_node() -> list[str]:
+    with connection.cursor() as cursor:
+        return [c.name for c in connection.introspection.get_table_description(cursor, "nodes_node")]
+
+
+def _heartbeat_trigger() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_trigger WHERE tgname = 'nodes_node_stamp_heartbeat'")
+        return cursor.fetchone() is not None
+
+
 def _group_exists() -> bool:
-    if connection.vendor != "postgresql":
-        return False
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [node_group_role(_current_database())])
         return cursor.fetchone() is not None
