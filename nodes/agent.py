@@ -24,10 +24,11 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from extadmin.claim import storage_claim
 from extadmin.storage import NodeStorage
+from nodes.credentials import database_refused, describe_refusal
 from nodes.lease import LeaseLost
 from nodes.models import SyncRun
 from nodes.reconcile import SyncRunResult, reconcile
@@ -73,9 +74,15 @@ class Agent:
             claim.release()
 
     def _register(self) -> None:
-        node_register_agent(
-            name=self.name, storage=NodeStorage(self.storage).root, pid=os.getpid(), agent_version=AGENT_VERSION
-        )
+        try:
+            node_register_agent(
+                name=self.name, storage=NodeStorage(self.storage).root, pid=os.getpid(), agent_version=AGENT_VERSION
+            )
+        except DatabaseError as exc:
+            # Another node's credentials, or a node row the console never created for these: say so.
+            if not database_refused(exc):
+                raise
+            raise Refusal("start", describe_refusal(node_name=self.name, exc=exc)) from exc
 
     def handle_nudge(self, *, requested_at: datetime | None) -> SyncRunResult | None:
         return self._sync(SyncRun.Trigger.NUDGE, verify_contents=False, requested_at=requested_at)
@@ -90,7 +97,11 @@ class Agent:
             )
         except LeaseLost:
             return None  # stopping while waiting for the lease
-        except Exception:
+        except Exception as exc:
+            if database_refused(exc):
+                log.error("%s sync of node %s could not run: %s", trigger, self.name,
+                          describe_refusal(node_name=self.name, exc=exc))
+                return None
             # The database is down or similar: the next pass tries again.
             log.exception("%s sync of node %s could not run", trigger, self.name)
             return None
@@ -118,7 +129,12 @@ class Agent:
                 if not node_heartbeat(name=self.name):  # an operator deleted the node's row
                     self._register()
             except Exception as exc:  # the database is briefly unreachable: keep beating
-                log.warning("heartbeat of %s failed: %s", self.name, exc)
+                if isinstance(exc, Refusal):  # re-registering a deleted node row was refused
+                    log.error("heartbeat of %s failed: %s", self.name, exc.reason)
+                elif database_refused(exc):
+                    log.error("heartbeat of %s failed: %s", self.name, describe_refusal(node_name=self.name, exc=exc))
+                else:
+                    log.warning("heartbeat of %s failed: %s", self.name, exc)
                 connection.close()
             if self.stop.wait(self.heartbeat_interval):
                 return

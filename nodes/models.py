@@ -19,9 +19,15 @@ class Node(models.Model):
     sync_lock_until = models.DateTimeField(null=True, blank=True)
     sync_requested_at = models.DateTimeField(null=True, blank=True)
     behind_since = models.DateTimeField(null=True, blank=True, help_text="set while syncing is paused")
+    # The PostgreSQL role this node's agent logs in as (``node_credentials``): the row-level
+    # security policies let that role write this row, its sync states and its sync runs, nothing else.
+    db_role = models.CharField(max_length=63, blank=True, help_text="the node's own database role")
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["db_role"], condition=~models.Q(db_role=""), name="node_db_role_unique")
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -3,8 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from extadmin.storage import NodeStorage
+from tests.dbroles import node_roles_drop
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -12,13 +14,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--soak"):
-        return
-    # Soak runs are opt-in: they are deselected (not skipped) so the summary shows only what ran.
-    keep = [i for i in items if "soak" not in i.keywords]
-    if len(keep) != len(items):
-        config.hook.pytest_deselected(items=[i for i in items if "soak" in i.keywords])
-        items[:] = keep
+    # Deselected, not skipped, so the summary shows only what ran: soak runs are opt-in, and a test
+    # of one database's behaviour (PostgreSQL roles and row-level security; SQLite's refusal of
+    # them) runs only on that database — CI runs the suite on both.
+    on_postgresql = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+    unwanted = {"postgresql" if not on_postgresql else "sqlite"}
+    if not config.getoption("--soak"):
+        unwanted.add("soak")
+    drop = [i for i in items if any(i.get_closest_marker(m) for m in unwanted)]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = [i for i in items if i not in drop]
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+    """The test database's node roles are server-wide: dropped before the database itself."""
+    yield
+    with django_db_blocker.unblock():
+        node_roles_drop(group=True)
 
 
 @pytest.fixture
