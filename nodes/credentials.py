@@ -19,10 +19,11 @@ from psycopg import errors, sql
 
 from extadmin.operations import describe_error
 from extadmin.packaging import Refusal
+from extadmin.packaging.errors import shown
+from extadmin.packaging.names import NODE_NAME_RULE, is_safe_name
 from nodes.models import Node
 
 STEP = "node_credentials"
-NODE_NAME_MAX = Node._meta.get_field("name").max_length or 128
 # What an agent's connection may write, in the words of the refusal an operator reads in its log.
 ALLOWED = "a node's credentials may change only its own node row, sync states and sync runs"
 
@@ -94,8 +95,9 @@ def node_credentials_issue(*, name: str) -> NodeCredentials:
 
 
 def _check_name(name: str) -> None:
-    if not name or len(name) > NODE_NAME_MAX or any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise Refusal(STEP, f"a node's name is 1 to {NODE_NAME_MAX} characters without control characters")
+    # The rule every node name follows (where a node registers), named after this command's step.
+    if not is_safe_name(name):
+        raise Refusal(STEP, f"node name '{shown(name)}' is not a safe name ({NODE_NAME_RULE})")
 
 
 def _current_database() -> str:

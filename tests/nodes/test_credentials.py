@@ -82,7 +82,7 @@ def test_it_refuses_on_sqlite_saying_why() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_it_undoes_and_redoes_its_migrations() -> None:
-    call_command("migrate", "nodes", "0001", verbosity=0)
+    call_command("migrate", "nodes", "0002", verbosity=0)
     assert "db_role" not in _columns_of_node()
 
     call_command("migrate", "nodes", verbosity=0)
@@ -97,7 +97,7 @@ def test_it_drops_roles_policies_and_trigger_when_migrated_back_and_makes_them_a
     a, _ = names
     issue(a)
 
-    call_command("migrate", "nodes", "0002", verbosity=0)
+    call_command("migrate", "nodes", "0003", verbosity=0)
     assert (_policies(), _group_exists(), _members_of_group(), _heartbeat_trigger()) == (set(), False, [], False)
 
     call_command("migrate", "nodes", verbosity=0)
@@ -144,12 +144,12 @@ def test_it_prints_an_environment_file_without_json(issue: Issue, names: tuple[s
 
 @pytest.mark.postgresql
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("name", ["", "rack\x001", "x" * 129])
+@pytest.mark.parametrize("name", ["", "rack/1", "x" * 129])
 def test_it_refuses_a_name_that_is_not_a_nodes_name(name: str) -> None:
     status, out, err = run_command("node_credentials", name)
 
     assert (status, out) == (1, "")
-    assert err.strip() == "error: node_credentials: a node's name is 1 to 128 characters without control characters"
+    assert err.strip().startswith(f"error: node_credentials: node name '{name}' is not a safe name (letters, digits")
     assert not Node.objects.exists() and _members_of_group() == []
 
 

@@ -149,8 +149,8 @@ def revoke(apps, schema_editor) -> None:  # type: ignore[no-untyped-def]
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("nodes", "0002_node_db_role"),
-        ("extadmin", "0001_initial"),
+        ("nodes", "0003_node_db_role"),
+        ("extadmin", "0003_operation_kind_forget_node"),
     ]
 
     operations = [migrations.RunPython(grant, revoke)]

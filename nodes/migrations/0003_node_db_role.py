@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('nodes', '0001_initial'),
+        ('nodes', '0002_forget_unsafe_node_names'),
     ]
 
     operations = [
