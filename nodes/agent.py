@@ -27,6 +27,7 @@ from types import FrameType
 from django.db import DatabaseError, connection
 
 from extadmin.claim import storage_claim
+from extadmin.packaging import Refusal
 from extadmin.storage import NodeStorage
 from nodes.credentials import database_refused, describe_refusal
 from nodes.lease import LeaseLost
