@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+import psycopg
 from django.conf import settings
 from django.db import connection
 
@@ -95,8 +96,6 @@ def _stream_chunks_postgresql(package_id: int, chunk_count: int) -> Iterator[byt
     Through the ORM a bytea comes back hex-escaped (twice its size on the wire, then decoded into
     a third copy): that made fetching the archive the largest part of a node's install.
     """
-    import psycopg
-
     table = ArchiveChunk._meta.db_table
     connection.ensure_connection()
     # Django's own cursors bind parameters client-side, which cannot ask for binary results; a

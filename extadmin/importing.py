@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -44,13 +45,17 @@ from extadmin.packaging import (
 )
 from extadmin.packaging.errors import shown
 from extadmin.storage import LockBusy, NodeStorage, Swap, write_chk
-from nodes.models import Node, SyncState
+from nodes.models import Node
 from nodes.services import (
     node_get_or_register,
     node_name_check,
     node_seen,
     nodes_nudge_on_commit,
+)
+from nodes.sync_states import (
+    sync_state_mark_replacing,
     sync_state_record_local_install,
+    sync_state_restore_installed,
 )
 
 HASH_BLOCK = 1024 * 1024
@@ -332,100 +337,116 @@ def _run_steps(
     plans: list[tuple[ImportItem, ImportPlan]], recorders: list[OperationRecorder],
     storage: NodeStorage, node_name: str, actor: Actor,
 ) -> list[tuple[ExtensionPackage, str]]:
-    t0, started = time.perf_counter(), timezone.now()
-    swaps: list[Swap] = []
-    digests: list[str] = []
-    staging: Path | None = None
-    committed: list[bool] = []
-    together = {plan.metadata.name: plan.metadata.version for _, plan in plans} if len(plans) > 1 else {}
+    run = _StepsRun(plans=plans, recorders=recorders, storage=storage, node_name=node_name, actor=actor)
     try:
-        for (item, plan), rec in zip(plans, recorders, strict=True):
-            name = plan.metadata.name
-            staging = storage.new_staging(name)
-            with rec.step(1, "checksum"):
-                digest = item.sha256 or file_sha256(item.path)
-                write_chk(staging, name, digest)
-                digests.append(digest)
-                faults.checkpoint("import.after_checksum")
-            with rec.step(2, "unzip"):
-                extract_zip(
-                    item.path, staging, plan=plan.package.plan, limits=limits_from_settings(),
-                    keep=frozenset({f"{name}.chk"}),
-                )
-                _stop_showing_installed(node_name, name)
-                swaps.append(storage.swap_in(staging, name))
-                staging = None
-                faults.checkpoint("import.after_unzip")
-        packages: list[ExtensionPackage] = []
-        with transaction.atomic():
-            # The first hook, so it runs first once the commit is done: from then on every other node
-            # installs these packages, so this node keeps its new folders whatever fails next.
-            transaction.on_commit(lambda: committed.append(True))
-            node: Node | None = None
-            for (item, plan), rec, digest in zip(plans, recorders, digests, strict=True):
-                size = item.path.stat().st_size
-                with rec.step(3, "persist"):
-                    # Dependencies must hold at commit, not only at validation: a removal may have
-                    # committed while this import unzipped.
-                    _check_dependencies(plan.metadata, together, at_commit=True)
-                    # Inside the step, so a lost connection here is reported as "persist", not "unzip".
-                    node = node or node_get_or_register(name=node_name, storage=storage.root)
-                    package = _persist_package(plan, digest, size, node_name, actor)
-                    sync_state_record_local_install(
-                        node=node, package=package, started_at=started,
-                        duration_ms=(time.perf_counter() - t0) * 1000,
-                    )
-                    node_seen(name=node_name)  # an import on a node is its proof of life
-                    faults.checkpoint("import.after_persist")
-                with rec.step(4, "archive"):
-                    archive_write(
-                        package=package, path=item.path, sha256=digest, size=size, manifest=plan.package.plan.manifest()
-                    )
-                    faults.checkpoint("import.after_archive")
-                packages.append(package)
-            nodes_nudge_on_commit(exclude=node_name)
+        run.unpack()  # 1. checksum, 2. unzip: each member into its folder, the old one kept aside
+        run.persist()  # 3. persist, 4. archive: every member in one transaction
         faults.checkpoint("import.after_commit")
     except BaseException as exc:
-        if not committed:
-            for swap in reversed(swaps):
-                restored = swap.retired is not None
-                swap.rollback()
-                if restored:
-                    _show_installed_again(node_name, swap.target.name)
-            if staging is not None:
-                storage.discard(staging)
+        if not run.committed:
+            run.back_out()
             raise
-        for swap in swaps:
-            swap.commit()
+        run.keep()
         if not isinstance(exc, Exception):
             raise
         log.exception(
             "the import of %s was committed; what failed after the commit is ignored",
             ", ".join(plan.metadata.name for _, plan in plans),
         )
-        return list(zip(packages, digests, strict=True))
-    for swap in swaps:
-        swap.commit()
-    return list(zip(packages, digests, strict=True))
+        return run.done()
+    run.keep()
+    return run.done()
 
 
-def _stop_showing_installed(node_name: str, name: str) -> None:
-    """Before this node's folder of ``name`` is replaced by files the database does not have yet.
+@dataclass
+class _StepsRun:
+    """Steps 1–4 of one import (one package, or every member of a bundle), and what to back out."""
 
-    Committed on its own, so a process killed before the import commits leaves "syncing", never
-    "installed" over files that are not the installed version; the node's next sync proves or repairs it.
-    """
-    SyncState.objects.filter(node__name=node_name, package_name=name, state=SyncState.State.INSTALLED).update(
-        state=SyncState.State.SYNCING, changed_at=timezone.now()
-    )
+    plans: list[tuple[ImportItem, ImportPlan]]
+    recorders: list[OperationRecorder]
+    storage: NodeStorage
+    node_name: str
+    actor: Actor
+    t0: float = field(default_factory=time.perf_counter)
+    started: datetime = field(default_factory=timezone.now)
+    swaps: list[Swap] = field(default_factory=list)
+    digests: list[str] = field(default_factory=list)
+    packages: list[ExtensionPackage] = field(default_factory=list)
+    staging: Path | None = None  # the folder being built, until it is swapped in
+    committed: bool = False
+
+    def unpack(self) -> None:
+        for (item, plan), rec in zip(self.plans, self.recorders, strict=True):
+            name = plan.metadata.name
+            self.staging = self.storage.new_staging(name)
+            with rec.step(1, "checksum"):
+                digest = item.sha256 or file_sha256(item.path)
+                write_chk(self.staging, name, digest)
+                self.digests.append(digest)
+                faults.checkpoint("import.after_checksum")
+            with rec.step(2, "unzip"):
+                extract_zip(
+                    item.path, self.staging, plan=plan.package.plan, limits=limits_from_settings(),
+                    keep=frozenset({f"{name}.chk"}),
+                )
+                sync_state_mark_replacing(node_name=self.node_name, name=name)
+                self.swaps.append(self.storage.swap_in(self.staging, name))
+                self.staging = None
+                faults.checkpoint("import.after_unzip")
+
+    def persist(self) -> None:
+        together = {p.metadata.name: p.metadata.version for _, p in self.plans} if len(self.plans) > 1 else {}
+        with transaction.atomic():
+            # The first hook, so it runs first once the commit is done: from then on every other node
+            # installs these packages, so this node keeps its new folders whatever fails next.
+            transaction.on_commit(self._mark_committed)
+            node: Node | None = None
+            for (item, plan), rec, digest in zip(self.plans, self.recorders, self.digests, strict=True):
+                size = item.path.stat().st_size
+                with rec.step(3, "persist"):
+                    # Dependencies must hold at commit, not only at validation: a removal may have
+                    # committed while this import unzipped.
+                    _check_dependencies(plan.metadata, together, at_commit=True)
+                    # Inside the step, so a lost connection here is reported as "persist", not "unzip".
+                    node = node or node_get_or_register(name=self.node_name, storage=self.storage.root)
+                    package = _persist_package(plan, digest, size, self.node_name, self.actor)
+                    sync_state_record_local_install(
+                        node=node, package=package, started_at=self.started,
+                        duration_ms=(time.perf_counter() - self.t0) * 1000,
+                    )
+                    node_seen(name=self.node_name)  # an import on a node is its proof of life
+                    faults.checkpoint("import.after_persist")
+                with rec.step(4, "archive"):
+                    manifest = plan.package.plan.manifest()
+                    archive_write(package=package, path=item.path, sha256=digest, size=size, manifest=manifest)
+                    faults.checkpoint("import.after_archive")
+                self.packages.append(package)
+            nodes_nudge_on_commit(exclude=self.node_name)
+
+    def _mark_committed(self) -> None:
+        self.committed = True
+
+    def back_out(self) -> None:
+        """Nothing reached the database: every folder goes back to what it was."""
+        for swap in reversed(self.swaps):
+            restored = swap.retired is not None
+            swap.rollback()
+            if restored:
+                _show_installed_again(self.node_name, swap.target.name)
+        if self.staging is not None:
+            self.storage.discard(self.staging)
+
+    def keep(self) -> None:
+        for swap in self.swaps:
+            swap.commit()
+
+    def done(self) -> list[tuple[ExtensionPackage, str]]:
+        return list(zip(self.packages, self.digests, strict=True))
 
 
 def _show_installed_again(node_name: str, name: str) -> None:
-    """The backout put the previous version back in place: it is installed again, as before."""
     try:
-        SyncState.objects.filter(node__name=node_name, package_name=name, state=SyncState.State.SYNCING).update(
-            state=SyncState.State.INSTALLED, changed_at=timezone.now()
-        )
+        sync_state_restore_installed(node_name=node_name, name=name)
     except DatabaseError:  # the database is what failed: "syncing" stays, and the next sync proves it
         log.warning("could not restore the state of %s on %s after the backout", name, node_name)
 

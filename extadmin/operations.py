@@ -16,7 +16,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from extadmin.models import Operation, OperationStep
+from extadmin.models import ExtensionPackage, Operation, OperationStep
+from extadmin.packaging import Refusal
 
 
 @dataclass
@@ -100,8 +101,6 @@ class OperationRecorder:
         connection, a bug) is named after the step it happened in. Interrupts (KeyboardInterrupt,
         SystemExit) are recorded and returned unchanged.
         """
-        from extadmin.packaging import Refusal
-
         if isinstance(exc, Refusal):
             step, reason = exc.step, exc.reason
         else:
@@ -140,8 +139,6 @@ def operations_mark_interrupted(*, node: str) -> int:
 
 
 def _interrupted_because(op: Operation) -> str:
-    from extadmin.models import ExtensionPackage
-
     stopped = "the process running this operation stopped before it finished"
     package = ExtensionPackage.objects.filter(name=op.package_name).first()
     if op.kind == Operation.Kind.REMOVE:

@@ -27,8 +27,8 @@ from nodes.services import (
     node_get_or_register,
     node_name_check,
     nodes_nudge_on_commit,
-    sync_state_record_local_removal,
 )
+from nodes.sync_states import sync_state_record_local_removal
 
 
 def removal_check(*, name: str) -> ExtensionPackage:

@@ -22,7 +22,8 @@ from django.utils import timezone
 
 from extadmin.operations import process_alive
 from extadmin.packaging import Refusal
-from nodes.models import Node, SyncRun, SyncState
+from nodes.models import Node, SyncRun
+from nodes.sync_states import sync_states_interrupt
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,4 @@ def _close_abandoned_runs(*, node_id: int, now: datetime, timed_out: bool) -> No
         outcome=outcome, finished_at=now, error=error
     )
     # Its half-done packages say so until the next pass proves what the disk holds.
-    SyncState.objects.filter(node_id=node_id, state=SyncState.State.SYNCING).update(
-        state=SyncState.State.FAILED, error=f"interrupted: {error}", changed_at=now, finished_at=now
-    )
+    sync_states_interrupt(node_id=node_id, error=error, now=now)

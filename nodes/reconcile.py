@@ -51,6 +51,13 @@ from extadmin.storage import LockBusy, NodeStorage, Swap, write_chk
 from nodes.lease import Lease, LeaseLost, lease_claim
 from nodes.models import ClusterSettings, Node, SyncRun, SyncState
 from nodes.services import node_get_or_register, node_seen
+from nodes.sync_states import (
+    sync_state_fail_removal,
+    sync_state_forget,
+    sync_state_mark,
+    sync_state_mark_removing,
+    sync_states_prune,
+)
 
 log = logging.getLogger(__name__)
 
@@ -246,9 +253,7 @@ def _sync(p: _Pass, *, verify_contents: bool) -> None:
         _mark(p, work.package, SyncState.State.PENDING, started_at=None, finished_at=None, duration_ms=None)
     _install_all(p, plan.installs)  # 4.
     _remove_all(p, plan.removals)  # 5.
-    SyncState.objects.filter(node=p.node).exclude(package_name__in=known).exclude(
-        package_name__in=p.storage.installed_names()
-    ).delete()
+    sync_states_prune(node=p.node, known=known, on_disk=p.storage.installed_names())
 
 
 # --- 2. desired -------------------------------------------------------------------------------
@@ -495,25 +500,17 @@ def _remove(p: _Pass, name: str) -> None:
             if ExtensionPackage.objects.filter(name=name).exists():
                 # Imported (again) while we waited for the lock, maybe on this very node: keep it.
                 return
-            SyncState.objects.update_or_create(
-                node=p.node, package_name=name,
-                defaults={"state": SyncState.State.REMOVING, "desired_version": "", "desired_sha256": "",
-                          "error": "", "changed_at": started, "started_at": started, "finished_at": None,
-                          "duration_ms": None},
-            )
+            sync_state_mark_removing(node=p.node, name=name, started_at=started)
             faults.checkpoint("sync.before_remove")
             p.storage.remove(name)
             p.storage.clean_leftovers_of(name)
     except Exception as exc:
         reason = describe_sync_error(exc)
-        SyncState.objects.filter(node=p.node, package_name=name).update(
-            state=SyncState.State.FAILED, error=f"removal failed: {reason}", changed_at=timezone.now(),
-            finished_at=timezone.now(), duration_ms=_ms(t0),
-        )
+        sync_state_fail_removal(node=p.node, name=name, reason=reason, duration_ms=_ms(t0))
         p.failures[name] = f"removal failed: {reason}"
         p.act(f"failed to remove {name}: {reason}")
         return
-    SyncState.objects.filter(node=p.node, package_name=name).delete()
+    sync_state_forget(node=p.node, name=name)
     p.act(f"removed {name}")
 
 
@@ -530,12 +527,7 @@ def _note_behind(p: _Pass) -> str:
 
 # --- reporting --------------------------------------------------------------------------------
 def _mark(p: _Pass, pkg: Desired, state: str, **fields: Any) -> None:
-    fields.setdefault("error", "")
-    SyncState.objects.update_or_create(
-        node=p.node, package_name=pkg.name,
-        defaults={"desired_version": pkg.version, "desired_sha256": pkg.sha256, "state": state,
-                  "changed_at": timezone.now(), **fields},
-    )
+    sync_state_mark(node=p.node, name=pkg.name, version=pkg.version, sha256=pkg.sha256, state=state, **fields)
 
 
 def describe_sync_error(exc: BaseException) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import socket
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from extadmin.models import ExtensionPackage, Operation
+from extadmin.models import Operation
 from extadmin.operations import Actor, OperationRecorder, process_alive
 from extadmin.packaging import Conflict, Refusal, Unknown, is_safe_name
 from extadmin.packaging.errors import shown
@@ -37,43 +37,6 @@ def node_get_or_register(*, name: str, storage: Path) -> Node:
         Node.objects.filter(pk=node.pk).update(storage_path=str(storage))
         node.storage_path = str(storage)
     return node
-
-
-def sync_state_record_local_install(
-    *, node: Node, package: ExtensionPackage, started_at: datetime, duration_ms: float
-) -> None:
-    """The importing node already holds the package it just unpacked and checksummed: it is installed there.
-
-    Runs inside the import's transaction, so the state appears together with the package or not at all.
-    When this node had already proved these very bytes, it keeps when it did: re-importing them
-    is not a new convergence.
-    """
-    now = timezone.now()
-    proved = (
-        SyncState.objects.filter(node=node, package_name=package.name, installed_sha256=package.sha256)
-        .exclude(finished_at=None)
-        .values("started_at", "finished_at", "duration_ms")
-        .first()
-    )
-    timing = proved or {"started_at": started_at, "finished_at": now, "duration_ms": duration_ms}
-    SyncState.objects.update_or_create(
-        node=node,
-        package_name=package.name,
-        defaults={
-            "desired_version": package.version,
-            "desired_sha256": package.sha256,
-            "installed_version": package.version,
-            "installed_sha256": package.sha256,
-            "state": SyncState.State.INSTALLED,
-            "error": "",
-            "changed_at": now,
-            **timing,
-        },
-    )
-
-
-def sync_state_record_local_removal(*, node: Node, package_name: str) -> None:
-    SyncState.objects.filter(node=node, package_name=package_name).delete()
 
 
 def nodes_nudge(*, exclude: str | None = None) -> int:
@@ -107,6 +70,7 @@ def node_register_agent(*, name: str, storage: Path, pid: int, agent_version: st
     cells between their two storages. Checked and written with the row locked, so of two agents
     starting at once the second sees the first.
     """
+    node_name_check(name=name)
     host = socket.gethostname()
     with transaction.atomic():
         Node.objects.get_or_create(name=name, defaults={"storage_path": str(storage), "host": host})
