@@ -118,19 +118,41 @@ def pid_alive(pid: int | None) -> bool:
         return False
 
 
-class RunCommand(ManagedProcess):
-    """``scripts/run`` as an operator starts it, on the test database and broker, with its own var/ folder.
+def port_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
-    Nothing of DJANGO_* or EXTADMIN_* is passed on: the run command's defaults are what is tested.
-    """
+
+def http_get(port: int, path: str, **headers: str) -> tuple[int, str]:
+    """GET ``path`` from a server on this machine: status and body, whatever the status."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:  # noqa: S310 (http://127.0.0.1 only)
+            return int(r.status), r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def run_env(tmp: Path, *, port: int, **extra: str) -> dict[str, str]:
+    """The environment of an operator who sets nothing but a port, on the test database and broker:
+    nothing of DJANGO_* or EXTADMIN_* passes on except a var/ folder under ``tmp``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "EXTADMIN_"))}
+    env.update(
+        DATABASE_URL=database_url(), CELERY_BROKER_URL=settings.CELERY_BROKER_URL, EXTADMIN_VAR=str(tmp / "var"),
+        DJANGO_STATIC_ROOT=str(tmp / "static"), PORT=str(port), PYTHONUNBUFFERED="1", **extra,
+    )
+    return env
+
+
+class RunCommand(ManagedProcess):
+    """``scripts/run`` as an operator starts it (``run_env``): its defaults are what is tested."""
 
     def __init__(self, tmp: Path, **extra: str) -> None:
         self.var, self.port = tmp / "var", free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "EXTADMIN_"))}
-        env.update(
-            DATABASE_URL=database_url(), CELERY_BROKER_URL=settings.CELERY_BROKER_URL, EXTADMIN_VAR=str(self.var),
-            DJANGO_STATIC_ROOT=str(tmp / "static"), PORT=str(self.port), PYTHONUNBUFFERED="1", **extra,
-        )
+        env = run_env(tmp, port=self.port, **extra)
         super().__init__(env=env, log=tmp / "run.log", argv=[str(ROOT / "scripts" / "run")])
 
     @property
@@ -138,11 +160,7 @@ class RunCommand(ManagedProcess):
         return f"http://127.0.0.1:{self.port}"
 
     def answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                return True
-        except OSError:
-            return False
+        return port_answers(self.port)
 
     def started(self, *, timeout: float = 180) -> RunCommand:
         def up() -> bool:
@@ -159,13 +177,7 @@ class RunCommand(ManagedProcess):
         return self.proc.wait(timeout=timeout)
 
     def get(self, path: str, **headers: str) -> tuple[int, str]:
-        """GET ``path`` from the console: status and body, whatever the status."""
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=10) as r:  # noqa: S310 (http://127.0.0.1 only)
-                return int(r.status), r.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
+        return http_get(self.port, path, **headers)
 
     def node_log(self, name: str) -> str:
         path = self.var / "log" / f"{name}.log"

@@ -94,8 +94,9 @@
     // Refusals come as a part for #upload-result. Any other error answer is a whole page (Django's
     // 403, 404 or 500 page, a proxy's 502): nested in the form it would break the page, and a 5xx is
     // not swapped at all. Say what it says, in the refusal's place.
-    form.addEventListener("htmx:beforeSwap", function (e) {
-      if (e.target !== form) return;
+    // htmx fires beforeSwap on the swap's target, not on the form.
+    result.addEventListener("htmx:beforeSwap", function (e) {
+      if (e.detail.requestConfig.elt !== form) return;
       var xhr = e.detail.xhr;
       if (xhr.status < 400 || (e.detail.shouldSwap && !/^\s*<!doctype/i.test(xhr.responseText || ""))) return;
       e.detail.shouldSwap = false;
