@@ -121,6 +121,21 @@ def test_it_answers_a_forged_csrf_post_with_a_styled_403(viewer: User) -> None:
     assert "security token" in response.content.decode()
 
 
+def test_it_never_loads_the_debug_helper_that_replaces_the_page_with_a_refusal(  # type: ignore[no-untyped-def]
+    operator: User, settings
+) -> None:
+    """django-htmx's debug helper swaps every 400 answer in for the whole page; the upload form's
+    refusals are 400s meant for its result box. Even with DEBUG on, it is not loaded."""
+    settings.DEBUG = True
+    c = Client()
+    c.force_login(operator)
+
+    html = c.get("/extensions/upload/").content.decode()
+
+    assert "htmx-2.min.js" in html
+    assert "django-htmx.js" not in html
+
+
 # --- error reports ------------------------------------------------------------------------------
 
 
