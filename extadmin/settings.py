@@ -8,6 +8,7 @@ mandatory.
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -29,15 +30,58 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def local_secret_key(path: Path) -> str:
+    """This installation's own key, generated on first use and kept (0600) so sessions survive restarts.
+
+    The web workers and agents of ``scripts/run`` may start together: the key is written aside and
+    linked into place, which never overwrites, so all of them end up with the one that won.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        aside = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(50) + "\n")
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            pass
+        finally:
+            aside.unlink()
+    key = path.read_text().strip()
+    if not key:
+        raise ImproperlyConfigured(f"{path} is empty: delete it to generate a new secret key")
+    return key
+
+
 PRODUCTION = env_bool("EXTADMIN_PRODUCTION", False)
-DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
+LOCAL_HOSTS = "localhost,127.0.0.1,[::1]"
+# Debug pages show settings, paths and source: only when asked for, never by default.
+DEBUG = env_bool("DJANGO_DEBUG", False)
 
 if PRODUCTION:
     SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]  # no default: a production secret must be given
     ALLOWED_HOSTS = [h for h in os.environ["DJANGO_ALLOWED_HOSTS"].split(",") if h]
 else:
-    SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "embedded-default-not-for-production-" + "x" * 20)
-    ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "*").split(",") if h]
+    SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or local_secret_key(VAR_DIR / "secret_key")
+    ALLOWED_HOSTS = [h for h in (os.environ.get("DJANGO_ALLOWED_HOSTS") or LOCAL_HOSTS).split(",") if h]
+
+
+def public_url(hosts: list[str]) -> str:
+    """Where operators reach the console: links in mails (password reset) point here, never at the
+    Host header of the request that asked for them, which the client writes."""
+    given = os.environ.get("EXTADMIN_PUBLIC_URL", "").rstrip("/")
+    if given:
+        return given
+    named = [h for h in hosts if h != "*" and not h.startswith(".")]
+    if PRODUCTION:
+        if not named:
+            raise ImproperlyConfigured("set EXTADMIN_PUBLIC_URL: DJANGO_ALLOWED_HOSTS names no single host")
+        return f"https://{named[0]}"
+    return f"http://localhost:{os.environ.get('PORT', '8000')}"
+
+
+EXTADMIN_PUBLIC_URL = public_url(ALLOWED_HOSTS)
 
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
@@ -140,6 +184,9 @@ STORAGES = {
 # Outside production, whitenoise serves straight from the app and project static folders, so the
 # console works before (or without) collectstatic.
 WHITENOISE_USE_FINDERS = not PRODUCTION
+
+# Error reports (the debug page, mails to admins) mask the passwords in URLs such as the broker's.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "extadmin.reporting.CredentialMaskingFilter"
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"

@@ -8,7 +8,8 @@ Start-up order matters:
   3. startup reconcile, verifying file contents, before anything else touches the disk
   4. the periodic reconcile thread — runs directly, not through the broker, so a node converges
      even while the broker is down or its messages are lost
-  5. a Celery worker (solo pool: one task at a time) consuming only ``node.<name>`` for nudges
+  5. a Celery worker (solo pool: one task at a time) consuming only ``node.<name>`` for nudges, and
+     taking no remote control commands
 Every sync, whatever started it, takes the node's lease (``nodes.lease``): one at a time.
 """
 from __future__ import annotations
@@ -24,8 +25,10 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
+from celery.signals import worker_shutting_down
 from django.db import DatabaseError, connection
 
+from extadmin.celery import app
 from extadmin.claim import storage_claim
 from extadmin.packaging import Refusal
 from extadmin.storage import NodeStorage
@@ -146,12 +149,11 @@ class Agent:
             connection.close()  # never hold a connection across a whole interval
 
     def _work(self) -> int:
-        from celery.signals import worker_shutting_down
-
-        from extadmin.celery import app
-
         # Keep retrying a broker that is down: meanwhile the periodic pass keeps the node in sync.
         app.conf.broker_connection_max_retries = None
+        # Anyone who can reach the broker could otherwise stop the agent (``app.control.shutdown()``)
+        # or change it (pool, rate limits): the worker listens to its node's queue and nothing else.
+        app.conf.worker_enable_remote_control = False
         worker_shutting_down.connect(self._on_worker_shutdown, weak=False)
         worker = app.Worker(
             hostname=f"{self.name}@{socket.gethostname()}", queues=[node_queue(self.name)], concurrency=1, pool="solo",

@@ -69,6 +69,12 @@ def node_is_online(*, name: str) -> bool:
     return Node.objects.filter(name=name).filter(online_condition()).exists()
 
 
+def online_node_names(*, exclude: str | None = None) -> list[str]:
+    """The names of the nodes online now (``nodes.convergence``), but ``exclude``."""
+    online = Node.objects.filter(online_condition()).exclude(name=exclude or "")
+    return list(online.order_by("name").values_list("name", flat=True))
+
+
 def node_rows() -> list[NodeRow]:
     # django-stubs cannot see an annotation through the helper that adds it.
     return list(nodes_with_liveness().values_list("id", "name", "last_heartbeat", "online"))  # type: ignore[misc]

@@ -12,15 +12,30 @@ from django.db import transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from extadmin.celery import app
 from extadmin.models import Operation
 from extadmin.operations import Actor, OperationRecorder, process_alive
 from extadmin.packaging import Conflict, Refusal, Unknown, is_safe_name
 from extadmin.packaging.errors import shown
 from extadmin.packaging.names import node_name_check
 from nodes.models import Node, SyncRun, SyncState
-from nodes.selectors import node_is_online
+from nodes.selectors import node_is_online, online_node_names
 
 log = logging.getLogger(__name__)
+
+# A nudge only hurries the periodic pass: after this long that pass has done its work anyway, and
+# the message is dropped unread (RabbitMQ by itself, from its TTL; Redis and the filesystem broker
+# keep it in the queue until the node's agent reads and discards it).
+NUDGE_EXPIRES_SECONDS = 120.0
+# One attempt at the broker per batch of nudges: connecting, and every read or write on the socket.
+NUDGE_TIMEOUT_SECONDS = 2.0
+_NUDGE_TRANSPORT_OPTIONS = {
+    "max_retries": 0,
+    "socket_timeout": NUDGE_TIMEOUT_SECONDS,  # Redis
+    "socket_connect_timeout": NUDGE_TIMEOUT_SECONDS,
+    "read_timeout": NUDGE_TIMEOUT_SECONDS,  # AMQP
+    "write_timeout": NUDGE_TIMEOUT_SECONDS,
+}
 
 
 def node_queue(name: str) -> str:
@@ -39,24 +54,37 @@ def node_get_or_register(*, name: str, storage: Path) -> Node:
     return node
 
 
-def nodes_nudge(*, exclude: str | None = None) -> int:
-    """Ask every registered node to sync soon. Call after commit. A hint only: losing it is harmless,
-    since every agent also reconciles periodically; so a broker that is down is logged, not raised."""
-    from nodes.tasks import node_sync
+NODE_SYNC_TASK = "nodes.sync"  # nodes.tasks.node_sync
 
-    sent = 0
-    requested = timezone.now()
-    for name in Node.objects.exclude(name=exclude or "").values_list("name", flat=True):
-        try:
-            node_sync.apply_async(
-                kwargs={"node_name": name, "requested_at": requested.isoformat()},
-                queue=node_queue(name),
-                retry=False,
-            )
-            sent += 1
-        except Exception as exc:  # the broker is down or unreachable
-            log.warning("could not nudge node %s (%s); it will converge on its periodic pass", name, exc)
-    return sent
+
+def nodes_nudge(*, exclude: str | None = None) -> int:
+    """Ask every online node to sync soon; returns how many were asked. Call after commit.
+
+    A hint only: every agent also reconciles periodically, so a broker that is down costs one
+    bounded attempt (one connection for all nudges, short timeouts, no retry) and one log line,
+    never a wait per node. Offline nodes are not asked: their agents sync at startup anyway, and
+    messages for a node that never comes back would only pile up.
+    """
+    names = online_node_names(exclude=exclude)
+    if not names:
+        return 0
+    requested = timezone.now().isoformat()
+    try:
+        with app.connection_for_write(
+            connect_timeout=NUDGE_TIMEOUT_SECONDS, transport_options=_NUDGE_TRANSPORT_OPTIONS
+        ) as conn:
+            conn.ensure_connection(max_retries=0, timeout=NUDGE_TIMEOUT_SECONDS)
+            producer = conn.Producer()
+            for name in names:
+                # By name, not through the task's module: the task runs the agent, which builds on this one.
+                app.send_task(
+                    NODE_SYNC_TASK, kwargs={"node_name": name, "requested_at": requested}, queue=node_queue(name),
+                    producer=producer, retry=False, expires=NUDGE_EXPIRES_SECONDS,
+                )
+    except Exception as exc:  # the broker is down, unreachable or hung
+        log.warning("could not nudge %d nodes (%s); they will converge on their periodic pass", len(names), exc)
+        return 0
+    return len(names)
 
 
 def nodes_nudge_on_commit(*, exclude: str | None = None) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 import io
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -93,6 +96,92 @@ class ManagedProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (dead, not yet reaped by its parent) still answers kill 0: read its state.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def port_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def http_get(port: int, path: str, **headers: str) -> tuple[int, str]:
+    """GET ``path`` from a server on this machine: status and body, whatever the status."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:  # noqa: S310 (http://127.0.0.1 only)
+            return int(r.status), r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def run_env(tmp: Path, *, port: int, **extra: str) -> dict[str, str]:
+    """The environment of an operator who sets nothing but a port, on the test database and broker:
+    nothing of DJANGO_* or EXTADMIN_* passes on except a var/ folder under ``tmp``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "EXTADMIN_"))}
+    env.update(
+        DATABASE_URL=database_url(), CELERY_BROKER_URL=settings.CELERY_BROKER_URL, EXTADMIN_VAR=str(tmp / "var"),
+        DJANGO_STATIC_ROOT=str(tmp / "static"), PORT=str(port), PYTHONUNBUFFERED="1", **extra,
+    )
+    return env
+
+
+class RunCommand(ManagedProcess):
+    """``scripts/run`` as an operator starts it (``run_env``): its defaults are what is tested."""
+
+    def __init__(self, tmp: Path, **extra: str) -> None:
+        self.var, self.port = tmp / "var", free_port()
+        env = run_env(tmp, port=self.port, **extra)
+        super().__init__(env=env, log=tmp / "run.log", argv=[str(ROOT / "scripts" / "run")])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def answers(self) -> bool:
+        return port_answers(self.port)
+
+    def started(self, *, timeout: float = 180) -> RunCommand:
+        def up() -> bool:
+            assert self.alive, self.output()
+            return self.answers()
+
+        wait_for(up, timeout=timeout, what="scripts/run's console")
+        return self
+
+    def terminate(self, *, timeout: float = 60) -> int:
+        """SIGTERM to scripts/run itself (not its group), as ``kill`` or a service manager sends it."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def get(self, path: str, **headers: str) -> tuple[int, str]:
+        return http_get(self.port, path, **headers)
+
+    def node_log(self, name: str) -> str:
+        path = self.var / "log" / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
 
 def wait_for(condition: Callable[[], object], *, timeout: float = 30, interval: float = 0.1, what: str = "") -> object:

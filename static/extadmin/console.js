@@ -17,6 +17,24 @@
     out.textContent = names.length ? names.join(", ") : "";
   }
 
+  function refuse(result, message) {
+    result.innerHTML = "";
+    var div = document.createElement("div");
+    div.className = "refusal";
+    div.setAttribute("role", "alert");
+    div.textContent = message;
+    result.appendChild(div);
+  }
+
+  // "Not allowed: The form was sent without a valid security token…", from a whole error page.
+  function pageSummary(xhr) {
+    var doc = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
+    var heading = doc.querySelector("main h1, h1");
+    var first = doc.querySelector("main p, p");
+    var text = [heading, first].filter(Boolean).map(function (el) { return el.textContent.trim(); }).join(": ");
+    return text || "the server answered HTTP " + xhr.status + " (" + (xhr.statusText || "error") + "); see its log";
+  }
+
   function setupUpload(form) {
     var zone = document.getElementById("dropzone");
     var input = form.querySelector("input[type=file]");
@@ -46,12 +64,7 @@
       if (max && total > max) {
         // Refused before sending a byte; the server would refuse it too (413) and keep nothing.
         e.preventDefault();
-        result.innerHTML = "";
-        var div = document.createElement("div");
-        div.className = "refusal";
-        div.setAttribute("role", "alert");
-        div.textContent = "upload: the upload is larger than the limit of " + form.dataset.maxText + "; nothing was sent";
-        result.appendChild(div);
+        refuse(result, "upload: the upload is larger than the limit of " + form.dataset.maxText + "; nothing was sent");
         return;
       }
       progress.hidden = false;
@@ -75,13 +88,19 @@
       else text.textContent = "imported; opening the package page…";
     });
     form.addEventListener("htmx:sendError", function () {
-      result.innerHTML = "";
-      var div = document.createElement("div");
-      div.className = "refusal";
-      div.setAttribute("role", "alert");
-      div.textContent = "upload: the connection closed before an answer came (is the file over the limit of " +
-        form.dataset.maxText + "?); nothing was kept";
-      result.appendChild(div);
+      refuse(result, "upload: the connection closed before an answer came (is the file over the limit of " +
+        form.dataset.maxText + "?); nothing was kept");
+    });
+    // Refusals come as a part for #upload-result. Any other error answer is a whole page (Django's
+    // 403, 404 or 500 page, a proxy's 502): nested in the form it would break the page, and a 5xx is
+    // not swapped at all. Say what it says, in the refusal's place.
+    // htmx fires beforeSwap on the swap's target, not on the form.
+    result.addEventListener("htmx:beforeSwap", function (e) {
+      if (e.detail.requestConfig.elt !== form) return;
+      var xhr = e.detail.xhr;
+      if (xhr.status < 400 || (e.detail.shouldSwap && !/^\s*<!doctype/i.test(xhr.responseText || ""))) return;
+      e.detail.shouldSwap = false;
+      refuse(result, "upload: " + pageSummary(xhr));
     });
   }
 

@@ -22,7 +22,7 @@ from nodes.models import Node, SyncState
 from nodes.selectors import nodes_with_liveness
 from nodes.services import node_get_or_register
 from tests.packages import build_package
-from tests.processes import ROOT, ManagedProcess, child_env, wait_for
+from tests.processes import ROOT, ManagedProcess, RunCommand, child_env, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -353,3 +353,51 @@ def test_it_keeps_troubled_and_large_clusters_readable(
     expect(page.locator("table.grid.compact tbody tr")).to_have_count(300)
     page.set_viewport_size({"width": 1360, "height": 1400})
     page.screenshot(path=str(ARTIFACTS / "15-dashboard-100x300.png"))
+
+
+def test_it_refuses_in_the_page_and_answers_404_in_style_under_scripts_run(
+    page: Page, tmp_path: Path, pkgdir: Path
+) -> None:
+    """A new operator: ``scripts/run`` with nothing set, the printed operator, a hostile zip, a wrong URL."""
+    run = RunCommand(tmp_path).start()
+    try:
+        run.started()
+        login(page, run.url, "admin", (run.var / "admin-password.txt").read_text().strip())
+
+        page.goto(run.url + "/extensions/upload/")
+        page.set_input_files("#id_file", str(build_package(pkgdir, "Hostile", files={"../evil.txt": b"pwned"})))
+        page.click("button[value=import]")
+        expect(page.locator("#upload-result .refusal .reason")).to_have_text(
+            "validate: entry '../evil.txt' escapes the package folder"
+        )
+        # The page stays whole: its header, heading and form are still there, around the refusal.
+        expect(page.locator("header.top nav")).to_contain_text("Upload")
+        expect(page.locator("main h1")).to_have_text("Upload extension packages")
+        expect(page.locator("#upload-form")).to_be_visible()
+        expect(page).to_have_url(run.url + "/extensions/upload/")
+        shot(page, "16-scripts-run-hostile-zip-refused")
+        assert not ExtensionPackage.objects.exists()
+        assert not (run.var / "nodes" / "node-1" / "extensions" / "Hostile").exists()
+
+        # An answer that is a whole page (here the CSRF refusal) is summed up in place, never nested.
+        page.evaluate("""() => {
+            document.body.setAttribute("hx-headers", JSON.stringify({"X-CSRFToken": "forged"}));
+            document.querySelector("#upload-form [name=csrfmiddlewaretoken]").value = "forged";
+        }""")
+        page.click("button[value=import]")
+        expect(page.locator("#upload-result .refusal")).to_contain_text("Not allowed: The form was sent without")
+        expect(page.locator("#upload-result header")).to_have_count(0)
+        expect(page.locator("header.top")).to_have_count(1)
+
+        response = page.goto(run.url + "/extensions/NoSuch/")
+        assert response is not None and response.status == 404
+        expect(page.locator("main h1")).to_have_text("Not found")
+        expect(page.locator("main")).to_contain_text("no extension package named 'NoSuch'")
+        html = page.content()
+        for leak in ("settings", "Traceback", "DEBUG", str(ROOT), "URLconf"):
+            assert leak not in html, f"{leak!r} in the 404 page"
+        # Styled: the console's stylesheet reached the browser (whitenoise, with DEBUG off).
+        assert page.locator("section.card.narrow").evaluate("e => getComputedStyle(e).maxWidth") != "none"
+        shot(page, "17-scripts-run-404")
+    finally:
+        run.terminate()

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import socket
 import time
 
 import pytest
 from django.utils import timezone
 
+from extadmin.celery import app as celery_app
 from extadmin.models import ExtensionPackage
 from extadmin.removal import package_remove
 from nodes.models import Node, SyncRun, SyncState
@@ -147,3 +149,20 @@ def test_it_refuses_a_second_agent_on_a_claimed_folder(cluster: Cluster) -> None
     cluster.agents[first].stop()  # SIGTERM: a clean stop
     assert cluster.agents[first].proc.returncode == 0  # type: ignore[union-attr]
     assert Node.objects.get(name=first).sync_lock_owner == ""
+
+
+def test_it_ignores_a_shutdown_sent_through_the_broker(cluster: Cluster, import_package: Importer) -> None:
+    """Broker access is not a licence to stop agents: their workers take no remote control commands."""
+    [name] = cluster.start(1)
+    worker = f"{name}@{socket.gethostname()}"
+    # Commands sent before the worker listens would be lost whatever its setting: wait until it is up.
+    wait_for(lambda: f"{worker} ready." in cluster.agents[name].output(), timeout=30, what=f"{worker}'s worker")
+
+    celery_app.control.shutdown(destination=[worker])
+    celery_app.control.broadcast("shutdown", destination=[worker])
+    assert celery_app.control.ping(destination=[worker], timeout=2) == []  # nobody listens for commands
+
+    alpha = import_package("Alpha")
+    cluster.wait_converged([name], [alpha], timeout=30)  # the nudge still reaches it: it still syncs
+    assert cluster.agents[name].alive, cluster.agents[name].output()
+    assert SyncRun.objects.filter(node__name=name, trigger=SyncRun.Trigger.NUDGE).exists()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from tests.processes import manage
+from tests.processes import ROOT, ManagedProcess, free_port, http_get, manage, port_answers, run_env, wait_for
 
 PRODUCTION = {
     "EXTADMIN_PRODUCTION": "1",
@@ -118,3 +118,30 @@ def test_it_refuses_every_change_to_a_logged_in_user_without_permissions(db, cli
                 response = send(url, {"file": f}, **kwargs) if method == "post" else send(url, **kwargs)
             assert response.status_code in (302, 400, 403, 404, 405), (method, url, response.status_code)
     assert rows() == before, "a user without permissions changed something"
+
+
+# --- the console as scripts/run starts it ------------------------------------------------------
+
+def test_it_shows_no_debug_page_when_run_as_scripts_run_runs_it(tmp_path):  # type: ignore[no-untyped-def]
+    """gunicorn with scripts/run's arguments and environment (DEBUG unset): error pages in the
+    console's style that show no settings, paths or traceback; static files served all the same."""
+    port = free_port()
+    web = ManagedProcess(
+        env=run_env(tmp_path, port=port), log=tmp_path / "gunicorn.log",
+        argv=[str(ROOT / ".venv" / "bin" / "gunicorn"), "extadmin.wsgi", "--bind", f"127.0.0.1:{port}",
+              "--workers", "1", "--threads", "4"],
+    ).start()
+    try:
+        wait_for(lambda: port_answers(port), timeout=60, what="gunicorn")
+        missing = http_get(port, "/no/such/page/")
+        forged = http_get(port, "/accounts/login/", Host="evil.example.com")
+        css = http_get(port, "/static/extadmin/console.css")
+    finally:
+        web.stop()
+
+    for (status, html), expected in [(missing, 404), (forged, 400)]:
+        assert status == expected, html[:500]
+        assert "console.css" in html, html[:500]
+        for leak in ("settings", "Traceback", "DEBUG", "SECRET", str(ROOT), "Request Method"):
+            assert leak not in html, f"{leak!r} in the {expected} page"
+    assert css[0] == 200 and ".card.narrow" in css[1]

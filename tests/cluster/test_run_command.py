@@ -1,0 +1,94 @@
+"""``scripts/run`` and its agent supervisor (``scripts/supervise``), as real processes.
+
+One agent that dies must not take the console and the other agents with it: its supervisor starts
+it again after a short pause and says so in the agent's log. Stopping the run command (Ctrl-C or
+SIGTERM) still stops everything.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from nodes.models import Node, SyncRun
+from tests.cluster.conftest import FAST
+from tests.processes import ROOT, ManagedProcess, RunCommand, child_env, pid_alive, wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
+
+SUPERVISE = str(ROOT / "scripts" / "supervise")
+
+
+def agent_pid(name: str, *, startups: int = 1) -> int | None:
+    """The live pid of ``name``'s agent once it finished its ``startups``-th startup sync."""
+    finished = SyncRun.objects.filter(node__name=name, trigger=SyncRun.Trigger.STARTUP).exclude(
+        outcome=SyncRun.Outcome.RUNNING
+    )
+    pid = Node.objects.filter(name=name).values_list("pid", flat=True).first()
+    return pid if finished.count() >= startups and pid_alive(pid) else None
+
+
+def test_it_restarts_a_killed_agent_and_says_so_in_its_log(tmp_path: Path) -> None:
+    name = f"s{uuid.uuid4().hex[:6]}"
+    log = tmp_path / f"{name}.log"
+    agent = [sys.executable, str(ROOT / "manage.py"), "run_node", "--name", name, "--storage", str(tmp_path / name)]
+    supervisor = ManagedProcess(env=child_env(**FAST), log=tmp_path / "supervisor.out",
+                                argv=[SUPERVISE, name, str(log), *agent]).start()
+    first = wait_for(lambda: agent_pid(name), timeout=60, what=f"{name}'s agent")
+    assert isinstance(first, int)
+
+    os.kill(first, signal.SIGKILL)
+
+    wait_for(lambda: f"agent {name} exited with status 137; restarting in 2 s" in log.read_text(), timeout=20,
+             what="the restart line in the agent's log")
+    second = wait_for(lambda: agent_pid(name, startups=2), timeout=60, what=f"{name}'s agent, restarted")
+    assert second != first
+
+    assert supervisor.proc is not None
+    supervisor.proc.send_signal(signal.SIGTERM)  # the supervisor alone: it must stop its agent itself
+    assert supervisor.proc.wait(timeout=30) == 0
+    assert not pid_alive(second)  # type: ignore[arg-type]
+    assert log.read_text().count("restarting in") == 1  # stopped, not restarted
+
+
+def test_it_keeps_the_console_and_the_other_agents_when_one_agent_dies(tmp_path: Path) -> None:
+    run = RunCommand(tmp_path).start()
+    try:
+        run.started()
+        nodes = ["node-1", "node-2", "node-3"]
+        pids = {n: wait_for(lambda n=n: agent_pid(n), timeout=120, what=f"{n}'s agent") for n in nodes}
+
+        os.kill(pids["node-2"], signal.SIGKILL)  # type: ignore[arg-type]
+
+        wait_for(lambda: "agent node-2 exited with status 137; restarting in 2 s" in run.node_log("node-2"),
+                 timeout=20, what="the restart line in node-2's log")
+        restarted = wait_for(lambda: agent_pid("node-2", startups=2), timeout=90, what="node-2 restarted")
+        assert run.alive, run.output()
+        assert run.get("/accounts/login/")[0] == 200
+        assert all(pid_alive(pids[n]) for n in ("node-1", "node-3"))  # type: ignore[arg-type]
+    finally:
+        status = run.terminate()
+
+    assert status in (0, 143), run.output()
+    assert not any(pid_alive(p) for p in [*pids.values(), restarted])  # type: ignore[arg-type]
+    assert not run.answers()
+
+
+def test_it_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    run = RunCommand(tmp_path).start()
+    try:
+        run.started()
+        pids = [wait_for(lambda n=n: agent_pid(n), timeout=120, what=f"{n}'s agent") for n in ("node-1", "node-2")]
+    finally:
+        assert run.proc is not None
+        os.killpg(run.proc.pid, signal.SIGINT)  # what the terminal sends to the whole foreground group
+        status = run.proc.wait(timeout=60)
+
+    assert status in (0, 130), run.output()
+    assert not any(pid_alive(p) for p in pids)  # type: ignore[arg-type]
+    assert not run.answers()
+    assert "agent node-1 stopped" in run.node_log("node-1")
