@@ -20,11 +20,6 @@ from nodes.services import nodes_nudge_on_commit
 SETTINGS_ID = 1
 
 
-def cluster_settings_get() -> ClusterSettings:
-    """The one settings row (not paused when it was never written)."""
-    return ClusterSettings.objects.filter(pk=SETTINGS_ID).first() or ClusterSettings(pk=SETTINGS_ID)
-
-
 def cluster_pause(*, actor: Actor) -> tuple[ClusterSettings, Operation]:
     """Pause syncing on every node; one transaction, one audit row.
 

@@ -11,8 +11,9 @@ from django.contrib.auth.models import User
 from extadmin.models import Operation
 from extadmin.operations import Actor
 from nodes import services as node_services
-from nodes.cluster import cluster_pause, cluster_resume, cluster_settings_get
+from nodes.cluster import cluster_pause, cluster_resume
 from nodes.models import ClusterSettings, Node
+from nodes.selectors import sync_paused
 from tests.processes import run_command
 from tests.semantics.support import make_user, token_client
 
@@ -29,7 +30,7 @@ def nudges(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 def test_it_pauses_creating_the_settings_row(operator: User) -> None:
     assert not ClusterSettings.objects.exists()
-    assert cluster_settings_get().sync_paused is False
+    assert sync_paused() is False
     row, op = cluster_pause(actor=Actor(user=operator, remote_addr="10.0.0.7", via="api"))
     row = ClusterSettings.objects.get(pk=1)
     assert (row.sync_paused, row.paused_by) == (True, operator)
