@@ -79,6 +79,7 @@ def package_remove(
     node_name_check(name=node_name, setting="EXTADMIN_NODE")  # before step 1 marks the package
     storage = NodeStorage(storage_root or settings.EXTADMIN_STORAGE)
     package = removal_check(name=name)  # 0. validate
+    faults.checkpoint("remove.after_validate")
     with _folder_lock(storage, name):
         operations_mark_interrupted(node=node_name)  # a removal killed half-way is not left "running"
         recorder = OperationRecorder.start(

@@ -34,6 +34,25 @@ def _import(path: Path, storage: NodeStorage) -> ExtensionPackage:
     return result.package
 
 
+def _remove_after_the_commit(
+    web_env, importing: subprocess.Popen[str], pause: Pause, tmp_path: Path
+) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    """A CLI removal held just past its first check until the import has committed: exact, however
+    long the child takes to start."""
+    held = Pause(tmp_path / "removal")
+    removing = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "delete_extension", "Base"],
+        cwd=ROOT, env=web_env(EXTADMIN_FAULTS=held.at("remove.after_validate")),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    held.wait_reached()
+    pause.release()
+    importing.wait(timeout=60)
+    held.release()
+    _, err = removing.communicate(timeout=60)
+    return removing.returncode, err.strip().removeprefix("error: ")
+
+
 def _importing(path: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "import_extension", str(path)],
@@ -94,10 +113,13 @@ def test_it_refuses_the_removal_when_the_dependent_committed_meanwhile(door, web
     importing = _importing(build_package(pkgdir, "Dependent", "1.0.0", depends_on="Base:1.0.0"),
                            web_env(EXTADMIN_FAULTS=pause.at("import.after_persist")))
     pause.wait_reached()  # inside the committing transaction: Base's row (or SQLite's write lock) is held
-    # Let the import commit while the removal is under way: it has passed its own first check by then.
-    threading.Timer(1.0, pause.release).start()
-
-    status, said = doors.remove(door, "Base")
+    if door == "cli":
+        status, said = _remove_after_the_commit(web_env, importing, pause, tmp_path)
+    else:
+        # In this process the removal passes its own first check at once, then waits on the row (or
+        # the write lock) that the import holds: let the import commit while it waits.
+        threading.Timer(1.0, pause.release).start()
+        status, said = doors.remove(door, "Base")
     importing.communicate(timeout=60)
 
     assert importing.returncode == 0
