@@ -9,6 +9,8 @@ manifest replaced together by another zip that is valid in every other way.
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,9 +25,10 @@ from extadmin.packaging import validate_package
 from extadmin.services import package_import_file
 from extadmin.storage import NodeStorage
 from nodes.models import SyncState
+from tests.dbroles import node_roles_drop
 from tests.extadmin.conftest import sha256_of, snapshot
 from tests.packages import build_package
-from tests.processes import child_env, manage
+from tests.processes import child_env, manage, run_command
 from tests.semantics.support import make_user, token_client
 from tests.signing import Keys, keys, trusted
 
@@ -165,3 +168,36 @@ def test_it_installs_with_a_warning_under_warn_and_checks_nothing_when_off(
 
     assert code == 0, result
     assert n1.read_chk("Pkg") == ExtensionPackage.objects.get(name="Pkg").sha256
+
+
+@pytest.fixture
+def own_credentials() -> Iterator[tuple[str, str]]:
+    """A fresh node name and its own PostgreSQL role's DATABASE_URL; the role is dropped afterwards."""
+    name = f"s{uuid.uuid4().hex[:6]}"
+    status, out, err = run_command("node_credentials", name, "--json")
+    assert status == 0, err
+    yield name, json.loads(out)["DATABASE_URL"]
+    node_roles_drop()
+
+
+@pytest.mark.postgresql
+def test_it_checks_signatures_on_a_node_that_holds_only_its_own_credentials(
+    own_credentials: tuple[str, str], trusted: Path, node_allowed: Path, keys: Keys, node_storage: NodeStorage,
+    tmp_path: Path, pkgdir: Path,
+) -> None:
+    """The node's role reads the stored signature, and records its refusal in its own rows."""
+    name, url = own_credentials
+    storage = NodeStorage(tmp_path / "storage" / name)
+    env = child_env(DATABASE_URL=url, EXTADMIN_SIGNATURES="require", EXTADMIN_ALLOWED_SIGNERS=str(node_allowed))
+    sync = ["sync_node", "--name", name, "--storage", str(storage.root), "--json"]
+    signed_import(pkgdir, keys, "Pkg", "1.0.0")
+    assert manage(*sync, env=env).returncode == 0
+    v2 = signed_import(pkgdir, keys, "Pkg", "2.0.0")
+    replace_consistently(v2, build_package(pkgdir, "Pkg", "2.0.0", filename="evil.zip", files={"lib/evil.jar": b"x"}))
+
+    done = manage(*sync, env=env)
+
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["failures"]["Pkg"].startswith("signature: the signature does not match the zip")
+    assert SyncState.objects.get(node__name=name, package_name="Pkg").installed_version == "1.0.0"
+    assert not (storage.package_dir("Pkg") / "lib" / "evil.jar").exists()
