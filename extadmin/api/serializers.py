@@ -17,6 +17,11 @@ class UploadSerializer(serializers.Serializer):
         child=serializers.FileField(),
         help_text="one or more package zips (or bundles: zips of package zips), imported all or nothing",
     )
+    signature = serializers.ListField(
+        child=serializers.FileField(), required=False,
+        help_text="detached OpenSSH signatures (ssh-keygen -Y sign -n extadmin): X.zip.sig for the file X.zip, "
+        "or the i-th for the i-th file; a bundle's covers the bundle file",
+    )
 
 
 class RefusalSerializer(serializers.Serializer):
