@@ -164,10 +164,16 @@ def test_it_installs_with_a_warning_under_warn_and_checks_nothing_when_off(
     path = build_package(pkgdir, "Pkg", filename="Pkg.zip")
     package_import_file(path=path, actor=Actor(via="cli"))  # unsigned (the console's signatures are off)
 
-    code, result = sync_n1(n1, node_allowed, mode="warn")
+    env = child_env(EXTADMIN_SIGNATURES="warn", EXTADMIN_ALLOWED_SIGNERS=str(node_allowed), EXTADMIN_FAULTS="")
+    done = manage("sync_node", "--name", "n1", "--storage", str(n1.root), env=env)
 
-    assert code == 0, result
+    assert done.returncode == 0, done.stderr
     assert n1.read_chk("Pkg") == ExtensionPackage.objects.get(name="Pkg").sha256
+    assert "n1: installing Pkg 1.0.0 although the package is not signed" in done.stderr
+    assert "(EXTADMIN_SIGNATURES is warn)" in done.stderr
+    n1.chk_path("Pkg").unlink()  # a repair under off: nothing is checked, nothing said
+    off = manage("sync_node", "--name", "n1", "--storage", str(n1.root), env={**env, "EXTADMIN_SIGNATURES": "off"})
+    assert off.returncode == 0 and "signed" not in off.stderr
 
 
 @pytest.fixture
