@@ -17,6 +17,8 @@ ENV PATH=/venv/bin:$PATH \
     EXTADMIN_PRODUCTION=1 \
     EXTADMIN_VAR=/data \
     DJANGO_STATIC_ROOT=/app/staticfiles
+# ssh-keygen checks package signatures (EXTADMIN_SIGNATURES), on the console and on every node.
+RUN apt-get update && apt-get install -y --no-install-recommends openssh-client && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 extadmin && useradd --system --uid 10001 --gid extadmin --home-dir /app extadmin \
     && mkdir -p /data && chown extadmin:extadmin /data
 COPY --from=build /venv /venv

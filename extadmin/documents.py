@@ -19,7 +19,13 @@ def package_summary(p: ExtensionPackage) -> dict[str, Any]:
         "depends_on": p.depends_on,
         "imported_at": p.imported_at.isoformat(),
         "imported_on_node": p.imported_on_node,
+        "signer": package_signer(p),
     }
+
+
+def package_signer(p: ExtensionPackage) -> dict[str, str] | None:
+    """Who the import proved signed the zip (``EXTADMIN_SIGNATURES``), or None when nobody did."""
+    return {"principal": p.signer, "key": p.signer_key} if p.signer else None
 
 
 def import_results_document(results: list[ImportResult]) -> dict[str, Any]:
@@ -37,7 +43,8 @@ def import_results_document(results: list[ImportResult]) -> dict[str, Any]:
 
 def validation_document(plans: list[ImportPlan], checksums: list[str]) -> dict[str, Any]:
     packages = [
-        {"name": p.metadata.name, "version": p.metadata.version, "checksum": c, "kind": p.kind}
+        {"name": p.metadata.name, "version": p.metadata.version, "checksum": c, "kind": p.kind,
+         "signer": {"principal": p.signer.principal, "key": p.signer.fingerprint} if p.signer else None}
         for p, c in zip(plans, checksums, strict=True)
     ]
     doc: dict[str, Any] = dict(packages[0]) if len(packages) == 1 else {"packages": packages}

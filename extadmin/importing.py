@@ -2,6 +2,8 @@
 
 Order (mission, "Import"):
   0. validate — zip safety, metadata.xml, version, dependency and HA rules; no side effect
+ 0b. signature — the detached OpenSSH signature against EXTADMIN_ALLOWED_SIGNERS, as
+               EXTADMIN_SIGNATURES says (``extadmin.signatures``); no side effect
   1. checksum — streamed SHA-256 of the zip, written to ``<name>.chk``
   2. unzip    — into a staging folder, then renamed into ``extensions/<name>/``
   3. persist  — the ``ExtensionPackage`` and every entity its metadata.xml declares
@@ -44,6 +46,7 @@ from extadmin.packaging import (
     validate_package,
 )
 from extadmin.packaging.errors import shown
+from extadmin.signatures import MAX_SIGNATURE_BYTES, Checked, Signer, read_signature, signature_check
 from extadmin.storage import LockBusy, NodeStorage, Swap, write_chk
 from nodes.models import Node
 from nodes.services import (
@@ -71,6 +74,8 @@ class ImportPlan:
     kind: str
     previous: ExtensionPackage | None
     warnings: list[str] = field(default_factory=list)
+    signature: str = ""  # stored with the package when EXTADMIN_SIGNATURES is not off
+    signer: Signer | None = None
 
     @property
     def metadata(self) -> PackageMetadata:
@@ -203,6 +208,16 @@ class ImportItem:
     path: Path
     sha256: str | None = None
     label: str | None = None
+    signed: SignedFile | None = None  # None: a file given with no signature
+
+
+@dataclass(frozen=True)
+class SignedFile:
+    """The file a signature covers (a package, or the bundle a member came in) and that signature's file."""
+
+    path: Path
+    signature: Path | None
+    label: str | None = None  # names it in a refusal, as ``ImportItem.label``
 
 
 @contextmanager
@@ -246,6 +261,41 @@ def import_plans(*, items: list[ImportItem], validate_only: bool = False) -> lis
     return plans
 
 
+def signatures_check(plans: list[tuple[ImportItem, ImportPlan]], *, validate_only: bool = False) -> None:
+    """0b. Each file's signature, once per signed file (a bundle's members share the bundle's).
+
+    Under ``require`` a refusal names the file; under ``warn`` each problem becomes the plan's
+    warning; the signature and its signer go into the plan, for step 3 to store.
+    """
+    mode = settings.EXTADMIN_SIGNATURES
+    seen: dict[Path, tuple[str, Checked]] = {}
+    for item, plan in plans:
+        signed = item.signed or SignedFile(path=item.path, signature=None)
+        if signed.path not in seen:
+            signature = read_signature(signed.signature) if signed.signature and mode != "off" else None
+            with refusing_as(signed.label if item.signed else item.label):
+                checked = signature_check(
+                    mode=mode, zip_path=signed.path, signature=signature,
+                    allowed_signers=settings.EXTADMIN_ALLOWED_SIGNERS,
+                )
+            seen[signed.path] = (_stored(signature), checked)
+            outcome = "would be imported" if validate_only else "was imported"
+            if checked.warning:
+                plan.warnings.append(
+                    f"{plan.metadata.name}: {checked.warning}; it {outcome} because EXTADMIN_SIGNATURES is warn"
+                )
+        plan.signature, plan.signer = seen[signed.path][0], seen[signed.path][1].signer
+
+
+def _stored(signature: bytes | None) -> str:
+    """What the package row keeps: an armored signature is ASCII; anything else is not kept."""
+    if not signature or len(signature) > MAX_SIGNATURE_BYTES:
+        return ""
+    text = signature.decode("latin-1")
+    # No NUL nor other control character: PostgreSQL refuses NUL in text.
+    return text if text.isascii() and all(c.isprintable() or c in "\r\n\t" for c in text) else ""
+
+
 def _check_ratio_together(items: list[ImportItem], validated: list[ValidatedPackage]) -> None:
     """A bundle of many packages each under the ratio check's floor can still be a zip bomb."""
     unpacked = sum(v.plan.total_size for v in validated)
@@ -272,6 +322,7 @@ def package_import(
     node_name_check(name=node_name, setting="EXTADMIN_NODE")  # before a byte is written anywhere
     storage = NodeStorage(storage_root or settings.EXTADMIN_STORAGE)
     plans = import_plans(items=items)  # 0. validate
+    signatures_check(plans)  # 0b. signature
     _claim_storage(storage, node_name)
     with ExitStack() as locks:
         for _, plan in plans:
@@ -471,6 +522,9 @@ def _persist_package(
         "imported_at": plan.previous.imported_at if plan.previous and plan.previous.sha256 == digest
         else timezone.now(),
         "imported_on_node": node_name,
+        "signature": plan.signature,
+        "signer": plan.signer.principal if plan.signer else "",
+        "signer_key": plan.signer.fingerprint if plan.signer else "",
     }
     if plan.previous is None:
         try:

@@ -31,6 +31,11 @@ class ExtensionPackage(models.Model):
     )
     imported_at = models.DateTimeField()
     imported_on_node = models.CharField(max_length=128)
+    # The detached OpenSSH signature that came with the zip (armored text; "" when none, or when
+    # EXTADMIN_SIGNATURES was off), which every node checks again; and who it proved signed it.
+    signature = models.TextField(blank=True)
+    signer = models.TextField(blank=True, help_text="the allowed_signers principal; '' when not verified")
+    signer_key = models.CharField(max_length=64, blank=True, help_text="SHA256 fingerprint of the signing key")
 
     class Meta:
         ordering = ["name"]

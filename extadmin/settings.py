@@ -225,6 +225,21 @@ if EXTADMIN_HA_COMPATIBILITY not in {"warn", "deny"}:
     raise ImproperlyConfigured(
         f"EXTADMIN_HA_COMPATIBILITY must be 'warn' or 'deny', not {EXTADMIN_HA_COMPATIBILITY!r}"
     )
+# Detached OpenSSH signatures of packages (``extadmin.signatures``), checked at import and again by
+# every node before it installs: "off" ignores them, "warn" imports with a warning, "require"
+# refuses unsigned, unknown-key and non-matching packages. Default: warn once keys are trusted.
+_allowed_signers = os.environ.get("EXTADMIN_ALLOWED_SIGNERS", "").strip()
+EXTADMIN_ALLOWED_SIGNERS = Path(_allowed_signers) if _allowed_signers else None
+EXTADMIN_SIGNATURES = (
+    os.environ.get("EXTADMIN_SIGNATURES", "").strip().lower() or ("warn" if EXTADMIN_ALLOWED_SIGNERS else "off")
+)
+if EXTADMIN_SIGNATURES not in {"off", "warn", "require"}:
+    raise ImproperlyConfigured(f"EXTADMIN_SIGNATURES must be 'off', 'warn' or 'require', not {EXTADMIN_SIGNATURES!r}")
+if EXTADMIN_SIGNATURES == "require" and EXTADMIN_ALLOWED_SIGNERS is None:
+    # Every package would be refused: the operator meant to trust some key and named none.
+    raise ImproperlyConfigured(
+        "EXTADMIN_SIGNATURES=require needs EXTADMIN_ALLOWED_SIGNERS (an OpenSSH allowed_signers file)"
+    )
 # Archive chunk size: fixed-size rows keep memory flat and work on SQLite and PostgreSQL alike.
 EXTADMIN_CHUNK_BYTES = env_int("EXTADMIN_CHUNK_BYTES", 4 * 1024 * 1024)
 

@@ -10,7 +10,8 @@ duplicated or reordered nudge changes nothing about where a node ends up. One pa
   3. actual  — what the disk holds: each folder, its ``.chk``, its files against the archive's manifest
                (contents too at startup and for ``sync_node``; names and sizes on periodic passes)
   4. install — missing, outdated or damaged packages, dependencies first: stream the archive from the
-               database → verify SHA-256 → unzip into staging → ``.chk`` → atomic swap → prove → commit
+               database → verify SHA-256 → verify its signature against this node's own allowed
+               signers (EXTADMIN_SIGNATURES) → unzip into staging → ``.chk`` → atomic swap → prove → commit
   5. remove  — folders of packages the database no longer has, dependents before their dependencies
   6. report  — every state change is written to ``SyncState`` as it happens; the pass to ``SyncRun``
 
@@ -47,6 +48,7 @@ from extadmin.packaging import (
     parse_depends_on,
     parse_metadata,
 )
+from extadmin.signatures import signature_check
 from extadmin.storage import LockBusy, NodeStorage, Swap, write_chk
 from nodes.lease import Lease, LeaseLost, lease_claim
 from nodes.models import ClusterSettings, Node, SyncRun, SyncState
@@ -78,6 +80,7 @@ class Desired:
     sha256: str
     manifest: list[list]
     depends_on: tuple[str, ...]
+    signature: str = ""  # the detached signature stored with the package at import
 
 
 @dataclass(frozen=True)
@@ -267,7 +270,7 @@ def read_desired() -> tuple[dict[str, Desired], set[str]]:
         with transaction.atomic():  # one consistent snapshot; a savepoint keeps an error contained
             rows = list(
                 ExtensionPackage.objects.select_related("archive").only(
-                    "id", "name", "version", "sha256", "depends_on", "state",
+                    "id", "name", "version", "sha256", "depends_on", "state", "signature",
                     "archive__sha256", "archive__manifest",
                 )
             )
@@ -282,7 +285,7 @@ def read_desired() -> tuple[dict[str, Desired], set[str]]:
             continue
         desired[row.name] = Desired(
             package_id=row.pk, name=row.name, version=row.version, sha256=archive.sha256,
-            manifest=archive.manifest, depends_on=_dependency_names(row.depends_on),
+            manifest=archive.manifest, depends_on=_dependency_names(row.depends_on), signature=row.signature,
         )
     return desired, {row.name for row in rows}
 
@@ -434,6 +437,7 @@ def _fetch_unzip_swap(p: _Pass, pkg: Desired) -> None:
         with zip_path.open("wb") as out:
             archive_copy_to(package_id=pkg.package_id, out=out, expected_sha256=pkg.sha256)
         faults.checkpoint("sync.after_fetch")
+        _check_signature(p, pkg, zip_path)
         p.lease.check()
         staging = p.storage.new_staging(pkg.name)
         limits = limits_from_settings()
@@ -457,6 +461,22 @@ def _fetch_unzip_swap(p: _Pass, pkg: Desired) -> None:
         raise
     finally:
         p.storage.discard(download)
+
+
+def _check_signature(p: _Pass, pkg: Desired, zip_path: Path) -> None:
+    """The fetched zip against this node's own trusted keys, before anything of it reaches the folder.
+
+    The database's checksum only proves the bytes are the ones the database says; a signature
+    proves they are the ones a trusted key signed, so archive and checksum replaced together in
+    the database are refused here. Under ``require`` that raises; under ``warn`` it is said.
+    """
+    checked = signature_check(
+        mode=settings.EXTADMIN_SIGNATURES, zip_path=zip_path, signature=pkg.signature.encode() or None,
+        allowed_signers=settings.EXTADMIN_ALLOWED_SIGNERS,
+    )
+    if checked.warning:
+        log.warning("%s: installing %s %s although %s (EXTADMIN_SIGNATURES is warn)",
+                    p.node.name, pkg.name, pkg.version, checked.warning)
 
 
 def _fail(p: _Pass, pkg: Desired, reason: str, *, started_at: datetime, t0: float) -> None:
@@ -535,6 +555,8 @@ def describe_sync_error(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return f"disk full ({exc.filename or 'while writing the package'})"
     if isinstance(exc, Refusal):
+        if exc.step == "signature":  # the words the package page reads as tampering (nodes.tampering)
+            return f"signature: {exc.reason}"
         if "No space left on device" in exc.reason:
             return f"disk full ({exc.reason})"
         return exc.reason

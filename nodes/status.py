@@ -16,6 +16,7 @@ from typing import Any
 from extadmin.models import ExtensionPackage
 from nodes.convergence import Verdict, tally, verdict
 from nodes.selectors import ClusterSnapshot, NodeRow, StateRow, cluster_snapshot, node_rows, package_state_rows
+from nodes.tampering import package_tampering
 
 
 def _cell(v: Verdict, version: str, checksum: str, error: str) -> dict[str, Any]:
@@ -71,15 +72,17 @@ def _node_state(row: NodeRow, v: Verdict, s: StateRow | None) -> dict[str, Any]:
 def package_nodes_document(*, package: ExtensionPackage) -> dict[str, Any]:
     """One package on every node: the same cells as ``cluster_document``, one list entry per node."""
     states = package_state_rows(name=package.name)
+    nodes = node_rows()
     entries, verdicts = [], []
-    for row in node_rows():
+    for row in nodes:
         s = states.get(row[0])
         v = verdict(bool(row[3]), package.state, s.state if s else None,
                     s is not None and s.installed_sha256 == package.sha256)
         verdicts.append(v)
         entries.append(_node_state(row, v, s))
     t = tally(verdicts)
-    return {"converged": t.converged, "online": t.online, "offline": t.offline, "nodes": entries}
+    tampered = [t.as_dict() for t in package_tampering(nodes=nodes, states=states)]
+    return {"converged": t.converged, "online": t.online, "offline": t.offline, "nodes": entries, "tampered": tampered}
 
 
 def render_table(document: dict[str, Any]) -> str:

@@ -17,6 +17,11 @@ class UploadSerializer(serializers.Serializer):
         child=serializers.FileField(),
         help_text="one or more package zips (or bundles: zips of package zips), imported all or nothing",
     )
+    signature = serializers.ListField(
+        child=serializers.FileField(), required=False,
+        help_text="detached OpenSSH signatures (ssh-keygen -Y sign -n extadmin): X.zip.sig for the file X.zip, "
+        "or the i-th for the i-th file; a bundle's covers the bundle file",
+    )
 
 
 class RefusalSerializer(serializers.Serializer):
@@ -35,6 +40,17 @@ class ErrorSerializer(serializers.Serializer):
     error = RefusalSerializer()
 
 
+class SignerSerializer(serializers.Serializer):
+    principal = serializers.CharField(help_text="the allowed_signers principal of the signing key")
+    key = serializers.CharField(help_text="the signing key's SHA256 fingerprint")
+
+
+class TamperingSerializer(serializers.Serializer):
+    node = serializers.CharField()
+    reason = serializers.CharField(help_text="the archive in the database does not match its signature (or checksum)")
+    at = serializers.DateTimeField(allow_null=True)
+
+
 class PackageSerializer(serializers.Serializer):
     """``extadmin.documents.package_summary``."""
 
@@ -48,6 +64,7 @@ class PackageSerializer(serializers.Serializer):
     depends_on = serializers.CharField(help_text="dependsOn as written in metadata.xml")
     imported_at = serializers.DateTimeField()
     imported_on_node = serializers.CharField()
+    signer = SignerSerializer(allow_null=True, help_text="who signed the zip, as its import verified; null: unverified")
 
 
 class ImportedPackageSerializer(PackageSerializer):
@@ -74,6 +91,7 @@ class ValidatedPackageSerializer(serializers.Serializer):
     version = serializers.CharField()
     checksum = serializers.CharField()
     kind = serializers.CharField(help_text="what importing would do: import, upgrade or reimport")
+    signer = SignerSerializer(allow_null=True, help_text="who signed the zip; null when unverified")
 
 
 class ValidationDocumentSerializer(ValidatedPackageSerializer):
@@ -154,6 +172,7 @@ class PackageDetailSerializer(PackageSerializer):
     online = serializers.IntegerField(help_text="how many nodes are online")
     offline = serializers.IntegerField(help_text="how many nodes are offline (not counted in converged)")
     nodes = NodePackageStateSerializer(many=True)
+    tampered = TamperingSerializer(many=True, help_text="nodes that refused the archive in the database")
     operations = OperationSerializer(many=True)
 
 

@@ -32,7 +32,7 @@ from extadmin.operations import Actor
 from extadmin.packaging import Conflict, Refusal, TooLarge
 from extadmin.removal import package_remove
 from extadmin.selectors import package_dependents, package_list, package_operations
-from extadmin.services import package_import_files, package_validate_files
+from extadmin.services import package_import_files, package_validate_files, signatures_matched
 from extadmin.uploads import UNREADABLE_BODY, body_refusal, upload_folder_full
 from nodes.cluster import cluster_pause, cluster_resume
 from nodes.status import cluster_document, package_nodes_document
@@ -132,6 +132,12 @@ def uploaded_names(request: Request) -> list[str]:
     return [f.name or "upload" for f in request.FILES.getlist("file")]
 
 
+def uploaded_signatures(request: Request, names: list[str]) -> list[Path | None]:
+    """The multipart ``signature`` parts, paired with the files (``services.signatures_matched``)."""
+    parts = [(f.name or "", Path(f.temporary_file_path())) for f in request.FILES.getlist("signature")]
+    return signatures_matched(names=names, signatures=parts)
+
+
 class ExtensionListView(ApiView):
     parser_classes = [MultiPartParser]
     required_perms = {"POST": "extadmin.add_extensionpackage"}
@@ -154,9 +160,10 @@ class ExtensionListView(ApiView):
     )
     def post(self, request: Request) -> Response:
         files, names = uploaded_files(request), uploaded_names(request)
+        signatures = uploaded_signatures(request, names)
         if request.query_params.get("validate", "").lower() in {"1", "true", "yes"}:
-            return Response(package_validate_files(files=files, names=names))
-        document = package_import_files(files=files, actor=api_actor(request), names=names)
+            return Response(package_validate_files(files=files, names=names, signatures=signatures))
+        document = package_import_files(files=files, actor=api_actor(request), names=names, signatures=signatures)
         return Response(document, status=status.HTTP_201_CREATED)
 
 

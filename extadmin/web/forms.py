@@ -18,6 +18,8 @@ class MultipleFileField(forms.FileField):
     def clean(self, data: Any, initial: Any = None) -> list[Any]:
         if isinstance(data, list | tuple) and data:
             return [super(MultipleFileField, self).clean(d, initial) for d in data]
+        if not data and not self.required:
+            return []
         return [super().clean(data or None, initial)]
 
 
@@ -26,4 +28,11 @@ class UploadForm(forms.Form):
         label="Package files",
         help_text="An extension zip, a bundle (zip of zips), or several at once; imported all or nothing.",
         error_messages={"required": "choose at least one package file"},
+    )
+    signature = MultipleFileField(
+        label="Signatures",
+        required=False,
+        widget=MultipleFileInput(attrs={"accept": ".sig"}),
+        help_text="Optional: each file's detached signature (ssh-keygen -Y sign -n extadmin), named X.zip.sig for "
+        "X.zip, or chosen in the same order.",
     )

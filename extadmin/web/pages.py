@@ -1,7 +1,7 @@
 """Reads that compose one console page from the package and node selectors."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import groupby
 
 from django.core.paginator import Page, Paginator
@@ -23,6 +23,7 @@ from nodes.presenters import (
     timeline,
 )
 from nodes.selectors import node_rows, package_state_rows
+from nodes.tampering import Tampering, package_tampering
 
 ENTITIES_PER_PAGE = 100
 
@@ -45,6 +46,7 @@ class PackagePage:
     timeline: Timeline | None
     operations: list[Operation]
     entity_page: Page | None = None  # the page of entities shown (``?entities=N``)
+    tampering: list[Tampering] = field(default_factory=list)  # nodes that refused its archive
 
     @property
     def tally(self) -> Tally:
@@ -109,9 +111,8 @@ def package_page(*, name: str, entities: str | None = None) -> PackagePage | Non
         return PackagePage(name=name, package=None, entity_groups=[], dependencies=[], dependents=[],
                            cells=cells, timeline=None, operations=operations)
     entity_page, groups = _entity_groups(package, entities)
-    cells = package_cells(
-        nodes=node_rows(), package=(package.sha256, package.state), states=package_state_rows(name=name)
-    )
+    nodes, states = node_rows(), package_state_rows(name=name)
+    cells = package_cells(nodes=nodes, package=(package.sha256, package.state), states=states)
     return PackagePage(
         name=name,
         package=package,
@@ -122,5 +123,6 @@ def package_page(*, name: str, entities: str | None = None) -> PackagePage | Non
         timeline=timeline(imported_at=package.imported_at, cells=cells),
         operations=operations,
         entity_page=entity_page,
+        tampering=package_tampering(nodes=nodes, states=states),
     )
 

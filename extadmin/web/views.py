@@ -23,7 +23,7 @@ from extadmin.models import ExtensionPackage
 from extadmin.packaging import Refusal, TooLarge
 from extadmin.removal import package_remove
 from extadmin.selectors import package_dependents
-from extadmin.services import package_import_files, package_validate_files
+from extadmin.services import package_import_files, package_validate_files, signatures_matched
 from extadmin.uploads import upload_folder_full
 from extadmin.web.forms import UploadForm
 from extadmin.web.http import HtmxHttpRequest, browser_actor, redirect_to
@@ -61,9 +61,12 @@ def package_upload(request: HtmxHttpRequest) -> HttpResponse:
     files = [(Path(f.temporary_file_path()), getattr(f, "sha256", None)) for f in uploads]
     names = [f.name or "upload" for f in uploads]  # the client's names: the temp paths are random
     try:
+        signed = [(f.name or "", Path(f.temporary_file_path())) for f in form.cleaned_data["signature"]]
+        signatures = signatures_matched(names=names, signatures=signed)
         if request.POST.get("action") == "validate":
-            return _upload_page(request, UploadForm(), validated=package_validate_files(files=files, names=names))
-        document = package_import_files(files=files, actor=browser_actor(request), names=names)
+            validated = package_validate_files(files=files, names=names, signatures=signatures)
+            return _upload_page(request, UploadForm(), validated=validated)
+        document = package_import_files(files=files, actor=browser_actor(request), names=names, signatures=signatures)
     except Refusal as refusal:
         return _upload_page(request, form, refusal=refusal)
     for warning in document["warnings"]:

@@ -35,6 +35,19 @@
     return text || "the server answered HTTP " + xhr.status + " (" + (xhr.statusText || "error") + "); see its log";
   }
 
+  // Dropped X.zip.sig files go to the signature field, the packages to the file field: the server
+  // pairs them by name (X.zip.sig with X.zip).
+  function splitSignatures(form, input, files) {
+    var sigInput = form.querySelector("input[type=file][name=signature]");
+    if (!sigInput || typeof DataTransfer === "undefined") { input.files = files; return; }
+    var zips = new DataTransfer(), sigs = new DataTransfer();
+    Array.prototype.forEach.call(files, function (f) {
+      (/\.sig$/i.test(f.name) ? sigs : zips).items.add(f);
+    });
+    input.files = zips.files;
+    if (sigs.files.length) sigInput.files = sigs.files;
+  }
+
   function setupUpload(form) {
     var zone = document.getElementById("dropzone");
     var input = form.querySelector("input[type=file]");
@@ -52,7 +65,7 @@
     zone.addEventListener("drop", function (e) {
       e.preventDefault();
       if (e.dataTransfer && e.dataTransfer.files.length) {
-        input.files = e.dataTransfer.files;
+        splitSignatures(form, input, e.dataTransfer.files);
         showChosen(input);
       }
     });

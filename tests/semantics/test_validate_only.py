@@ -51,7 +51,7 @@ def test_it_validates_a_new_package_without_any_side_effect(cluster: list[Path],
     assert_world_unchanged(before, cluster)
     assert doc == {
         "name": "Fresh", "version": "1.0.0", "checksum": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "kind": "import", "validated": True, "warnings": [],
+        "kind": "import", "validated": True, "warnings": [], "signer": None,
     }
 
 
