@@ -238,6 +238,8 @@ EXTADMIN_SYNC_DEADLINE = float(os.environ.get("EXTADMIN_SYNC_DEADLINE", "900"))
 # How long a removal waits for this node's folder lock of a package (held by a sync or an import)
 # before it answers "try again"; a request is never blocked for ever behind a hung sync.
 EXTADMIN_LOCK_WAIT = float(os.environ.get("EXTADMIN_LOCK_WAIT", "30"))
+# An online node that has not converged a package this long after its import is degraded (seconds).
+EXTADMIN_DEGRADED_AFTER = float(os.environ.get("EXTADMIN_DEGRADED_AFTER") or 2 * EXTADMIN_SYNC_INTERVAL)
 # Test-only fault injection ("step=raise" or "step=kill", comma separated). Ignored in production.
 EXTADMIN_FAULTS = "" if PRODUCTION else os.environ.get("EXTADMIN_FAULTS", "")
 
