@@ -293,6 +293,12 @@ SPECTACULAR_SETTINGS = {
 # (its right-most address is what the proxy saw); a client can write anything in it otherwise.
 EXTADMIN_TRUST_X_FORWARDED_FOR = env_bool("EXTADMIN_TRUST_X_FORWARDED_FOR", False)
 
+# --- Monitoring -----------------------------------------------------------------------------
+# /metrics: with a token set, only "Authorization: Bearer <token>" is answered; without, only loopback.
+EXTADMIN_METRICS_TOKEN = os.environ.get("EXTADMIN_METRICS_TOKEN", "")
+# An agent's own metrics (process, syncs) on 127.0.0.1:<port>; 0 or unset: none.
+EXTADMIN_AGENT_METRICS_PORT = env_int("EXTADMIN_AGENT_METRICS_PORT", 0)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
