@@ -11,7 +11,7 @@ from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from nodes.convergence import FAILED, OFFLINE, SYNCING, Tally, Verdict, degraded, tally, verdict
+from nodes.convergence import FAILED, INSTALLED, OFFLINE, SYNCING, Tally, Verdict, degraded, tally, verdict
 from nodes.models import Node, SyncRun
 from nodes.selectors import ClusterSnapshot, NodeRow, NodeSnapshot, StateRow
 
@@ -320,9 +320,9 @@ def dashboard(snapshot: ClusterSnapshot) -> Dashboard:
 # --- degraded nodes -------------------------------------------------------------------------
 
 
-def degraded_reason(*, node: str, package: str, version: str, cause: str) -> str:
+def degraded_reason(*, node: str, package: str, version: str, cause: str, within: str = "") -> str:
     """``node-2 has not installed Pump 1.2.0 within 1 min of its import: sync failed: disk full``."""
-    within = format_duration(settings.EXTADMIN_DEGRADED_AFTER)
+    within = within or format_duration(settings.EXTADMIN_DEGRADED_AFTER)
     return f"{node} has not installed {package} {version} within {within} of its import: {cause}"
 
 
@@ -338,19 +338,25 @@ def _degraded_cause(v: Verdict, values: tuple | None) -> str:
 
 def degraded_cells(snapshot: ClusterSnapshot) -> dict[tuple[str, int], str]:
     """Every cell that makes its node degraded (``nodes.convergence.degraded``), with its sentence,
-    by (package, node id), in the packages' order."""
+    by (package, node id), in the packages' order. Only overdue packages on online nodes can be."""
     out: dict[tuple[str, int], str] = {}
+    within = format_duration(settings.EXTADMIN_DEGRADED_AFTER)
+    online = [(node_id, name) for node_id, name, _, is_online in snapshot.nodes if is_online]
     for name, version, sha256, state, _, _ in snapshot.packages:
-        if name not in snapshot.overdue or snapshot.paused:
+        if name not in snapshot.overdue:
             continue
         held = snapshot.states.get(name, {})
-        for node_id, node_name, _, online in snapshot.nodes:
+        # Most cells hold the package: asked once per package, the rule clears them in one comparison.
+        cleared = verdict(True, state, INSTALLED, True).converged
+        for node_id, node_name in online:
             values = held.get(node_id)
-            v = verdict(bool(online), state, values[2] if values else None,
-                        values is not None and values[4] == sha256)
+            if cleared and values is not None and values[2] == INSTALLED and values[4] == sha256:
+                continue
+            v = verdict(True, state, values[2] if values else None, values is not None and values[4] == sha256)
             if degraded(v, overdue=True, paused=snapshot.paused):
-                cause = _degraded_cause(v, values)
-                out[(name, node_id)] = degraded_reason(node=node_name, package=name, version=version, cause=cause)
+                out[(name, node_id)] = degraded_reason(
+                    node=node_name, package=name, version=version, cause=_degraded_cause(v, values), within=within
+                )
     return out
 
 

@@ -21,6 +21,7 @@ from nodes.status import cluster_document
 from nodes.sync_states import sync_state_mark
 from tests.nodes.conftest import Importer, Syncer
 from tests.processes import run_command
+from tests.web.cluster import seed_cluster
 
 pytestmark = pytest.mark.django_db
 
@@ -216,3 +217,16 @@ def test_it_needs_no_login_session(settings) -> None:  # type: ignore[no-untyped
     assert response.status_code == 200  # no redirect to the login page
     assert "sessionid" not in response.cookies
     assert Client().post("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 405
+
+
+def test_it_answers_100_nodes_by_300_packages_with_counts_only() -> None:
+    """Speed: ``bench``-style timing in the report; here, the shape that keeps the series few."""
+    seed_cluster(100, 300, offline=3)
+
+    m = scrape()
+
+    assert m[("extadmin_nodes", (("state", "offline"),))] == 3
+    cells = sum(v for (name, _), v in m.items() if name == "extadmin_package_node_states")
+    assert cells == 100 * 300
+    assert not any(name == "extadmin_package_converged" for name, _ in m)  # over PER_PACKAGE_MAX: none per package
+    assert len(m) < 1000
