@@ -253,6 +253,8 @@ EXTADMIN_SYNC_DEADLINE = float(os.environ.get("EXTADMIN_SYNC_DEADLINE", "900"))
 # How long a removal waits for this node's folder lock of a package (held by a sync or an import)
 # before it answers "try again"; a request is never blocked for ever behind a hung sync.
 EXTADMIN_LOCK_WAIT = float(os.environ.get("EXTADMIN_LOCK_WAIT", "30"))
+# An online node that has not converged a package this long after its import is degraded (seconds).
+EXTADMIN_DEGRADED_AFTER = float(os.environ.get("EXTADMIN_DEGRADED_AFTER") or 2 * EXTADMIN_SYNC_INTERVAL)
 # Test-only fault injection ("step=raise" or "step=kill", comma separated). Ignored in production.
 EXTADMIN_FAULTS = "" if PRODUCTION else os.environ.get("EXTADMIN_FAULTS", "")
 
@@ -305,6 +307,12 @@ SPECTACULAR_SETTINGS = {
 # The audit records REMOTE_ADDR. Only behind a proxy that appends X-Forwarded-For may it be trusted
 # (its right-most address is what the proxy saw); a client can write anything in it otherwise.
 EXTADMIN_TRUST_X_FORWARDED_FOR = env_bool("EXTADMIN_TRUST_X_FORWARDED_FOR", False)
+
+# --- Monitoring -----------------------------------------------------------------------------
+# /metrics: with a token set, only "Authorization: Bearer <token>" is answered; without, only loopback.
+EXTADMIN_METRICS_TOKEN = os.environ.get("EXTADMIN_METRICS_TOKEN", "")
+# An agent's own metrics (process, syncs) on 127.0.0.1:<port>; 0 or unset: none.
+EXTADMIN_AGENT_METRICS_PORT = env_int("EXTADMIN_AGENT_METRICS_PORT", 0)
 
 LOGGING = {
     "version": 1,

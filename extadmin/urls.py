@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from extadmin.web.accounts import PasswordResetView
+from extadmin.web.metrics import metrics
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -12,5 +13,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", include("extadmin.api.urls")),
     path("nodes/", include("nodes.urls")),
+    path("metrics", metrics, name="metrics"),  # Prometheus: a bearer token or loopback, no session
     path("", include("extadmin.web.urls")),
 ]

@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,12 +27,14 @@ from pathlib import Path
 from types import FrameType
 
 from celery.signals import worker_shutting_down
+from django.conf import settings
 from django.db import DatabaseError, connection
 
 from extadmin.celery import app
 from extadmin.claim import storage_claim
 from extadmin.packaging import Refusal
 from extadmin.storage import NodeStorage
+from nodes.agent_metrics import HEARTBEAT_FAILURES, agent_metrics_serve, agent_sync_observed
 from nodes.credentials import database_refused, describe_refusal
 from nodes.lease import LeaseLost
 from nodes.models import SyncRun
@@ -60,6 +63,7 @@ class Agent:
         previous = _stop_on_signals(self.stop)
         try:
             self._register()  # 2.
+            agent_metrics_serve(port=settings.EXTADMIN_AGENT_METRICS_PORT)
             self._start_thread("heartbeat", self._heartbeat_loop)
             _running = self
             self._sync(SyncRun.Trigger.STARTUP, verify_contents=True)  # 3. before anything else
@@ -94,6 +98,7 @@ class Agent:
     def _sync(
         self, trigger: str, *, verify_contents: bool, requested_at: datetime | None = None
     ) -> SyncRunResult | None:
+        t0 = time.monotonic()
         try:
             result = reconcile(
                 node_name=self.name, storage_root=self.storage, trigger=trigger,
@@ -102,6 +107,7 @@ class Agent:
         except LeaseLost:
             return None  # stopping while waiting for the lease
         except Exception as exc:
+            agent_sync_observed(trigger=trigger, outcome="error", seconds=time.monotonic() - t0)
             if database_refused(exc):
                 log.error("%s sync of node %s could not run: %s", trigger, self.name,
                           describe_refusal(node_name=self.name, exc=exc))
@@ -109,6 +115,7 @@ class Agent:
             # The database is down or similar: the next pass tries again.
             log.exception("%s sync of node %s could not run", trigger, self.name)
             return None
+        agent_sync_observed(trigger=trigger, outcome=result.outcome, seconds=time.monotonic() - t0)
         log.info("%s sync of %s: %s %s", trigger, self.name, result.outcome, "; ".join(result.actions))
         return result
 
@@ -133,6 +140,7 @@ class Agent:
                 if not node_heartbeat(name=self.name):  # an operator deleted the node's row
                     self._register()
             except Exception as exc:  # the database is briefly unreachable: keep beating
+                HEARTBEAT_FAILURES.inc()
                 if isinstance(exc, Refusal):  # re-registering a deleted node row was refused
                     log.error("heartbeat of %s failed: %s", self.name, exc.reason)
                 elif database_refused(exc):

@@ -21,6 +21,10 @@ skew) counts as none. Proofs of life are stamped with the database's clock (``No
 liveness is judged in the same query that reads the nodes, so no machine's clock decides it but
 the database's: ``STATEMENT_TIMESTAMP()`` on PostgreSQL; on SQLite, which runs inside the
 console's process, the database's clock *is* this machine's clock.
+
+A node is *degraded* while it is online and has not converged a package whose version was imported
+longer than ``EXTADMIN_DEGRADED_AFTER`` ago (two sync intervals unless set), by the database's clock
+too. While syncing is paused the nodes are behind on the operator's word, not degraded.
 """
 from __future__ import annotations
 
@@ -69,6 +73,14 @@ def online_annotation(prefix: str = "") -> Combinable:
     return Case(When(online_condition(prefix), then=Value(True)), default=Value(False), output_field=BooleanField())
 
 
+def overdue_annotation() -> Combinable:
+    """``overdue``: True for an active package imported longer than ``EXTADMIN_DEGRADED_AFTER`` ago,
+    judged by the database's clock in the query that reads the package."""
+    since = _db_now_plus(-timedelta(seconds=settings.EXTADMIN_DEGRADED_AFTER))
+    late = Q(state=ACTIVE_PACKAGE, imported_at__lt=since)
+    return Case(When(late, then=Value(True)), default=Value(False), output_field=BooleanField())
+
+
 class Verdict(NamedTuple):
     """One node's cell for one package."""
 
@@ -105,6 +117,11 @@ def _reported(package_state: str | None, reported: str | None, proved: bool) -> 
     if reported == INSTALLED:
         return Verdict(INSTALLED, True, False, "") if proved else Verdict(PENDING, False, True, "")
     return Verdict(reported, False, False, "")
+
+
+def degraded(v: Verdict, *, overdue: bool, paused: bool) -> bool:
+    """The degraded rule for one cell: online, not converged, and the package's version is overdue."""
+    return overdue and not paused and v.state != OFFLINE and not v.converged
 
 
 class Tally(NamedTuple):

@@ -4,14 +4,14 @@ the timeline's geometry. Built from what ``nodes.selectors`` read, with the word
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from nodes.convergence import OFFLINE, Tally, Verdict, tally, verdict
+from nodes.convergence import FAILED, INSTALLED, OFFLINE, SYNCING, Tally, Verdict, degraded, tally, verdict
 from nodes.models import Node, SyncRun
 from nodes.selectors import ClusterSnapshot, NodeRow, NodeSnapshot, StateRow
 
@@ -72,6 +72,7 @@ class NodeView:
     last_seen: datetime | None  # the last proof of life, by the database's clock
     online: bool
     url: str
+    degraded: str = ""  # the sentence saying why the node is degraded; empty when it is not
 
     @classmethod
     def of(cls, row: NodeRow) -> NodeView:
@@ -102,6 +103,7 @@ class Cell:
     duration_ms: float | None = None
     outdated: bool = False  # holds an older checksum than the database's
     reported: str = ""  # for an offline node: what it last reported, kept for the operator
+    degraded: str = ""  # the sentence saying why this cell makes its node degraded
 
     @property
     def short_sha(self) -> str:
@@ -143,6 +145,8 @@ class Cell:
             parts.append(f"took {self.duration}")
         if self.error:
             parts.append(f"error: {self.error}")
+        if self.degraded:
+            parts.append(f"degraded: {self.degraded}")
         return "; ".join(parts)
 
 
@@ -264,9 +268,13 @@ class Dashboard:
     def converged_packages(self) -> int:
         return sum(1 for r in self.rows if r.done)
 
+    @property
+    def degraded_nodes(self) -> list[NodeView]:
+        return [n for n in self.nodes if n.degraded]
+
 
 def _fill(row: PackageRow, package_state: str | None, nodes: list[NodeView], states: dict[int, tuple],
-          compact: bool) -> PackageRow:
+          compact: bool, degraded_cells: dict[tuple[str, int], str]) -> PackageRow:
     """Fill a package's cells and counts; the compact view builds only the cells it shows.
 
     The hot loop of the dashboard (30,000 cells at 100 × 300): plain tuples, one cached verdict each.
@@ -284,26 +292,83 @@ def _fill(row: PackageRow, package_state: str | None, nodes: list[NodeView], sta
         if compact and (v.converged or shown >= COMPACT_CELLS_PER_PACKAGE):
             continue
         row.cells.append(cell_of(node, v, StateRow(*values) if values is not None else None))
+        row.cells[-1].degraded = degraded_cells.get((row.name, node.id), "")
         shown += not v.converged
     return row
 
 
 def dashboard(snapshot: ClusterSnapshot) -> Dashboard:
     """Every package × every node."""
-    nodes = [NodeView.of(n) for n in snapshot.nodes]
+    cells = degraded_cells(snapshot)
+    reasons = degraded_nodes(cells)
+    nodes = [replace(NodeView.of(n), degraded=reasons.get(n[0], "")) for n in snapshot.nodes]
     compact = len(nodes) > COMPACT_ABOVE_NODES
     rows = []
     for name, version, sha256, state, imported_at, finished in snapshot.packages:
         row = PackageRow(name=name, url=reverse("package", args=[name]), version=version, sha256=sha256,
                          state=state, imported_at=imported_at, last_finished=finished, now=snapshot.now,
                          total=len(nodes))
-        rows.append(_fill(row, state, nodes, snapshot.states.get(name, {}), compact))
+        rows.append(_fill(row, state, nodes, snapshot.states.get(name, {}), compact, cells))
     # Packages removed from the database that some node still holds: they are being removed there.
     for gone in snapshot.removed_still_held:
         row = PackageRow(name=gone, url=reverse("package", args=[gone]), version="", sha256="", state="removed",
                          imported_at=None, last_finished=None, now=snapshot.now, total=len(nodes))
-        rows.append(_fill(row, None, nodes, snapshot.states[gone], compact))
+        rows.append(_fill(row, None, nodes, snapshot.states[gone], compact, cells))
     return Dashboard(nodes=nodes, rows=rows, paused=snapshot.paused, now=snapshot.now, compact=compact)
+
+
+# --- degraded nodes -------------------------------------------------------------------------
+
+
+def degraded_reason(*, node: str, package: str, version: str, cause: str, within: str = "") -> str:
+    """``node-2 has not installed Pump 1.2.0 within 1 min of its import: sync failed: disk full``."""
+    within = within or format_duration(settings.EXTADMIN_DEGRADED_AFTER)
+    return f"{node} has not installed {package} {version} within {within} of its import: {cause}"
+
+
+def _degraded_cause(v: Verdict, values: tuple | None) -> str:
+    if v.state == FAILED:
+        return f"sync failed: {(values[5] if values else '') or 'no error recorded'}"
+    if v.state == SYNCING:
+        return "still syncing"
+    if v.outdated and values is not None:
+        return f"pending: it still holds {values[3]}"
+    return f"{v.state}: not synced since the import" if v.state != "removing" else "removing"
+
+
+def degraded_cells(snapshot: ClusterSnapshot) -> dict[tuple[str, int], str]:
+    """Every cell that makes its node degraded (``nodes.convergence.degraded``), with its sentence,
+    by (package, node id), in the packages' order. Only overdue packages on online nodes can be."""
+    out: dict[tuple[str, int], str] = {}
+    within = format_duration(settings.EXTADMIN_DEGRADED_AFTER)
+    online = [(node_id, name) for node_id, name, _, is_online in snapshot.nodes if is_online]
+    for name, version, sha256, state, _, _ in snapshot.packages:
+        if name not in snapshot.overdue:
+            continue
+        held = snapshot.states.get(name, {})
+        # Most cells hold the package: asked once per package, the rule clears them in one comparison.
+        cleared = verdict(True, state, INSTALLED, True).converged
+        for node_id, node_name in online:
+            values = held.get(node_id)
+            if cleared and values is not None and values[2] == INSTALLED and values[4] == sha256:
+                continue
+            v = verdict(True, state, values[2] if values else None, values is not None and values[4] == sha256)
+            if degraded(v, overdue=True, paused=snapshot.paused):
+                out[(name, node_id)] = degraded_reason(
+                    node=node_name, package=name, version=version, cause=_degraded_cause(v, values), within=within
+                )
+    return out
+
+
+def degraded_nodes(cells: dict[tuple[str, int], str]) -> dict[int, str]:
+    """Each degraded node's sentence, by node id: its first package's, and how many more there are."""
+    by_node: dict[int, list[str]] = {}
+    for (_, node_id), sentence in cells.items():
+        by_node.setdefault(node_id, []).append(sentence)
+    return {
+        node_id: sentences[0] + (f" (and {len(sentences) - 1} more)" if len(sentences) > 1 else "")
+        for node_id, sentences in by_node.items()
+    }
 
 
 # --- one package: the timeline ----------------------------------------------------------------

@@ -9,13 +9,16 @@ database's clock in the query that reads it (``nodes.convergence.online_annotati
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.conf import settings
+from django.db.models import Count, DurationField, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.fields import DateTimeField
+from django.db.models.functions import Now
 from django.utils import timezone
 
-from extadmin.models import ExtensionPackage
-from nodes.convergence import online_annotation, online_condition
+from extadmin.models import Archive, ExtensionPackage, Operation
+from nodes.convergence import online_annotation, online_condition, overdue_annotation
 from nodes.models import ClusterSettings, Node, SyncRun, SyncState
 
 # (id, name, last seen, online)
@@ -53,6 +56,8 @@ class ClusterSnapshot:
     states: dict[str, dict[int, tuple]]  # package name → node id → the ``GRID_FIELDS`` of its row
     paused: bool
     now: datetime
+    # Packages imported longer than EXTADMIN_DEGRADED_AFTER ago, by the database's clock.
+    overdue: frozenset[str] = frozenset()
 
     @property
     def removed_still_held(self) -> list[str]:
@@ -91,16 +96,19 @@ def cluster_snapshot() -> ClusterSnapshot:
         .order_by(F("finished_at").desc(nulls_last=True))
         .values("finished_at")[:1]
     )
-    packages = list(
+    rows = list(
         ExtensionPackage.objects.order_by("name")
-        .annotate(last_finished=Subquery(last_finished))
-        .values_list("name", "version", "sha256", "state", "imported_at", "last_finished")
+        .annotate(last_finished=Subquery(last_finished), overdue=overdue_annotation())
+        .values_list("name", "version", "sha256", "state", "imported_at", "last_finished", "overdue")
     )
     nodes = node_rows()
     states: dict[str, dict[int, tuple]] = {}
     for v in SyncState.objects.values_list(*GRID_FIELDS).iterator(chunk_size=5000):
         states.setdefault(v[1], {})[v[0]] = v
-    return ClusterSnapshot(nodes=nodes, packages=packages, states=states, paused=sync_paused(), now=timezone.now())
+    return ClusterSnapshot(
+        nodes=nodes, packages=[r[:6] for r in rows], states=states, paused=sync_paused(), now=timezone.now(),
+        overdue=frozenset(r[0] for r in rows if r[6]),
+    )
 
 
 def package_state_rows(*, name: str) -> dict[int, StateRow]:
@@ -149,3 +157,55 @@ def node_snapshot(*, name: str, runs: int = 20) -> NodeSnapshot | None:
 def node_list() -> list[Node]:
     """Every node with its agent's details, annotated with ``online``."""
     return list(nodes_with_liveness())
+
+
+# --- what /metrics reads beside the cluster snapshot ----------------------------------------
+
+
+@dataclass(frozen=True)
+class SyncFigures:
+    """The sync history and the operation log, counted in the database (a fixed number of queries)."""
+
+    runs: list[tuple[str, str, int]]  # (node, outcome, how many) of finished runs
+    duration_buckets: list[tuple[float, int]]  # (upper bound in seconds, finished runs that took at most that)
+    duration_count: int
+    duration_sum: float  # seconds
+    running: int
+    stuck: int  # running past EXTADMIN_SYNC_DEADLINE, by the database's clock
+    nodes_behind: int  # nodes that noted they are behind while syncing is paused
+    operations: list[tuple[str, str, str, int]]  # (kind, outcome, failed step or "", how many), finished ones
+    archive_bytes: int
+
+
+def _run_seconds() -> ExpressionWrapper:
+    return ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
+
+
+def sync_figures(*, buckets: tuple[float, ...]) -> SyncFigures:
+    """Six queries, whatever the history's length: runs by node and outcome, their durations in
+    ``buckets``, running and stuck runs, nodes behind, operations by outcome and step, archive bytes."""
+    finished = SyncRun.objects.exclude(outcome=SyncRun.Outcome.RUNNING).filter(finished_at__isnull=False)
+    runs = finished.values_list("node__name", "outcome").annotate(n=Count("id")).order_by("node__name", "outcome")
+    counted = finished.annotate(took=_run_seconds()).aggregate(
+        n=Count("id"), total=Sum("took"),
+        **{f"le{i}": Count("id", filter=Q(took__lte=timedelta(seconds=b))) for i, b in enumerate(buckets)},
+    )
+    deadline = ExpressionWrapper(Now() - Value(timedelta(seconds=settings.EXTADMIN_SYNC_DEADLINE)),
+                                 output_field=DateTimeField())
+    live = SyncRun.objects.filter(outcome=SyncRun.Outcome.RUNNING).aggregate(
+        n=Count("id"), stuck=Count("id", filter=Q(started_at__lt=deadline))
+    )
+    operations = (
+        Operation.objects.exclude(outcome=Operation.Outcome.RUNNING)
+        .values_list("kind", "outcome", "error_step").annotate(n=Count("id")).order_by("kind", "outcome", "error_step")
+    )
+    total = counted["total"]
+    return SyncFigures(
+        runs=list(runs),  # type: ignore[arg-type]
+        duration_buckets=[(b, counted[f"le{i}"]) for i, b in enumerate(buckets)],
+        duration_count=counted["n"], duration_sum=total.total_seconds() if total else 0.0,
+        running=live["n"], stuck=live["stuck"],
+        nodes_behind=Node.objects.filter(behind_since__isnull=False).count(),
+        operations=list(operations),  # type: ignore[arg-type]
+        archive_bytes=Archive.objects.aggregate(n=Sum("size"))["n"] or 0,
+    )

@@ -1,13 +1,15 @@
 """The cluster as documents: ``cluster_status --json``, ``/api/cluster/`` and the ``nodes`` of
 ``/api/extensions/<name>/``, with the words and the rule of ``nodes.convergence``::
 
-    {"nodes": [{"name", "online", "state", "last_seen"}],
+    {"nodes": [{"name", "online", "state", "last_seen", "degraded", "degraded_reason"}],
      "extensions": [{"name", "version", "checksum", "state", "converged", "online", "offline",
-                     "nodes": {NODE: {"state", "reported", "up_to_date", "version", "checksum", "error"}}}]}
+                     "nodes": {NODE: {"state", "reported", "up_to_date", "version", "checksum", "error",
+                                      "degraded"}}}]}
 
 ``state`` of a node is ``online`` or ``offline``; of a cell, the dashboard's word. ``version`` and
 ``checksum`` are what the node last reported; for an offline node ``reported`` says what its cell
-would say were it online, and ``up_to_date`` is always false. Four queries, whatever the size.
+would say were it online, and ``up_to_date`` is always false. A node is ``degraded`` (with the
+sentence saying why) by ``nodes.convergence.degraded``. Four queries, whatever the size.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any
 
 from extadmin.models import ExtensionPackage
 from nodes.convergence import Verdict, tally, verdict
+from nodes.presenters import degraded_cells, degraded_nodes
 from nodes.selectors import ClusterSnapshot, NodeRow, StateRow, cluster_snapshot, node_rows, package_state_rows
 from nodes.tampering import package_tampering
 
@@ -54,7 +57,15 @@ def cluster_document(snapshot: ClusterSnapshot | None = None) -> dict[str, Any]:
     extensions = [_extension(snapshot, name, version, sha256, state)
                   for name, version, sha256, state, _, _ in snapshot.packages]
     extensions += [_extension(snapshot, gone, "", "", None) for gone in snapshot.removed_still_held]
-    return {"nodes": [_node(n) for n in snapshot.nodes], "extensions": extensions}
+    cells = degraded_cells(snapshot)
+    reasons = degraded_nodes(cells)
+    ids = {n[1]: n[0] for n in snapshot.nodes}
+    for e in extensions:
+        for node_name, cell in e["nodes"].items():
+            cell["degraded"] = (e["name"], ids[node_name]) in cells
+    nodes = [{**_node(n), "degraded": n[0] in reasons, "degraded_reason": reasons.get(n[0], "")}
+             for n in snapshot.nodes]
+    return {"nodes": nodes, "extensions": extensions}
 
 
 def _node_state(row: NodeRow, v: Verdict, s: StateRow | None) -> dict[str, Any]:
@@ -90,6 +101,7 @@ def render_table(document: dict[str, Any]) -> str:
     nodes = document["nodes"]
     lines = ["nodes:"] + [
         f"  {n['name']:<24} {'online ' if n['online'] else 'OFFLINE'}  last seen {n['last_seen'] or 'never'}"
+        + (f"\n    DEGRADED: {n['degraded_reason']}" if n.get("degraded") else "")
         for n in nodes
     ]
     if not nodes:

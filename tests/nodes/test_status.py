@@ -29,6 +29,7 @@ def test_it_is_converged_only_when_every_online_node_proved_the_checksum(
     assert doc["extensions"][0]["converged"] is False
     assert doc["extensions"][0]["nodes"]["n1"] == {
         "state": "pending", "reported": "", "up_to_date": False, "version": "", "checksum": "", "error": "",
+        "degraded": False,
     }
 
     sync()
@@ -37,7 +38,7 @@ def test_it_is_converged_only_when_every_online_node_proved_the_checksum(
     assert (ext["name"], ext["version"], ext["checksum"], ext["converged"]) == ("Alpha", "1.0.0", alpha.sha256, True)
     assert ext["nodes"]["n1"] == {
         "state": "installed", "reported": "", "up_to_date": True, "version": "1.0.0", "checksum": alpha.sha256,
-        "error": "",
+        "error": "", "degraded": False,
     }
 
 
@@ -95,7 +96,7 @@ def test_it_prints_the_document_as_json_and_as_a_table(import_package: Importer,
     call_command("cluster_status", "--json")
     doc = json.loads(capsys.readouterr().out)
     assert set(doc) == {"nodes", "extensions"}
-    assert set(doc["nodes"][0]) == {"name", "online", "state", "last_seen"}
+    assert set(doc["nodes"][0]) == {"name", "online", "state", "last_seen", "degraded", "degraded_reason"}
     assert set(doc["extensions"][0]) == {
         "name", "version", "checksum", "state", "converged", "online", "offline", "nodes"
     }

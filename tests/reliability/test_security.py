@@ -79,6 +79,9 @@ def test_it_lets_no_anonymous_request_through_on_any_url(db, client, tmp_path, s
     from tests.reliability.world import rows
 
     settings.EXTADMIN_STORAGE = tmp_path / "storage"
+    # /metrics answers no session but a bearer token, or without one a loopback client (the test
+    # client's 127.0.0.1): with a token set, nothing anonymous gets through there either.
+    settings.EXTADMIN_METRICS_TOKEN = "a-token-the-client-does-not-send"
     package_import(items=[ImportItem(path=build_package(tmp_path, "Seen", "1.0.0"))])
     before = rows()
     checked = 0
