@@ -45,7 +45,8 @@ def _suffix(*suffixes: str) -> Callable[[PurePosixPath], bool]:
 
 def _is_web_app_file(path: PurePosixPath) -> bool:
     parts = [part.lower() for part in path.parts]
-    return path.suffix.lower() == ".war" or "web-inf" in parts[:-1] or parts[0] in {"webapp", "webapps"}
+    in_folder = parts[:-1]
+    return path.suffix.lower() == ".war" or "web-inf" in in_folder or in_folder[:1] in (["webapp"], ["webapps"])
 
 
 def _is_entity_file(path: PurePosixPath) -> bool:

@@ -154,6 +154,11 @@ def test_it_refuses_an_undeclared_entry_of_a_forbidden_kind(key: str, entry: str
     assert reason.endswith(f"({key} is false): entry '{entry}'"), reason
 
 
+def test_it_sees_files_merely_named_like_web_app_folders_as_no_web_app() -> None:
+    entries = ("webapps", "lib/webapps.txt", "ui/w/web-inf.txt")
+    check_import_policy(forbidding("allowWebAppResources"), metadata=parse_metadata(BARE), entries=entries)
+
+
 def test_it_finds_a_web_app_by_its_index_page() -> None:
     reason = refusal(forbidding("allowWebAppResources"), entries=("ui/Dashboard/index.html", "ui/Dashboard/a.png"))
     assert reason.endswith("(allowWebAppResources is false): folder 'ui/Dashboard/' (an index.html)")
