@@ -1,7 +1,8 @@
 """The ordered import: a package reaches the database only after it is deployed on this node.
 
 Order (mission, "Import"):
-  0. validate — zip safety, metadata.xml, version, dependency and HA rules; no side effect
+  0. validate — zip safety, metadata.xml, version, dependency and HA rules, the import
+                policy, entity collisions; no side effect
  0b. signature — the detached OpenSSH signature against EXTADMIN_ALLOWED_SIGNERS, as
                EXTADMIN_SIGNATURES says (``extadmin.signatures``); no side effect
   1. checksum — streamed SHA-256 of the zip, written to ``<name>.chk``
@@ -31,6 +32,7 @@ from django.utils import timezone
 from extadmin import faults
 from extadmin.archive import archive_write
 from extadmin.claim import storage_claim
+from extadmin.collisions import entity_collisions_check, entity_collisions_together, entity_declarations_lock
 from extadmin.models import Entity, ExtensionPackage, Operation, OperationStep
 from extadmin.operations import Actor, OperationRecorder, operations_mark_interrupted
 from extadmin.packaging import (
@@ -46,6 +48,7 @@ from extadmin.packaging import (
     validate_package,
 )
 from extadmin.packaging.errors import shown
+from extadmin.packaging.policy import check_import_policy, check_imports_enabled, effective_policy
 from extadmin.signatures import MAX_SIGNATURE_BYTES, Checked, Signer, read_signature, signature_check
 from extadmin.storage import LockBusy, NodeStorage, Swap, write_chk
 from nodes.models import Node
@@ -99,6 +102,10 @@ def limits_from_settings() -> Limits:
     )
 
 
+def import_policy_from_settings() -> dict[str, bool]:
+    return effective_policy(settings.EXTADMIN_IMPORT_POLICY)
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -119,6 +126,8 @@ def import_plan(
     validated = validate_package(path, limits=limits_from_settings())
     meta = validated.metadata
     _check_lengths(meta)
+    entries = [m.name for m in validated.plan.members if not m.is_dir]
+    check_import_policy(import_policy_from_settings(), metadata=meta, entries=entries)
     version = parse_version(meta.version)
     previous = ExtensionPackage.objects.filter(name=meta.name).first()
     kind = Operation.Kind.IMPORT
@@ -133,6 +142,7 @@ def import_plan(
             )
         kind = Operation.Kind.UPGRADE if version > installed else Operation.Kind.REIMPORT
     _check_dependencies(meta, also_importing or {})
+    entity_collisions_check(meta=meta, together=also_importing or {})
     warnings = _check_ha_policy(meta, outcome="would be imported" if validate_only else "was imported")
     return ImportPlan(package=validated, kind=kind, previous=previous, warnings=warnings)
 
@@ -235,6 +245,7 @@ def import_plans(*, items: list[ImportItem], validate_only: bool = False) -> lis
 
     Each may depend on the others, as if they were already installed. No side effect.
     """
+    check_imports_enabled(import_policy_from_settings())  # before a byte of any package is read
     if len(items) == 1:
         with refusing_as(items[0].label):
             return [(items[0], import_plan(path=items[0].path, validate_only=validate_only))]
@@ -249,6 +260,7 @@ def import_plans(*, items: list[ImportItem], validate_only: bool = False) -> lis
             reason = f"{v.metadata.name} appears twice among the packages imported together"
             raise Refusal("validate", reason, file=item.label)
         together[v.metadata.name] = v.metadata.version
+    entity_collisions_together([(item.label, v.metadata) for item, v in validated])
     by_name = {v.metadata.name: item for item, v in validated}
     order = order_by_dependencies(
         {v.metadata.name: [d.name for d in v.metadata.depends_on] for _, v in validated}
@@ -451,6 +463,7 @@ class _StepsRun:
             # The first hook, so it runs first once the commit is done: from then on every other node
             # installs these packages, so this node keeps its new folders whatever fails next.
             transaction.on_commit(self._mark_committed)
+            entity_declarations_lock()  # first, before any row lock (see there)
             node: Node | None = None
             for (item, plan), rec, digest in zip(self.plans, self.recorders, self.digests, strict=True):
                 size = item.path.stat().st_size
@@ -458,6 +471,7 @@ class _StepsRun:
                     # Dependencies must hold at commit, not only at validation: a removal may have
                     # committed while this import unzipped.
                     _check_dependencies(plan.metadata, together, at_commit=True)
+                    entity_collisions_check(meta=plan.metadata, together=together, at_commit=True)
                     # Inside the step, so a lost connection here is reported as "persist", not "unzip".
                     node = node or node_get_or_register(name=self.node_name, storage=self.storage.root)
                     package = _persist_package(plan, digest, size, self.node_name, self.actor)

@@ -56,6 +56,8 @@ class Entity(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["package", "type", "name"], name="entity_unique_per_package")
         ]
+        # Who else declares this entity: the collision check looks up (type, name) across packages.
+        indexes = [models.Index(fields=["type", "name"], name="entity_type_name")]
         verbose_name_plural = "entities"
 
     def __str__(self) -> str:

@@ -14,6 +14,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from extadmin.packaging.policy import PolicyError, parse_import_policy
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("EXTADMIN_VAR", BASE_DIR / "var"))
 
@@ -240,6 +242,12 @@ if EXTADMIN_SIGNATURES == "require" and EXTADMIN_ALLOWED_SIGNERS is None:
     raise ImproperlyConfigured(
         "EXTADMIN_SIGNATURES=require needs EXTADMIN_ALLOWED_SIGNERS (an OpenSSH allowed_signers file)"
     )
+# The platform's import policy (ThingWorx's ExtensionPackageImportPolicy keys, JSON): every kind
+# allowed unless the operator says false. A typo, an unknown key or a non-boolean fails the start.
+try:
+    EXTADMIN_IMPORT_POLICY = parse_import_policy(os.environ.get("EXTADMIN_IMPORT_POLICY"))
+except PolicyError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
 # Archive chunk size: fixed-size rows keep memory flat and work on SQLite and PostgreSQL alike.
 EXTADMIN_CHUNK_BYTES = env_int("EXTADMIN_CHUNK_BYTES", 4 * 1024 * 1024)
 

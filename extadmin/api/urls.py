@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from extadmin.api import nodes, views
+from extadmin.api import nodes, policy, views
 
 app_name = "api"
 
@@ -16,6 +16,7 @@ urlpatterns = [
     path("cluster/", views.ClusterView.as_view(), name="cluster"),
     path("cluster/pause/", views.ClusterPauseView.as_view(), name="cluster-pause"),
     path("cluster/resume/", views.ClusterResumeView.as_view(), name="cluster-resume"),
+    path("policy/", policy.ImportPolicyView.as_view(), name="policy"),
     # The schema and its docs. Swagger UI comes from drf-spectacular-sidecar's static files, never a
     # CDN; Redoc is not offered because drf-spectacular's page for it loads Google Fonts.
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -8,7 +8,7 @@ the package really says.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml
@@ -26,6 +26,17 @@ _HA_VALUES = {"true": True, "false": False}
 class EntityDecl:
     type: str  # the element tag, e.g. "Thing", "ThingTemplate", "Resource", "Widget"
     name: str
+    # Declared ``aspect.isExtensible="true"``: others may extend it after import (the import
+    # policy's allowExtensibleEntities). Left out of equality: one entity is its type and name.
+    extensible: bool = field(default=False, compare=False)
+
+
+@dataclass(frozen=True)
+class FileResourceDecl:
+    """A ``<FileResource type="JAR" file="x.jar"/>`` anywhere in metadata.xml (JarResources, UIResources, ...)."""
+
+    type: str  # as written: "JAR", "JS", "CSS", "JSON", ...
+    file: str
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,7 @@ class PackageMetadata:
     build_number: str
     ha_compatible: bool | None  # None when the attribute is absent (platforms before 9.0)
     entities: tuple[EntityDecl, ...]
+    resources: tuple[FileResourceDecl, ...] = ()
 
 
 def _refuse(reason: str) -> Refusal:
@@ -83,6 +95,7 @@ def parse_metadata(data: bytes) -> PackageMetadata:
         build_number=attrs.get("buildNumber", ""),
         ha_compatible=_parse_ha_compatible(attrs.get("haCompatible")),
         entities=_entities(root),
+        resources=_resources(root),
     )
 
 
@@ -137,5 +150,15 @@ def _entities(root: Element) -> tuple[EntityDecl, ...]:
         for child in collection:
             name = child.get("name")
             if isinstance(child.tag, str) and name:
-                entities.append(EntityDecl(type=child.tag, name=name))
+                extensible = child.get("aspect.isExtensible", "").strip().lower() == "true"
+                entities.append(EntityDecl(type=child.tag, name=name, extensible=extensible))
     return tuple(entities)
+
+
+def _resources(root: Element) -> tuple[FileResourceDecl, ...]:
+    """Every FileResource, wherever it is nested: the package's own JarResources and an entity's
+    UIResources both make the platform load or serve that file."""
+    return tuple(
+        FileResourceDecl(type=element.get("type", "").strip(), file=element.get("file", ""))
+        for element in root.iter("FileResource")
+    )

@@ -19,6 +19,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from extadmin.importing import import_policy_from_settings
 from extadmin.models import ExtensionPackage
 from extadmin.packaging import Refusal, TooLarge
 from extadmin.removal import package_remove
@@ -91,6 +92,7 @@ def _upload_page(
         "validated": validated,
         "validated_packages": (validated.get("packages", [validated]) if validated else []),
         "max_upload_bytes": settings.EXTADMIN_MAX_UPLOAD_BYTES,
+        "import_policy": import_policy_from_settings(),
     }
     template = "extadmin/_upload_result.html" if request.htmx else "extadmin/upload.html"
     return render(request, template, context, status=refusal.status if refusal else status)

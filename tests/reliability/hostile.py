@@ -34,6 +34,11 @@ LIMITS_ENV = {
     "EXTADMIN_MAX_UPLOAD_BYTES": str(MAX_UPLOAD),
 }
 LIMITS_SETTINGS = {k: int(v) for k, v in LIMITS_ENV.items()}
+# The corpus runs under an import policy that forbids web apps (ThingWorx's allowWebAppResources),
+# so a web app disguised among a package's ui/ files is one of the hostile cases.
+CORPUS_POLICY = {"allowWebAppResources": False}
+# The package installed before each case (``world`` in test_hostile.py), whose entity a case claims.
+INSTALLED = "Base"
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,16 @@ def _cases(g: _Gen) -> list[tuple[str, Callable[[Path], Path], str, int, bool]]:
             zf.writestr(f"{n}.zip", inner.getvalue())
         return p
 
+    def same_entity_twice(p: Path) -> Path:
+        entity = f'<Things><Thing name="{n}Shared"/></Things>'
+        with zipfile.ZipFile(p, "w", zipfile.ZIP_STORED) as zf:
+            for member in (f"{n}A", f"{n}B"):
+                inner = io.BytesIO()
+                with zipfile.ZipFile(inner, "w") as mz:
+                    mz.writestr("metadata.xml", g.metadata(name=member).replace("</Entities>", entity + "</Entities>"))
+                zf.writestr(f"{member}.zip", inner.getvalue())
+        return p
+
     def small_zero_packages(p: Path) -> Path:
         # Each member stays under the ratio check's floor and the unpacked limit; together they do not.
         with zipfile.ZipFile(p, "w", zipfile.ZIP_STORED) as zf:
@@ -255,6 +270,17 @@ def _cases(g: _Gen) -> list[tuple[str, Callable[[Path], Path], str, int, bool]]:
         ("bundle of small zero packages (ratio together)", small_zero_packages, "imported together would unpack to",
          400, False),
         ("bundle with a zip-slip member", hostile_bundle, "escapes the package folder", 400, False),
+        ("entity an installed package declares", meta(
+            g.metadata().replace("</Entities>", f'<Things><Thing name="{INSTALLED}Thing"/></Things></Entities>')),
+         f"thing '{INSTALLED.lower()}thing' is already declared by {INSTALLED.lower()}:1.0.0", 400, False),
+        ("bundle members declaring one entity", same_entity_twice, f"thing '{n.lower()}shared' is declared by both",
+         400, False),
+        ("web app hidden in ui/ (WEB-INF) under the policy", w([(f"ui/{g.word()}/WEB-INF/web.xml", b"<web-app/>")]),
+         "forbids web app resources (allowwebappresources is false)", 400, False),
+        ("web app as an upper-case .WAR under the policy", w([(g.inner(f"{g.word()}.WAR"), g.blob(700))]),
+         "allowwebappresources is false", 400, False),
+        ("web app by its index.html under the policy", w([(f"ui/{g.word()}/index.html", b"<html></html>")]),
+         "(an index.html)", 400, False),
         ("upload over the size limit", oversized, "larger than the limit", 413, True),
     ]
 

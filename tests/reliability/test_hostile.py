@@ -19,10 +19,19 @@ from rest_framework.authtoken.models import Token
 
 from extadmin.importing import ImportItem, package_import
 from extadmin.operations import Actor
+from extadmin.packaging.policy import DEFAULT_POLICY
 from tests.disk import tree
 from tests.packages import build_package
 from tests.processes import manage
-from tests.reliability.hostile import LABELS, LIMITS_ENV, LIMITS_SETTINGS, hostile_corpus, markup_package
+from tests.reliability.hostile import (
+    CORPUS_POLICY,
+    INSTALLED,
+    LABELS,
+    LIMITS_ENV,
+    LIMITS_SETTINGS,
+    hostile_corpus,
+    markup_package,
+)
 from tests.reliability.world import rows
 
 SEED = int(os.environ.get("EXTADMIN_HOSTILE_SEED", "20261126"))
@@ -35,16 +44,18 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 @pytest.fixture
 def world(db, settings, web_storage, tmp_path, pkgdir, monkeypatch):  # type: ignore[no-untyped-def]
-    """Small limits, private upload and temp folders, one package already installed on node ``web``."""
+    """Small limits and the corpus's import policy, private upload and temp folders, one package
+    already installed on node ``web``."""
     for key, value in LIMITS_SETTINGS.items():
         setattr(settings, key, value)
+    settings.EXTADMIN_IMPORT_POLICY = {**DEFAULT_POLICY, **CORPUS_POLICY}
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))  # where bundles are unpacked
     uploads = tmp_path / "uploads"
     uploads.mkdir()
     settings.FILE_UPLOAD_TEMP_DIR = str(uploads)
-    package_import(items=[ImportItem(path=build_package(pkgdir, "Base", "1.0.0"))], actor=Actor())
+    package_import(items=[ImportItem(path=build_package(pkgdir, INSTALLED, "1.0.0"))], actor=Actor())
     return uploads
 
 

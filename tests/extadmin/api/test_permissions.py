@@ -23,6 +23,7 @@ READS: dict[str, Call] = {
     "GET /api/extensions/<name>/": lambda c, _: c.get("/api/extensions/Held/"),
     "GET /api/operations/": lambda c, _: c.get("/api/operations/"),
     "GET /api/cluster/": lambda c, _: c.get("/api/cluster/"),
+    "GET /api/policy/": lambda c, _: c.get("/api/policy/"),
     "GET /api/schema/": lambda c, _: c.get("/api/schema/"),
     "GET /api/docs/": lambda c, _: c.get("/api/docs/"),
 }

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from extadmin.api.serializers import PackageSerializer
 from extadmin.documents import package_summary
+from extadmin.packaging.policy import POLICY_KEYS
 from tests.processes import run_command
 
 pytestmark = pytest.mark.django_db
@@ -23,6 +24,7 @@ PATHS = {
     "/api/cluster/": {"get"},
     "/api/cluster/pause/": {"post"},
     "/api/cluster/resume/": {"post"},
+    "/api/policy/": {"get"},
 }
 
 
@@ -53,6 +55,14 @@ def test_it_serves_the_docs_from_local_static_files(api: APIClient) -> None:
     for source in sources:
         if source.startswith("/static/"):
             assert finders.find(source.removeprefix("/static/")), source
+
+
+def test_it_documents_every_key_of_the_import_policy(api: APIClient) -> None:
+    schema = yaml.safe_load(api.get("/api/schema/").content)
+    ref = schema["paths"]["/api/policy/"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    policy = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert list(policy["properties"]) == list(POLICY_KEYS)
+    assert all(p["type"] == "boolean" and p["description"] for p in policy["properties"].values())
 
 
 def test_it_documents_the_package_fields_the_documents_carry(imported) -> None:  # type: ignore[no-untyped-def]
