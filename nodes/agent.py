@@ -8,7 +8,8 @@ Start-up order matters:
   3. startup reconcile, verifying file contents, before anything else touches the disk
   4. the periodic reconcile thread — runs directly, not through the broker, so a node converges
      even while the broker is down or its messages are lost
-  5. a Celery worker (solo pool: one task at a time) consuming only ``node.<name>`` for nudges
+  5. a Celery worker (solo pool: one task at a time) consuming only ``node.<name>`` for nudges, and
+     taking no remote control commands
 Every sync, whatever started it, takes the node's lease (``nodes.lease``): one at a time.
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ from django.db import DatabaseError, connection
 from extadmin.claim import storage_claim
 from extadmin.packaging import Refusal
 from extadmin.storage import NodeStorage
+from nodes.broker import agent_broker_options
 from nodes.credentials import database_refused, describe_refusal
 from nodes.lease import LeaseLost
 from nodes.models import SyncRun
@@ -152,6 +154,12 @@ class Agent:
 
         # Keep retrying a broker that is down: meanwhile the periodic pass keeps the node in sync.
         app.conf.broker_connection_max_retries = None
+        # Anyone who can reach the broker could otherwise stop the agent (``app.control.shutdown()``)
+        # or change it (pool, rate limits): the worker listens to its node's queue and nothing else.
+        app.conf.worker_enable_remote_control = False
+        # On Redis, unacked bookkeeping of its own: what the node's ACL user may touch (nodes.broker).
+        own = agent_broker_options(node_name=self.name, broker_url=app.conf.broker_url)
+        app.conf.broker_transport_options = {**app.conf.broker_transport_options, **own}
         worker_shutting_down.connect(self._on_worker_shutdown, weak=False)
         worker = app.Worker(
             hostname=f"{self.name}@{socket.gethostname()}", queues=[node_queue(self.name)], concurrency=1, pool="solo",
