@@ -119,7 +119,7 @@ def _redis_issue(*, url: str, user: str, password: str, queue: str) -> BrokerCre
     digest = hashlib.sha256(password.encode()).hexdigest()
     rules = ["reset", "on", f"#{digest}", "resetchannels", *(f"~{key}" for key in redis_keys(queue)),
              "-@all", *(f"+{command}" for command in REDIS_COMMANDS)]
-    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10, decode_responses=True)
     try:
         try:
             client.execute_command("ACL", "SETUSER", user, *rules)
@@ -144,8 +144,9 @@ def _redis_warnings(client: redis.Redis) -> list[str]:
             f"Redis keeps the node's ACL user only until it restarts ({describe_error(exc)}): configure an aclfile, "
             "or run node_credentials again after a restart"
         )
-    me = client.acl_whoami()
-    if "nopass" in (client.acl_getuser(me) or {}).get("flags", []):
+    me = str(client.acl_whoami())
+    flags = (client.acl_getuser(me) or {}).get("flags")
+    if isinstance(flags, list) and "nopass" in flags:
         warnings.append(
             f"the console's Redis user '{me}' has no password: anyone who reaches Redis connects as it, with every "
             "right, around the node's ACL user; give it one (requirepass, or ACL SETUSER)"
