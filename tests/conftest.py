@@ -31,10 +31,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not config.getoption("--soak"):
         unwanted["soak"] = ""
     drop = [i for i in items if any(i.get_closest_marker(m) for m in unwanted)]
-    for marker, reason in unwanted.items():
-        count = sum(1 for i in drop if i.get_closest_marker(marker))
-        if reason and count:
-            _deselected[reason] = count
+    for item in drop:  # a reason for the tests only a missing broker kept from running
+        reasons = [unwanted[m] for m in unwanted if item.get_closest_marker(m)]
+        if all(reasons):
+            _deselected[reasons[0]] = _deselected.get(reasons[0], 0) + 1
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = [i for i in items if i not in drop]

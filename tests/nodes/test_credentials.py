@@ -129,7 +129,7 @@ def test_it_creates_a_login_role_bound_to_the_node_for_the_database_django_uses(
     database = _current_database()
     assert database == connection.settings_dict["NAME"] and database.startswith("test_")
     assert (url.scheme, url.path, url.username) == ("postgres", f"/{database}", node_role(database, a))
-    assert creds["CELERY_BROKER_URL"] == _broker_url_of(a, creds)  # the node's own on Redis (test_broker_credentials)
+    assert creds["CELERY_BROKER_URL"] == _broker_url_of(a, creds)  # see test_broker_credentials
     assert Node.objects.get(name=a).db_role == url.username
     with connection.cursor() as cursor:
         cursor.execute(
@@ -457,7 +457,7 @@ def test_it_stops_an_agent_whose_node_row_the_console_never_made(
 def _broker_url_of(node: str, creds: dict[str, str]) -> str:
     """The console's broker URL, with the node's own user and password where the broker has users."""
     console = urlparse(child_env()["CELERY_BROKER_URL"])
-    if console.scheme != "redis":
+    if console.scheme not in ("redis", "amqp", "pyamqp"):
         return console.geturl()
     mine = urlparse(creds["CELERY_BROKER_URL"])
     assert mine.username == broker_user(database=_current_database(), node_name=node)
