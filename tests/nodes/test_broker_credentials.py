@@ -156,6 +156,7 @@ REDIS_TRIES: dict[str, Callable[[redis.Redis, str], object]] = {
     "consume": lambda c, q: c.brpop([q], timeout=1),
     "publish": lambda c, q: c.lpush(q, "forged nudge"),
     "purge or delete": lambda c, q: c.delete(q),
+    "delete it in a script": lambda c, q: c.eval("return redis.call('del', KEYS[1])", 1, q),
     "read its unacked messages": lambda c, q: c.hget(f"unacked.{q}", "any tag"),
     "read the shared unacked messages": lambda c, q: c.hget("unacked", "any tag"),
 }
