@@ -73,7 +73,8 @@ def node_credentials_issue(*, name: str) -> NodeCredentials:
     4. the row bound to the role, which is what the row-level security policies check
     5. sessions still open with the old password are ended, after commit; ``warnings`` says when they
        could not be, and which lines of pg_hba.conf let anyone in as the role without its password
-    6. its broker user, created or rotated where the broker can have one (``nodes.broker``)
+    6. its broker user, created or rotated where the broker can have one (``nodes.broker``); a broker
+       that does not answer refuses the whole command, the database's changes rolled back
     """
     if connection.vendor != "postgresql":
         raise Refusal(
@@ -90,8 +91,9 @@ def node_credentials_issue(*, name: str) -> NodeCredentials:
         node, _ = Node.objects.get_or_create(name=name)
         _create_or_rotate(role=role, group=group, password=password, node=name, database=database)
         Node.objects.filter(pk=node.pk).update(db_role=role)
+        # Last, inside the transaction: a broker that refuses leaves the database as it was.
+        broker = broker_credentials_issue(node_name=name, database=database)
     warnings = _end_old_sessions(role) + _trusting_hba_rules(role=role, group=group, database=database)
-    broker = broker_credentials_issue(node_name=name, database=database)
     return NodeCredentials(
         node=name, role=role, database_url=_database_url(role=role, password=password),
         broker_url=broker.url, broker_user=broker.user, warnings=warnings + broker.warnings,

@@ -27,7 +27,8 @@ from redis.retry import Retry
 from extadmin.models import ExtensionPackage
 from extadmin.storage import NodeStorage
 from nodes.broker import broker_user, rabbitmq_permissions
-from nodes.models import SyncRun
+from nodes.credentials import node_role
+from nodes.models import Node, SyncRun
 from nodes.services import node_queue
 from tests.brokerusers import broker_users_drop
 from tests.cluster.conftest import Cluster, cluster  # noqa: F401 (the real-agents fixture)
@@ -285,3 +286,33 @@ def test_it_tells_the_operator_which_commands_make_the_user_without_rabbitmqctl(
     assert "warning: CELERY_BROKER_URL is the console's own: rabbitmqctl is not on this host's PATH" in done.stderr
     assert f"rabbitmqctl set_permissions -p / {user} '{configure}' '{write}' '{read}'" in done.stderr
     assert (configure, write, read) == ("^node\\." + a.replace("-", "\\-") + "$",) * 3
+
+
+def test_it_refuses_and_writes_nothing_when_the_redis_broker_does_not_answer(names: tuple[str, str]) -> None:
+    a, _ = names
+    done = manage("node_credentials", a, env=child_env(CELERY_BROKER_URL="redis://127.0.0.1:1/0"))  # nobody there
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith("error: node_credentials: the Redis broker did not answer: "), done.stderr
+    assert not Node.objects.filter(name=a).exists() and not _role_exists(node_role(connection.settings_dict["NAME"], a))
+
+
+@pytest.mark.rabbitmq
+def test_it_refuses_and_writes_nothing_when_the_rabbitmq_it_manages_is_not_the_brokers(names: tuple[str, str]) -> None:
+    a, _ = names
+    elsewhere = RABBITMQ_URL.replace(f":{urlsplit(RABBITMQ_URL).port or 5672}/", ":1/")  # rabbitmqctl's is here
+    try:
+        done = manage("node_credentials", a, env=child_env(CELERY_BROKER_URL=elsewhere))
+    finally:
+        broker_users_drop(url=RABBITMQ_URL, users=[broker_user(database=connection.settings_dict["NAME"], node_name=a)])
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith("error: node_credentials: the broker refused the new user "), done.stderr
+    assert "is it the one CELERY_BROKER_URL names?" in done.stderr
+    assert not Node.objects.filter(name=a).exists() and not _role_exists(node_role(connection.settings_dict["NAME"], a))
+
+
+def _role_exists(role: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
+        return cursor.fetchone() is not None
