@@ -32,8 +32,8 @@ from extadmin.packaging import Refusal
 from nodes.services import node_queue
 
 STEP = "node_credentials"
-REDIS_SCHEMES = ("redis",)
-RABBITMQ_SCHEMES = ("amqp", "pyamqp")
+REDIS_SCHEMES = ("redis", "rediss")
+RABBITMQ_SCHEMES = ("amqp", "amqps", "pyamqp")
 # What a consumer of one queue sends, as seen with MONITOR while a real agent starts, takes a nudge
 # (acks late) and stops: the queue's lists, its binding sets, the unacked bookkeeping with its mutex
 # (a Lua script releases it), transactions around them; nothing else.
@@ -43,6 +43,7 @@ REDIS_COMMANDS = (
     "evalsha", "eval", "script|exists", "script|load",
 )
 RABBITMQCTL_TIMEOUT = 60
+EX_NOUSER = 67  # rabbitmqctl's exit status for a user that does not exist: a new node
 
 
 @dataclass(frozen=True)
@@ -123,13 +124,15 @@ def _redis_issue(*, url: str, user: str, password: str, queue: str) -> BrokerCre
     try:
         try:
             client.execute_command("ACL", "SETUSER", user, *rules)
-        except redis.ResponseError as exc:  # NOPERM: the console's user may not manage users
+        except redis.exceptions.NoPermissionError as exc:
             return BrokerCredentials(url=url, user=None, warnings=[_console_own(
                 f"the console's Redis user may not create ACL users ({describe_error(exc)})")])
         client.execute_command("CLIENT", "KILL", "USER", user)  # sessions opened with the old password
         warnings = _redis_warnings(client)
-    except redis.RedisError as exc:
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise Refusal(STEP, f"the Redis broker did not answer: {describe_error(exc)}") from exc
+    except redis.RedisError as exc:  # an older Redis without these ACL rules, say
+        raise Refusal(STEP, f"Redis refused the node's ACL user {user}: {describe_error(exc)}") from exc
     finally:
         client.close()
     return BrokerCredentials(url=_with_user(url, user=user, password=password), user=user, warnings=warnings)
@@ -170,8 +173,8 @@ def _rabbitmq_issue(*, url: str, user: str, password: str, queue: str) -> Broker
             f"rabbitmqctl add_user {user} (the password on stdin); rabbitmqctl set_permissions -p {vhost} {user} "
             f"'{configure}' '{write}' '{read}' — then give the agent amqp://{user}:<password>@… (docs/security.md)")])
     try:
-        if _rabbitmqctl("change_password", user, stdin=password).returncode == 67:  # EX_NOUSER: a new node
-            _check(_rabbitmqctl("add_user", user, stdin=password))
+        changed = _rabbitmqctl("change_password", user, stdin=password)
+        _check(_rabbitmqctl("add_user", user, stdin=password) if changed.returncode == EX_NOUSER else changed)
         _check(_rabbitmqctl("set_permissions", "-p", vhost, user, configure, write, read))
         _check(_rabbitmqctl("close_all_user_connections", user, "extadmin: node credentials rotated"))
     except (OSError, subprocess.SubprocessError) as exc:
