@@ -35,6 +35,7 @@ from extadmin.claim import storage_claim
 from extadmin.packaging import Refusal
 from extadmin.storage import NodeStorage
 from nodes.agent_metrics import HEARTBEAT_FAILURES, agent_metrics_serve, agent_sync_observed
+from nodes.broker import agent_broker_options
 from nodes.credentials import database_refused, describe_refusal
 from nodes.lease import LeaseLost
 from nodes.models import SyncRun
@@ -162,6 +163,9 @@ class Agent:
         # Anyone who can reach the broker could otherwise stop the agent (``app.control.shutdown()``)
         # or change it (pool, rate limits): the worker listens to its node's queue and nothing else.
         app.conf.worker_enable_remote_control = False
+        # On Redis, unacked bookkeeping of its own: what the node's ACL user may touch (nodes.broker).
+        own = agent_broker_options(node_name=self.name, broker_url=app.conf.broker_url)
+        app.conf.broker_transport_options = {**app.conf.broker_transport_options, **own}
         worker_shutting_down.connect(self._on_worker_shutdown, weak=False)
         worker = app.Worker(
             hostname=f"{self.name}@{socket.gethostname()}", queues=[node_queue(self.name)], concurrency=1, pool="solo",

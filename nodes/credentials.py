@@ -4,6 +4,7 @@
 (migration ``nodes.0003`` grants that group what an agent needs and row-level security limits its
 writes to the node's own rows). Issuing again rotates the password. On SQLite there is nothing to
 enforce with: every process on the one machine shares the file, with the console's rights.
+Beside the role, ``nodes.broker`` gives the node a broker user of its own where the broker can.
 """
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import secrets
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
-from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from psycopg import errors, sql
 
@@ -21,6 +21,7 @@ from extadmin.operations import describe_error
 from extadmin.packaging import Refusal
 from extadmin.packaging.errors import shown
 from extadmin.packaging.names import NODE_NAME_RULE, is_safe_name
+from nodes.broker import broker_credentials_issue
 from nodes.models import Node
 
 STEP = "node_credentials"
@@ -34,6 +35,7 @@ class NodeCredentials:
     role: str
     database_url: str
     broker_url: str
+    broker_user: str | None  # None: the broker credentials are the console's own (warnings say why)
     warnings: list[str] = field(default_factory=list)
 
     def as_env(self) -> dict[str, str]:
@@ -71,6 +73,8 @@ def node_credentials_issue(*, name: str) -> NodeCredentials:
     4. the row bound to the role, which is what the row-level security policies check
     5. sessions still open with the old password are ended, after commit; ``warnings`` says when they
        could not be, and which lines of pg_hba.conf let anyone in as the role without its password
+    6. its broker user, created or rotated where the broker can have one (``nodes.broker``); a broker
+       that does not answer refuses the whole command, the database's changes rolled back
     """
     if connection.vendor != "postgresql":
         raise Refusal(
@@ -87,10 +91,12 @@ def node_credentials_issue(*, name: str) -> NodeCredentials:
         node, _ = Node.objects.get_or_create(name=name)
         _create_or_rotate(role=role, group=group, password=password, node=name, database=database)
         Node.objects.filter(pk=node.pk).update(db_role=role)
+        # Last, inside the transaction: a broker that refuses leaves the database as it was.
+        broker = broker_credentials_issue(node_name=name, database=database)
     warnings = _end_old_sessions(role) + _trusting_hba_rules(role=role, group=group, database=database)
     return NodeCredentials(
         node=name, role=role, database_url=_database_url(role=role, password=password),
-        broker_url=settings.CELERY_BROKER_URL, warnings=warnings,
+        broker_url=broker.url, broker_user=broker.user, warnings=warnings + broker.warnings,
     )
 
 

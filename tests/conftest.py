@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
@@ -13,18 +16,46 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--soak", action="store_true", help="run the long soak tests too")
 
 
+# The RabbitMQ the broker tests use (CI starts one on this machine); Redis is CELERY_BROKER_URL's.
+RABBITMQ_URL = os.environ.get("EXTADMIN_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
+_deselected: dict[str, int] = {}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Deselected, not skipped, so the summary shows only what ran: soak runs are opt-in, and a test
     # of one database's behaviour (PostgreSQL roles and row-level security; SQLite's refusal of
-    # them) runs only on that database — CI runs the suite on both.
+    # them) runs only on that database — CI runs the suite on both. A broker's users are tested
+    # only where that broker is: the reason is printed at the end.
     on_postgresql = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
-    unwanted = {"postgresql" if not on_postgresql else "sqlite"}
+    unwanted = {"postgresql" if not on_postgresql else "sqlite": "", **_missing_brokers()}
     if not config.getoption("--soak"):
-        unwanted.add("soak")
+        unwanted["soak"] = ""
     drop = [i for i in items if any(i.get_closest_marker(m) for m in unwanted)]
+    for item in drop:  # a reason for the tests only a missing broker kept from running
+        reasons = [unwanted[m] for m in unwanted if item.get_closest_marker(m)]
+        if all(reasons):
+            _deselected[reasons[0]] = _deselected.get(reasons[0], 0) + 1
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = [i for i in items if i not in drop]
+
+
+def _missing_brokers() -> dict[str, str]:
+    missing = {}
+    if urlsplit(settings.CELERY_BROKER_URL).scheme != "redis":
+        missing["redis"] = "Redis broker users need CELERY_BROKER_URL=redis://…"
+    url = urlsplit(RABBITMQ_URL)
+    try:
+        socket.create_connection((url.hostname or "127.0.0.1", url.port or 5672), timeout=1).close()
+    except OSError:
+        missing["rabbitmq"] = f"RabbitMQ broker users need a RabbitMQ at {url.hostname}:{url.port or 5672} " \
+            "(EXTADMIN_TEST_RABBITMQ)"
+    return missing
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    for reason, count in _deselected.items():
+        terminalreporter.write_line(f"deselected {count}: {reason}")
 
 
 @pytest.fixture(scope="session")

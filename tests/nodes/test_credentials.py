@@ -17,14 +17,17 @@ from urllib.parse import unquote, urlparse
 
 import psycopg
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
 from extadmin.models import ArchiveChunk, ExtensionPackage, Operation
 from extadmin.removal import package_remove
+from nodes.broker import broker_user
 from nodes.credentials import node_group_role, node_role
 from nodes.models import ClusterSettings, Node, SyncRun, SyncState
+from tests.brokerusers import broker_users_drop
 from tests.cluster.conftest import Cluster, cluster  # noqa: F401 (the real-agents fixture)
 from tests.dbroles import node_roles_drop
 from tests.nodes.conftest import Importer
@@ -35,14 +38,21 @@ Issue = Callable[[str], dict[str, str]]
 
 @pytest.fixture
 def issue() -> Iterator[Issue]:
-    """``node_credentials NAME --json`` in this process; the roles it made are dropped afterwards."""
+    """``node_credentials NAME --json`` in this process; the roles and broker users made are dropped afterwards
+    (of every node of the test, however the test ran the command, and of nodes it deleted since)."""
+    issued: set[str] = set()
 
     def run(name: str) -> dict[str, str]:
         status, out, err = run_command("node_credentials", name, "--json")
         assert status == 0, err
+        issued.add(name)
         return json.loads(out)
 
     yield run
+    database = _current_database()
+    nodes = issued | set(Node.objects.values_list("name", flat=True))
+    users = [broker_user(database=database, node_name=n) for n in sorted(nodes)]
+    broker_users_drop(url=settings.CELERY_BROKER_URL, users=users)
     node_roles_drop()
 
 
@@ -119,7 +129,7 @@ def test_it_creates_a_login_role_bound_to_the_node_for_the_database_django_uses(
     database = _current_database()
     assert database == connection.settings_dict["NAME"] and database.startswith("test_")
     assert (url.scheme, url.path, url.username) == ("postgres", f"/{database}", node_role(database, a))
-    assert creds["CELERY_BROKER_URL"] == child_env()["CELERY_BROKER_URL"]
+    assert creds["CELERY_BROKER_URL"] == _broker_url_of(a, creds)  # see test_broker_credentials
     assert Node.objects.get(name=a).db_role == url.username
     with connection.cursor() as cursor:
         cursor.execute(
@@ -137,9 +147,9 @@ def test_it_prints_an_environment_file_without_json(issue: Issue, names: tuple[s
 
     comment, database_url, broker_url = out.strip().splitlines()
     assert status == 0
-    assert comment.startswith(f"# node {a}, database role {node_role(_current_database(), a)}: ")
+    assert comment.startswith(f"# node {a}, database role {node_role(_current_database(), a)}, ")
     assert database_url.startswith(f"DATABASE_URL=postgres://{node_role(_current_database(), a)}:")
-    assert broker_url == f"CELERY_BROKER_URL={child_env()['CELERY_BROKER_URL']}"
+    assert broker_url.startswith(f"CELERY_BROKER_URL={urlparse(child_env()['CELERY_BROKER_URL']).scheme}://")
 
 
 @pytest.mark.postgresql
@@ -194,7 +204,7 @@ def test_it_warns_about_each_line_of_pg_hba_that_lets_the_role_in_without_a_pass
         f"line matches): anyone reaching the server there can log in as {role} without its password; use scram-sha-256"
         for line, address in trusting
     ]
-    assert err.splitlines() == expected  # this test server has one: 127.0.0.1 is trusted
+    assert [line for line in err.splitlines() if "pg_hba" in line] == expected  # this server trusts 127.0.0.1
 
 
 @pytest.mark.postgresql
@@ -444,6 +454,16 @@ def test_it_stops_an_agent_whose_node_row_the_console_never_made(
 
 
 # --- helpers ---------------------------------------------------------------------------------
+def _broker_url_of(node: str, creds: dict[str, str]) -> str:
+    """The console's broker URL, with the node's own user and password where the broker has users."""
+    console = urlparse(child_env()["CELERY_BROKER_URL"])
+    if console.scheme not in ("redis", "amqp", "pyamqp"):
+        return console.geturl()
+    mine = urlparse(creds["CELERY_BROKER_URL"])
+    assert mine.username == broker_user(database=_current_database(), node_name=node)
+    return console._replace(netloc=f"{mine.username}:{mine.password}@{console.netloc.rpartition('@')[2]}").geturl()
+
+
 def _current_database() -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_database()")

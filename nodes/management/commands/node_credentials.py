@@ -11,7 +11,8 @@ from nodes.credentials import NodeCredentials, node_credentials_issue
 class Command(OperatorCommand):
     help = (
         "Create (or rotate) NODE's own PostgreSQL role and print the settings its agent connects with: "
-        "it may read packages and write only its own node row, sync states and sync runs."
+        "it may read packages and write only its own node row, sync states and sync runs; on RabbitMQ and Redis, "
+        "a broker user of its own that may consume only the node's queue."
     )
     issued: NodeCredentials
 
@@ -31,6 +32,9 @@ class Command(OperatorCommand):
     def render(self, result: Any) -> str:
         # An environment file: the comment says what it is; the agent's host keeps it private.
         c = self.issued
-        lines = [f"# node {c.node}, database role {c.role}: a new password; the previous one no longer connects"]
+        broker = f"broker user {c.broker_user}" if c.broker_user else "the console's own broker credentials"
+        lines = [
+            f"# node {c.node}, database role {c.role}, {broker}: a new password; the previous one no longer connects"
+        ]
         lines += [f"{key}={value}" for key, value in result.items()]
         return "\n".join(lines)
