@@ -13,18 +13,23 @@ import re
 import secrets
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth.models import User
+from django.core.exceptions import SuspiciousOperation
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from extadmin.models import ExtensionPackage
 from extadmin.operations import Actor
 from extadmin.services import package_import_files
+from extadmin.sso.backend import OidcBackend
 from extadmin.sso.config import OidcConfig
 from extadmin.sso.discovery import provider_metadata_forget
 from extadmin.sso.models import OidcIdentity
@@ -286,3 +291,24 @@ def test_it_ends_the_local_and_the_provider_session_at_logout(
     # The provider asks again who signs in: its session ended too.
     page.click("#sso-sign-in")
     expect(page.locator("input[name=login]")).to_be_visible()
+
+
+def test_it_refuses_an_id_token_of_another_issuer_or_for_another_client(sso: Provider) -> None:
+    """The library checks the signature, expiry and nonce; the issuer and audience are checked here,
+    against the provider's real discovery document."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    backend = OidcBackend()
+
+    def token(**claims: object) -> str:
+        return jwt.encode({"sub": "alice", **claims}, key, algorithm="RS256", headers={"kid": "test"})
+
+    good = {"iss": sso.issuer, "aud": sso.client_id, "exp": int(time.time()) + 60}
+    assert backend.get_payload_data(token(**good), key.public_key())["sub"] == "alice"
+    for bad in [
+        {**good, "iss": "http://127.0.0.1:1"},
+        {**good, "aud": "another-client"},
+        {**good, "aud": [sso.client_id, "another-client"]},  # several audiences, and azp not ours
+        {k: v for k, v in good.items() if k != "exp"},
+    ]:
+        with pytest.raises(SuspiciousOperation):
+            backend.get_payload_data(token(**bad), key.public_key())
