@@ -312,3 +312,20 @@ def test_it_refuses_an_id_token_of_another_issuer_or_for_another_client(sso: Pro
     ]:
         with pytest.raises(SuspiciousOperation):
             backend.get_payload_data(token(**bad), key.public_key())
+
+
+def test_it_refuses_a_user_deactivated_in_extadmin(page: Page, live_server, sso: Provider) -> None:  # type: ignore[no-untyped-def]
+    base = live_server.url
+    sso_sign_in(page, base, sso, "bob")
+    page.click("button:has-text('Log out')")
+    page.click("button:has-text('Yes, sign me out')")
+    User.objects.filter(username="bob").update(is_active=False)
+
+    page.click("#sso-sign-in")
+    provider_sign_in(page, sso, "bob")
+    expect(page).to_have_url(base + "/accounts/login/")
+    expect(page.locator(".messages")).to_have_text(
+        f"Sign-in with {PROVIDER_NAME} did not complete: this account is disabled in extadmin."
+    )
+    page.goto(base + "/")
+    expect(page).to_have_url(f"{base}/accounts/login/?next=/")

@@ -13,7 +13,7 @@ from extadmin.sso.config import OidcConfig, oidc_config
 from extadmin.sso.discovery import provider_metadata_forget
 from extadmin.sso.models import OidcIdentity
 from extadmin.sso.roles import ACT, ROLES
-from extadmin.sso.services import sso_user_sign_in
+from extadmin.sso.services import claimed_groups, sso_user_sign_in
 from tests.processes import free_port
 
 pytestmark = pytest.mark.django_db
@@ -163,3 +163,11 @@ def test_it_logs_a_local_user_out_locally_only(client: Client, sso_on: OidcConfi
     response = client.post("/accounts/logout/")
     assert response.status_code == 302 and response["Location"] == "/accounts/login/"
     assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.parametrize(
+    ("value", "groups"),
+    [(["a", "b"], ["a", "b"]), ("a b,c", ["a", "b", "c"]), (None, []), ({"a": 1}, []), (["a", 3], ["a"])],
+)
+def test_it_reads_the_groups_claim_as_a_list_or_a_string(value: object, groups: list[str]) -> None:
+    assert claimed_groups({"groups": value}, "groups") == groups
