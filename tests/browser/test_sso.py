@@ -8,6 +8,7 @@ consent pages are filled in as a person would.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
@@ -162,6 +163,7 @@ def test_it_signs_an_operator_in_through_the_provider_and_lets_her_upload(
     page: Page, live_server, sso: Provider, node_storage: NodeStorage, pkgdir: Path, caplog  # type: ignore[no-untyped-def]
 ) -> None:
     base = live_server.url
+    caplog.set_level(logging.DEBUG)  # every line of every logger, the library's and requests' too
     seen: list[str] = []
     page.on("load", lambda p: seen.append(p.content()))
     page.goto(base + "/accounts/login/")
@@ -186,8 +188,11 @@ def test_it_signs_an_operator_in_through_the_provider_and_lets_her_upload(
     assert ExtensionPackage.objects.filter(name="SsoUpload").exists()
 
     seen.append(page.content())
+    assert len(seen) >= 5
+    assert '"POST /token HTTP/1.1" 200' in caplog.text  # the exchange itself was logged, and read here
     for text in [*seen, caplog.text, sso.log.read_text()]:
         assert sso.client_secret not in text
+        assert "eyJ" not in text, "a JWT (the ID token) in a page or a log line"
 
 
 def test_it_signs_a_viewer_in_read_only(page: Page, live_server, sso: Provider) -> None:  # type: ignore[no-untyped-def]
