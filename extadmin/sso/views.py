@@ -102,6 +102,8 @@ def end_session_url(request: HttpRequest) -> str | None:
 class LogoutView(auth_views.LogoutView):
     """Django's logout (POST), then, after a single sign-on, the provider's logout."""
 
+    provider_logout: str | None = None
+
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         self.provider_logout = end_session_url(request)
         return super().post(request, *args, **kwargs)
