@@ -1,15 +1,17 @@
 """The provider's metadata (``/.well-known/openid-configuration``), fetched at the first sign-in and
-kept for the life of the process.
+kept for the life of the process. Read with the standard library: the URLconf imports this module,
+so every management command would otherwise pay for an HTTP client it never uses.
 
 Lazily, not at start: a console whose identity provider is down still starts, and its local login
 (break-glass) still works. A failed fetch is not kept, so the next sign-in tries again.
 """
 from __future__ import annotations
 
+import json
 import threading
+import urllib.error
+import urllib.request
 from typing import Any
-
-import requests
 
 from extadmin.packaging import Refusal
 from extadmin.sso.config import OidcConfig
@@ -44,10 +46,14 @@ def provider_metadata_forget() -> None:
 def _fetch(config: OidcConfig) -> dict[str, Any]:
     where = f"the identity provider's discovery document {config.discovery_url}"
     try:
-        response = requests.get(config.discovery_url, timeout=config.timeout)
-        response.raise_for_status()
-        document = response.json()
-    except (requests.RequestException, ValueError) as exc:
+        # The scheme is http(s): config refuses any other.
+        with urllib.request.urlopen(config.discovery_url, timeout=config.timeout) as response:  # noqa: S310
+            document = json.loads(response.read(1024 * 1024))
+    except urllib.error.HTTPError as exc:
+        raise ProviderUnavailable(STEP, f"{where} could not be read (HTTP {exc.code})") from None
+    except urllib.error.URLError as exc:
+        raise ProviderUnavailable(STEP, f"{where} could not be read ({exc.reason})") from None
+    except (OSError, ValueError) as exc:
         raise ProviderUnavailable(STEP, f"{where} could not be read ({type(exc).__name__})") from None
     if not isinstance(document, dict) or any(not isinstance(document.get(k), str) for k in NEEDED):
         raise ProviderUnavailable(STEP, f"{where} lacks one of {', '.join(NEEDED)}")

@@ -15,11 +15,10 @@ from django.views.generic import View
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from extadmin.packaging import Refusal
-from extadmin.sso.backend import OidcBackend, oidc_setting
 from extadmin.sso.config import OidcConfig
 from extadmin.sso.discovery import STEP, provider_metadata
+from extadmin.sso.library import BACKEND, oidc_setting
 
-BACKEND = f"{OidcBackend.__module__}.{OidcBackend.__qualname__}"
 FORGED_STATE = (
     "this answer from the identity provider belongs to no sign-in started in this browser (its state "
     "does not match); start again from the login page"

@@ -9,8 +9,10 @@ from django.contrib.auth.models import Group, User
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
+from extadmin.sso.backend import OidcBackend
 from extadmin.sso.config import OidcConfig, oidc_config
 from extadmin.sso.discovery import provider_metadata_forget
+from extadmin.sso.library import BACKEND
 from extadmin.sso.models import OidcIdentity
 from extadmin.sso.roles import ACT, ROLES
 from extadmin.sso.services import claimed_groups, sso_user_sign_in
@@ -150,7 +152,7 @@ def test_it_refuses_sign_in_while_the_provider_cannot_be_reached(client: Client,
     response = client.get("/oidc/authenticate/")
     assert response.status_code == 502
     assert b"sign in</strong>: the identity provider&#x27;s discovery document" in response.content
-    assert b"could not be read (ConnectionError)" in response.content
+    assert b"could not be read ([Errno 111] Connection refused)" in response.content
     # Break-glass: the local login still works.
     User.objects.create_user("admin", password="break-glass-pw-1")
     assert client.post("/accounts/login/", {"username": "admin", "password": "break-glass-pw-1"}).status_code == 302
@@ -171,3 +173,8 @@ def test_it_logs_a_local_user_out_locally_only(client: Client, sso_on: OidcConfi
 )
 def test_it_reads_the_groups_claim_as_a_list_or_a_string(value: object, groups: list[str]) -> None:
     assert claimed_groups({"groups": value}, "groups") == groups
+
+
+def test_it_names_the_backend_the_logout_looks_for() -> None:
+    # The views name the backend by its path so that they (and the URLconf) never import it.
+    assert f"{OidcBackend.__module__}.{OidcBackend.__qualname__}" == BACKEND
