@@ -15,6 +15,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from extadmin.packaging.policy import PolicyError, parse_import_policy
+from extadmin.sso.config import oidc_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("EXTADMIN_VAR", BASE_DIR / "var"))
@@ -102,6 +103,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "extadmin.apps.ExtadminConfig",
     "nodes.apps.NodesConfig",
+    "extadmin.sso.apps.SsoConfig",  # after extadmin and nodes: its roles take their permissions
 ]
 
 MIDDLEWARE = [
@@ -193,6 +195,14 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "extadmin.reporting.CredentialMaskingFilter"
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# Single sign-on (OpenID Connect, extadmin/sso/): off unless EXTADMIN_OIDC_ISSUER is set; the local
+# login stays (break-glass). The EXTADMIN_OIDC_* variables are read in extadmin/sso/config.py.
+EXTADMIN_OIDC = oidc_config(os.environ, production=PRODUCTION)
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    *(["extadmin.sso.backend.OidcBackend"] if EXTADMIN_OIDC else []),
+]
 
 # --- Security (production) -----------------------------------------------------------------
 if PRODUCTION:

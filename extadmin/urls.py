@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
+from extadmin.sso.views import LogoutView
 from extadmin.web.accounts import PasswordResetView
 from extadmin.web.metrics import metrics
 
@@ -10,7 +11,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # Before Django's own: the reset mail's links use the configured host, never the request's.
     path("accounts/password_reset/", PasswordResetView.as_view(), name="password_reset"),
+    # Before Django's own: after a single sign-on, logout also ends the provider's session.
+    path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("oidc/", include("extadmin.sso.urls")),
     path("api/", include("extadmin.api.urls")),
     path("nodes/", include("nodes.urls")),
     path("metrics", metrics, name="metrics"),  # Prometheus: a bearer token or loopback, no session
