@@ -12,5 +12,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", include("extadmin.api.urls")),
     path("nodes/", include("nodes.urls")),
+    path("webhooks/", include("webhooks.urls")),
     path("", include("extadmin.web.urls")),
 ]
