@@ -4,7 +4,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.nodes.conftest import import_package  # noqa: F401 (the same fixture: import on node web)
+# The same fixtures: import on node web; node n1 and its real sync pass.
+from tests.nodes.conftest import import_package, n1, sync  # noqa: F401
 from tests.webhooks.receiver import Receiver
 from webhooks.models import WebhookEndpoint
 from webhooks.services import endpoint_create

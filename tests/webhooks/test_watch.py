@@ -11,7 +11,6 @@ from nodes.models import Node, SyncState
 from nodes.services import node_seen
 from nodes.sync_states import sync_state_mark
 from tests.nodes.conftest import Importer, Syncer
-from tests.nodes.conftest import n1, sync  # noqa: F401 (node n1 and its real sync pass)
 from tests.webhooks.conftest import EndpointMaker
 from webhooks.models import WebhookDelivery
 from webhooks.watch import watch_scan
@@ -69,7 +68,8 @@ def test_it_emits_node_failed_when_a_cell_turns_failed(
     assert watch_scan() == ["node.failed"]
     assert watch_scan() == []
     [data] = data_of("node.failed")
-    assert data == {"node": "n1", "package": "Alpha", "version": "1.0.0", "checksum": alpha.sha256, "error": "disk full"}
+    assert data == {"node": "n1", "package": "Alpha", "version": "1.0.0", "checksum": alpha.sha256,
+                    "error": "disk full"}
     sync()  # repaired
     watch_scan()
     sync_state_mark(node=node, name="Alpha", version="1.0.0", sha256=alpha.sha256, state=SyncState.State.FAILED,
