@@ -4,7 +4,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-# The same fixtures: import on node web; node n1 and its real sync pass.
+# The same fixtures: real agents; import on node web; node n1 and its real sync pass.
+from tests.cluster.conftest import cluster  # noqa: F401
 from tests.nodes.conftest import import_package, n1, sync  # noqa: F401
 from tests.webhooks.receiver import Receiver
 from webhooks.models import WebhookEndpoint
