@@ -49,7 +49,8 @@ def post(*, url: str, body: bytes, headers: dict[str, str], timeout: float) -> A
     parts = urlsplit(url)
     kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     conn = kind(parts.hostname or "", parts.port, timeout=timeout)
-    watchdog = threading.Timer(timeout, _cut, args=(conn,))
+    cut = threading.Event()
+    watchdog = threading.Timer(timeout, _cut, args=(conn, cut))
     watchdog.daemon = True
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
@@ -60,7 +61,7 @@ def post(*, url: str, body: bytes, headers: dict[str, str], timeout: float) -> A
         ok = 200 <= response.status < 300
         return Answer(response.status, "" if ok else f"HTTP {response.status} {response.reason}".strip())
     except (OSError, http.client.HTTPException) as exc:
-        if watchdog.finished.is_set() or isinstance(exc, TimeoutError):
+        if cut.is_set() or isinstance(exc, TimeoutError):
             return Answer(None, f"no answer within {timeout:g} s")
         return Answer(None, _describe(exc))
     finally:
@@ -68,7 +69,8 @@ def post(*, url: str, body: bytes, headers: dict[str, str], timeout: float) -> A
         conn.close()
 
 
-def _cut(conn: http.client.HTTPConnection) -> None:
+def _cut(conn: http.client.HTTPConnection, cut: threading.Event) -> None:
+    cut.set()  # before the shutdown: the attempt's thread, woken by it, must see why
     sock = conn.sock
     if sock is not None:
         with contextlib.suppress(OSError):  # already closed
