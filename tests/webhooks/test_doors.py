@@ -184,3 +184,15 @@ def test_the_command_refuses_in_the_same_words() -> None:
     code, _, err = run_command("add_webhook", "https://e.com/", "--events", "nope", "--secret", SECRET)
     assert code == 1 and err.startswith(f"error: {REFUSED}")
     assert not WebhookEndpoint.objects.exists()
+
+
+def test_the_admin_shows_endpoints_and_deliveries_but_never_the_secret(endpoint: EndpointMaker) -> None:
+    e = endpoint("sync.paused")
+    [pk] = event_emit(event="sync.paused", data={})
+    admin = Client()
+    admin.force_login(User.objects.create_superuser("root", password=None))
+    for url in ("/admin/webhooks/webhookendpoint/", f"/admin/webhooks/webhookendpoint/{e.pk}/change/",
+                f"/admin/webhooks/webhookdelivery/{pk}/change/", "/admin/webhooks/webhookwatch/"):
+        answer = admin.get(url)
+        assert answer.status_code == 200, url
+        assert SECRET not in answer.content.decode(), url

@@ -3,11 +3,13 @@ real receiver. Deliveries leave from the worker alone: an import or a sync never
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from django.test import Client
+from rest_framework.authtoken.models import Token
 
 from extadmin.celery import app as celery_app
 from extadmin.operations import Actor
@@ -17,7 +19,7 @@ from nodes.models import SyncState
 from tests.cluster.conftest import FAST, Cluster
 from tests.nodes.conftest import Importer
 from tests.packages import build_package
-from tests.processes import ManagedProcess, child_env, manage, wait_for
+from tests.processes import ManagedProcess, RunCommand, child_env, manage, wait_for
 from tests.semantics.support import make_user, token_client
 from tests.webhooks.conftest import SECRET, EndpointMaker
 from tests.webhooks.receiver import Receiver
@@ -125,3 +127,27 @@ def test_a_receiver_that_hangs_slows_no_import_and_no_sync(
     assert hung_sync < free_sync + 3, (hung_sync, free_sync)
     receiver.release()
     receiver.wait("package.converged", count=3, timeout=30)
+
+
+def test_scripts_run_starts_the_webhooks_worker_under_its_supervisor(
+    tmp_path: Path, endpoint: EndpointMaker, receiver: Receiver
+) -> None:
+    endpoint("sync.paused")
+    run = RunCommand(tmp_path).start()
+    try:
+        run.started()
+        log = run.var / "log" / "webhooks.log"
+        wait_for(lambda: log.exists() and "ready" in log.read_text(), timeout=90, what="the worker of scripts/run")
+        # Through the run's own console: it publishes to the run's broker (its var/ folder's, when embedded).
+        token = Token.objects.create(user=make_user("hooks", staff=True))
+        request = urllib.request.Request(  # noqa: S310 (http://127.0.0.1 only)
+            f"{run.url}/api/cluster/pause/", method="POST", headers={"Authorization": f"Token {token.key}"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 (http://127.0.0.1 only)
+            assert answer.status == 200
+        [got] = receiver.wait("sync.paused", timeout=20)
+        assert signature_valid(secret=SECRET, body=got.body, header=got.headers["X-Extadmin-Signature"])
+    finally:
+        status = run.terminate()
+    assert status in (0, 143), run.output()
+    assert "agent webhooks stopped" in log.read_text()
