@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import transaction
@@ -167,3 +170,19 @@ def test_a_refused_import_emits_nothing(endpoint: EndpointMaker, import_package:
     with pytest.raises(Refusal):
         import_package("Alpha", "1.0.0")  # a downgrade
     assert WebhookDelivery.objects.count() == 1
+
+
+def test_the_documented_verification_snippet_verifies_a_real_delivery(
+    endpoint: EndpointMaker, receiver: Receiver
+) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text()
+    snippet = next(block for block in re.findall(r"```python\n(.*?)```", doc, re.S) if "def extadmin_" in block)
+    namespace: dict[str, Any] = {}
+    exec(snippet, namespace)  # noqa: S102 (our own documentation)
+    endpoint("sync.paused")
+    [pk] = event_emit(event="sync.paused", data={})
+    delivery_attempt(delivery_id=pk, attempt=0)
+    [got] = receiver.requests
+    header = got.headers["X-Extadmin-Signature"]
+    assert namespace["extadmin_signature_valid"](SECRET, got.body, header)
+    assert not namespace["extadmin_signature_valid"]("another-secret-of-length", got.body, header)
