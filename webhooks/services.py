@@ -153,7 +153,9 @@ def delivery_attempt(*, delivery_id: int, attempt: int) -> WebhookDelivery | Non
     )
     if not claimed:
         return None  # another worker got there first, or there is nothing left to do
-    delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
+    delivery = WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id).first()
+    if delivery is None:
+        return None  # its endpoint was deleted meanwhile, and the delivery with it
     body = delivery.body.encode()
     headers = {
         "Content-Type": "application/json", SIGNATURE_HEADER: signature(secret=delivery.endpoint.secret, body=body),

@@ -134,7 +134,9 @@ def test_the_page_refuses_in_the_same_words(page: Client) -> None:
     answer = page.post("/webhooks/add/", {"url": "https://e.com/", "events": ["nope"], "secret": SECRET,
                                           "csrfmiddlewaretoken": csrf(page)})
     assert answer.status_code == 400
-    assert "<strong>webhook</strong>: unknown event &#x27;nope&#x27;" in answer.content.decode()
+    html = answer.content.decode()
+    assert "<strong>webhook</strong>: unknown event &#x27;nope&#x27;" in html
+    assert SECRET not in html  # the refused form is shown again, its secret field empty
     assert not WebhookEndpoint.objects.exists()
 
 
@@ -196,3 +198,20 @@ def test_the_admin_shows_endpoints_and_deliveries_but_never_the_secret(endpoint:
         answer = admin.get(url)
         assert answer.status_code == 200, url
         assert SECRET not in answer.content.decode(), url
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ([], "'url' must be a text and is required"),
+        ({"url": 5, "events": ["sync.paused"]}, "'url' must be a text and is required"),
+        ({"url": "https://e.com/\u0000", "events": ["sync.paused"]}, "the url must be one address"),
+        ({"url": "https://e.com/", "events": {"a": 1}}, "'events' must be a list of event names"),
+        ({"url": "https://e.com/", "events": ["sync.paused"], "secret": None}, "'secret' must be a text"),
+    ],
+)
+def test_the_api_refuses_malformed_bodies_without_a_500(admin_user: User, body: object, reason: str) -> None:
+    answer = token_client(admin_user).post("/api/webhooks/", body, format="json")
+    assert answer.status_code == 400, answer.content
+    assert answer.json()["error"]["step"] == "webhook" and answer.json()["error"]["reason"].startswith(reason)
+    assert not WebhookEndpoint.objects.exists()
