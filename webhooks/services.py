@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -196,14 +196,15 @@ def deliveries_due(*, limit: int = 200) -> list[tuple[int, int]]:
         .order_by("next_attempt_at").values_list("pk", "attempts", "next_attempt_at")[:limit]
     )
     later = now + requeue_after()
-    return [
-        (pk, attempts) for pk, attempts, at in rows
-        if WebhookDelivery.objects.filter(pk=pk, status=Status.PENDING, attempts=attempts, next_attempt_at=at)
-        .update(next_attempt_at=later)
-    ]
+    taken = []
+    for pk, attempts, at in rows:
+        still = WebhookDelivery.objects.filter(pk=pk, status=Status.PENDING, attempts=attempts, next_attempt_at=at)
+        if still.update(next_attempt_at=later):  # 0: another sweep took it, or a worker claimed it
+            taken.append((pk, attempts))
+    return taken
 
 
-def _take_back_abandoned(now: object) -> None:
+def _take_back_abandoned(now: datetime) -> None:
     """An attempt still ``sending`` past its claim: its worker died. It counted as an attempt."""
     abandoned = WebhookDelivery.objects.filter(status=Status.SENDING, claimed_until__lt=now)
     error = "the webhooks worker stopped during the attempt"
