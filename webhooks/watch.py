@@ -115,7 +115,8 @@ def watch_scan() -> list[str]:
     if not changes and recorded.keys() <= keys:
         return []
     with transaction.atomic():
-        # Again under the rows' lock: of two workers scanning at once, one emits each event.
+        # Again under the rows' lock: of two workers scanning at once, one emits each change of a
+        # recorded fact (a fact seen for the first time has no row to lock: run one worker).
         recorded = dict(WebhookWatch.objects.select_for_update().values_list("key", "value"))
         changes, keys = _changes(doc, recorded)
         for change in changes:

@@ -11,7 +11,7 @@ from webhooks.worker import WebhookWorker
 class Command(BaseCommand):
     help = (
         "Run the webhooks worker: watches the cluster for webhook events and sends every delivery "
-        "(queue 'webhooks'), with its retries. One per installation is enough; more share the work."
+        "(queue 'webhooks'), with its retries. Run one per installation."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
