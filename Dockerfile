@@ -7,6 +7,7 @@ WORKDIR /src
 COPY pyproject.toml ./
 COPY extadmin ./extadmin
 COPY nodes ./nodes
+COPY webhooks ./webhooks
 RUN python -m venv /venv && /venv/bin/pip install --no-cache-dir .
 
 FROM python:3.11-slim
@@ -26,6 +27,7 @@ WORKDIR /app
 COPY --chown=extadmin:extadmin manage.py ./
 COPY --chown=extadmin:extadmin extadmin ./extadmin
 COPY --chown=extadmin:extadmin nodes ./nodes
+COPY --chown=extadmin:extadmin webhooks ./webhooks
 COPY --chown=extadmin:extadmin templates ./templates
 COPY --chown=extadmin:extadmin static ./static
 # collectstatic needs settings but no secrets: build-time placeholders, never used at run time.

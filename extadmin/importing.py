@@ -63,6 +63,7 @@ from nodes.sync_states import (
     sync_state_record_local_install,
     sync_state_restore_installed,
 )
+from webhooks import events as webhook_events
 
 HASH_BLOCK = 1024 * 1024
 
@@ -487,6 +488,7 @@ class _StepsRun:
                     faults.checkpoint("import.after_archive")
                 self.packages.append(package)
             nodes_nudge_on_commit(exclude=self.node_name)
+            webhook_events.packages_imported(packages=self.packages, node=self.node_name, by=self.actor.username)
 
     def _mark_committed(self) -> None:
         self.committed = True

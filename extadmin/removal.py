@@ -29,6 +29,7 @@ from nodes.services import (
     nodes_nudge_on_commit,
 )
 from nodes.sync_states import sync_state_record_local_removal
+from webhooks import events as webhook_events
 
 
 def removal_check(*, name: str) -> ExtensionPackage:
@@ -120,6 +121,7 @@ def _run_steps(package: ExtensionPackage, recorder: OperationRecorder, storage: 
             sync_state_record_local_removal(node=node, package_name=name)
             faults.checkpoint("remove.after_package")
         nodes_nudge_on_commit(exclude=node_name)
+        webhook_events.package_removed(package=package, node=node_name, by=recorder.operation.username)
     with recorder.step(4, "local"):  # under the folder lock taken before step 1
         storage.remove(name)
         storage.clean_leftovers_of(name)

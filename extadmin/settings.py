@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "extadmin.apps.ExtadminConfig",
     "nodes.apps.NodesConfig",
+    "webhooks.apps.WebhooksConfig",
     "extadmin.sso.apps.SsoConfig",  # after extadmin and nodes: its roles take their permissions
 ]
 
@@ -340,3 +341,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("EXTADMIN_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Webhooks (``webhooks``; sent by ``manage.py run_worker``, never by a request or an agent) ------
+# Attempts per delivery (the first included), each bounded by the timeout; the wait before attempt
+# n+1 is EXTADMIN_WEBHOOK_BACKOFF × 2^(n-1) seconds, at most an hour.
+EXTADMIN_WEBHOOK_MAX_ATTEMPTS = env_int("EXTADMIN_WEBHOOK_MAX_ATTEMPTS", 5)
+EXTADMIN_WEBHOOK_TIMEOUT = float(os.environ.get("EXTADMIN_WEBHOOK_TIMEOUT", "5"))
+EXTADMIN_WEBHOOK_BACKOFF = float(os.environ.get("EXTADMIN_WEBHOOK_BACKOFF", "10"))
+# How often the worker compares the cluster with what it last emitted, and sends what is due.
+EXTADMIN_WEBHOOK_SCAN_INTERVAL = float(os.environ.get("EXTADMIN_WEBHOOK_SCAN_INTERVAL", "1"))

@@ -18,5 +18,6 @@ urlpatterns = [
     path("api/", include("extadmin.api.urls")),
     path("nodes/", include("nodes.urls")),
     path("metrics", metrics, name="metrics"),  # Prometheus: a bearer token or loopback, no session
+    path("webhooks/", include("webhooks.urls")),
     path("", include("extadmin.web.urls")),
 ]

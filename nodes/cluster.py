@@ -16,6 +16,7 @@ from extadmin.models import Operation
 from extadmin.operations import Actor, OperationRecorder
 from nodes.models import ClusterSettings
 from nodes.services import nodes_nudge_on_commit
+from webhooks import events as webhook_events
 
 SETTINGS_ID = 1
 
@@ -34,6 +35,7 @@ def cluster_pause(*, actor: Actor) -> tuple[ClusterSettings, Operation]:
             row.paused_by = actor.user if getattr(actor.user, "pk", None) else None
             row.save()
         operation = _record(Operation.Kind.PAUSE, actor)
+        webhook_events.sync_switched(paused=True, by=actor.username)
     return row, operation
 
 
@@ -46,6 +48,7 @@ def cluster_resume(*, actor: Actor) -> tuple[ClusterSettings, Operation]:
         row.paused_by = None
         row.save()
         operation = _record(Operation.Kind.RESUME, actor)
+        webhook_events.sync_switched(paused=False, by=actor.username)
         # No node is excluded: while paused, even the importing node's peers skipped their syncs.
         nodes_nudge_on_commit()
     return row, operation

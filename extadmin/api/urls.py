@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from extadmin.api import nodes, policy, views
@@ -17,6 +17,7 @@ urlpatterns = [
     path("cluster/pause/", views.ClusterPauseView.as_view(), name="cluster-pause"),
     path("cluster/resume/", views.ClusterResumeView.as_view(), name="cluster-resume"),
     path("policy/", policy.ImportPolicyView.as_view(), name="policy"),
+    path("webhooks/", include("webhooks.api_urls")),
     # The schema and its docs. Swagger UI comes from drf-spectacular-sidecar's static files, never a
     # CDN; Redoc is not offered because drf-spectacular's page for it loads Google Fonts.
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

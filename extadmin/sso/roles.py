@@ -21,6 +21,8 @@ ACT = [
     "extadmin.add_extensionpackage", "extadmin.delete_extensionpackage",  # upload, delete
     "nodes.change_clustersettings",  # pause and resume syncing
     "nodes.delete_node",  # forget a node
+    # register, change, resend and delete webhook endpoints
+    "webhooks.add_webhookendpoint", "webhooks.change_webhookendpoint", "webhooks.delete_webhookendpoint",
 ]
 ROLES: dict[str, list[str]] = {"operator": [*VIEW, *ACT], "viewer": VIEW}
 

@@ -1,0 +1,1 @@
+"""Signed webhooks: endpoints operators register, the events the cluster emits, their deliveries."""
