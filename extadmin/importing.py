@@ -29,6 +29,7 @@ from django.utils import timezone
 from extadmin import faults
 from extadmin.archive import archive_write
 from extadmin.claim import storage_claim
+from extadmin.logs import logged_as
 from extadmin.models import Entity, ExtensionPackage, Operation, OperationStep
 from extadmin.operations import Actor, OperationRecorder, operations_mark_interrupted
 from extadmin.packaging import (
@@ -254,6 +255,7 @@ def _check_ratio_together(items: list[ImportItem], validated: list[ValidatedPack
     check_ratio(unpacked, packed, limits=limits_from_settings(), what=what)
 
 
+@logged_as(node="node_name")  # its lines name the node; the operation adds its package and id
 def package_import(
     *,
     items: list[ImportItem],

@@ -14,6 +14,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from extadmin.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("EXTADMIN_VAR", BASE_DIR / "var"))
 
@@ -187,6 +189,7 @@ WHITENOISE_USE_FINDERS = not PRODUCTION
 
 # Error reports (the debug page, mails to admins) mask the passwords in URLs such as the broker's.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "extadmin.reporting.CredentialMaskingFilter"
+DEFAULT_EXCEPTION_REPORTER = "extadmin.reporting.CredentialMaskingReporter"
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
@@ -291,11 +294,5 @@ SPECTACULAR_SETTINGS = {
 # (its right-most address is what the proxy saw); a client can write anything in it otherwise.
 EXTADMIN_TRUST_X_FORWARDED_FOR = env_bool("EXTADMIN_TRUST_X_FORWARDED_FOR", False)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("EXTADMIN_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# EXTADMIN_LOG_FORMAT=json: one JSON object per line; every handler masks credentials (extadmin.logs).
+LOGGING = logging_config(os.environ.get("EXTADMIN_LOG_LEVEL", "INFO"))
