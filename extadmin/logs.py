@@ -114,7 +114,7 @@ class ContextFilter(logging.Filter):
 # failover list (";") or whitespace, as urllib splits it.
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^:/@\s;]*:)[^\s;]*@", re.IGNORECASE)
 _AUTHORIZATION = re.compile(
-    r"(?P<head>\bauthorization['\"]?\s*[:=]\s*['\"]?(?:(?:bearer|token|basic|digest)\s+)?)[^\s'\",;]+",
+    r"(?P<head>authorization['\"]?\s*[:=]\s*['\"]?(?:(?:bearer|token|basic|digest)\s+)?)[^\s'\",;]+",
     re.IGNORECASE,
 )
 _SECRET_WORDS = r"(?:[a-z0-9_]*(?:password|passwd|pwd|token|secret|api_?key|access_?key|private_?key))"  # noqa: S105 (names, not a password)
