@@ -10,15 +10,18 @@ page never shows a credential; the page as a whole is masked once more before it
 from __future__ import annotations
 
 import html
+import re
+from collections.abc import Callable
 from typing import Any
 
-from django.http import HttpRequest
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.safestring import SafeString, mark_safe
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
-from extadmin.logs import mask_url_passwords, redact, secret_values
+from extadmin.logs import MIN_SECRET_LENGTH, mask_url_passwords, redact, secret_values
 
-__all__ = ["CredentialMaskingFilter", "CredentialMaskingReporter", "mask_url_passwords"]
+__all__ = ["CredentialMaskingFilter", "CredentialMaskingReporter", "DebugPageMasking", "mask_url_passwords"]
 
 
 class CredentialMaskingFilter(SafeExceptionReporterFilter):
@@ -48,10 +51,55 @@ class CredentialMaskingReporter(ExceptionReporter):
         return data
 
     def get_traceback_html(self) -> SafeString:
-        page = str(super().get_traceback_html())
-        # The page shows values HTML-escaped: mask them as written there too.
-        known = secret_values()
-        return mark_safe(redact(page, secrets=[*known, *(html.escape(s) for s in known)]))  # noqa: S308 (Django's page, masked)
+        page = mask_page(str(super().get_traceback_html()), self.request)
+        return mark_safe(page)  # noqa: S308 (Django's own page, masked)
 
     def get_traceback_text(self) -> SafeString:
-        return mark_safe(redact(str(super().get_traceback_text())))  # noqa: S308 (Django's text, masked)
+        return mark_safe(mask_page(str(super().get_traceback_text()), self.request))  # noqa: S308 (as above)
+
+
+_CREDENTIAL_FIELD = re.compile(r"pass|token|secret|key|auth", re.IGNORECASE)
+
+
+def request_secrets(request: HttpRequest | None) -> list[str]:
+    """What the client sent that is a credential: its Authorization header (an API token reaches the
+    frames of the query that looks it up), its cookies, and fields named like a password or token."""
+    if request is None:
+        return []
+    found = [request.META.get("HTTP_AUTHORIZATION", "")]
+    found += request.META.get("HTTP_AUTHORIZATION", "").split()[1:]
+    found += list(request.COOKIES.values())
+    try:  # Django's page reads the form too; a body it cannot read has no fields to mask
+        forms = [request.GET, request.POST if request.method == "POST" else {}]
+    except Exception:
+        forms = [request.GET]
+    for params in forms:
+        found += [v for k, v in params.items() if _CREDENTIAL_FIELD.search(k)]
+    return [v for v in found if len(v) >= MIN_SECRET_LENGTH]
+
+
+def mask_page(page: str, request: HttpRequest | None) -> str:
+    # The page shows values HTML-escaped and in reprs: mask them as written there too.
+    known = [*secret_values(), *request_secrets(request)]
+    return redact(page, secrets=sorted({*known, *(html.escape(s) for s in known)}, key=len, reverse=True))
+
+
+class DebugPageMasking:
+    """With DEBUG on, Django's 404 page (``technical_404_response``) shows the request's address as it
+    came, query string included, and no reporter class is asked first: every error page with DEBUG on
+    is masked here, outermost, after Django made it. Without DEBUG the pages are the console's own."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if not settings.DEBUG or response.status_code < 400 or not isinstance(response, HttpResponse):
+            return response
+        if not response.get("Content-Type", "").startswith(("text/html", "text/plain")):
+            return response
+        page = response.content.decode(response.charset, errors="replace")
+        response.content = mask_page(page, request).encode(response.charset)
+        if response.has_header("Content-Length"):
+            response["Content-Length"] = str(len(response.content))
+        return response

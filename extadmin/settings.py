@@ -105,6 +105,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "extadmin.reporting.DebugPageMasking",  # outermost: masks credentials in the DEBUG pages Django made
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before the session, CSRF and authentication: a NUL or an unreadable body is refused before
