@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -238,3 +239,20 @@ def _assert_context(tmp: Path, agent_name: str) -> None:
     loggers = {x["logger"] for x in console_lines}
     assert {"gunicorn.error", "gunicorn.access", "django.request"} <= loggers, loggers
     assert any("token=***" in x["message"] for x in console_lines if x["logger"] == "gunicorn.access")
+
+
+def test_it_writes_the_supervisors_lines_as_json_too(tmp_path: Path) -> None:
+    """scripts/supervise's own lines (an agent restarted) sit in the agent's log between its JSON lines."""
+    log = tmp_path / "node-9.log"
+    env = {**child_env(), "EXTADMIN_LOG_FORMAT": "json"}
+    dying = [sys.executable, "-c", "import sys; sys.exit(3)"]
+    supervisor = ManagedProcess(env=env, log=tmp_path / "supervisor.out",
+                                argv=[str(ROOT / "scripts" / "supervise"), "node-9", str(log), *dying]).start()
+    try:
+        wait_for(lambda: log.exists() and "exited with status 3" in log.read_text(), timeout=20, what="a restart")
+    finally:
+        supervisor.stop()
+    _assert_json_lines(log)
+    first = json.loads(log.read_text().splitlines()[0])
+    assert (first["logger"], first["node"]) == ("supervise", "node-9")
+    assert first["message"] == "agent node-9 exited with status 3; restarting in 2 s"
