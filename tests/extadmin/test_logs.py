@@ -9,12 +9,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
-from extadmin.logs import JsonFormatter, _secret_values, filtered, log_context, redact
+from extadmin.logs import JsonFormatter, _secret_values, filtered, formatter, log_context, redact
 from extadmin.models import Operation
 from nodes.models import SyncRun
 from nodes.reconcile import reconcile
 from tests.extadmin.conftest import import_path
+from tests.processes import child_env, manage
 
 Lines = Callable[[], list[dict[str, str]]]
 
@@ -111,3 +113,28 @@ def test_it_names_the_node_of_a_sync(json_lines: Lines, node_storage, make_packa
     lines = [x for x in json_lines() if x["logger"] == "nodes.reconcile"]
     assert lines and all(x["node"] == "rack-2" for x in lines)
     assert any("Alpha" in x["message"] for x in lines)
+
+
+def test_it_stays_text_unless_json_is_asked_for_and_refuses_any_other_format(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EXTADMIN_LOG_FORMAT", raising=False)
+    assert type(formatter()) is logging.Formatter
+    monkeypatch.setenv("EXTADMIN_LOG_FORMAT", "JSON")
+    assert isinstance(formatter(), JsonFormatter)
+    monkeypatch.setenv("EXTADMIN_LOG_FORMAT", "yaml")
+    with pytest.raises(ImproperlyConfigured, match="EXTADMIN_LOG_FORMAT must be 'json' or 'text', not 'yaml'"):
+        formatter()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_writes_an_agents_refusal_to_start_as_a_json_line(tmp_path: Path) -> None:
+    storage = tmp_path / "shared"
+    assert manage("sync_node", "--name", "first", "--storage", str(storage)).returncode == 0  # claims it
+
+    refused = manage("run_node", "--name", "second", "--storage", str(storage),
+                     env=child_env(EXTADMIN_LOG_FORMAT="json"), timeout=60)
+
+    assert refused.returncode == 1
+    (line,) = [json.loads(x) for x in refused.stderr.splitlines()]
+    assert (line["level"], line["node"]) == ("ERROR", "second")
+    assert line["message"].startswith("error: start: ") and "first" in line["message"]
+    assert refused.stdout == ""
