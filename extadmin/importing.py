@@ -33,6 +33,7 @@ from extadmin import faults
 from extadmin.archive import archive_write
 from extadmin.claim import storage_claim
 from extadmin.collisions import entity_collisions_check, entity_collisions_together, entity_declarations_lock
+from extadmin.logs import logged_as
 from extadmin.models import Entity, ExtensionPackage, Operation, OperationStep
 from extadmin.operations import Actor, OperationRecorder, operations_mark_interrupted
 from extadmin.packaging import (
@@ -317,6 +318,7 @@ def _check_ratio_together(items: list[ImportItem], validated: list[ValidatedPack
     check_ratio(unpacked, packed, limits=limits_from_settings(), what=what)
 
 
+@logged_as(node="node_name")  # its lines name the node; the operation adds its package and id
 def package_import(
     *,
     items: list[ImportItem],

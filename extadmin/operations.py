@@ -16,6 +16,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from extadmin.logs import log_context_add
 from extadmin.models import ExtensionPackage, Operation, OperationStep
 from extadmin.packaging import Refusal
 
@@ -62,6 +63,7 @@ class OperationRecorder:
             started_at=timezone.now(),
             **fields,
         )
+        log_context_add(package=package_name, operation_id=op.pk)  # the lines of this import or removal
         return cls(operation=op)
 
     @contextmanager

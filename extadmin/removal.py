@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 
 from extadmin import faults
+from extadmin.logs import logged_as
 from extadmin.models import Archive, ArchiveChunk, ExtensionPackage, Operation
 from extadmin.operations import Actor, OperationRecorder, operations_mark_interrupted
 from extadmin.packaging import Conflict, Refusal, is_safe_name
@@ -66,6 +67,7 @@ def _undeploy(package: ExtensionPackage) -> None:
         ExtensionPackage.objects.filter(pk=package.pk).update(state=ExtensionPackage.State.REMOVING)
 
 
+@logged_as(node="node_name", package="name")  # its lines name the node and package; the operation its id
 def package_remove(
     *, name: str, actor: Actor | None = None, node_name: str | None = None, storage_root: Path | None = None
 ) -> Operation:

@@ -14,6 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from extadmin.logs import logging_config
 from extadmin.packaging.policy import PolicyError, parse_import_policy
 from extadmin.sso.config import oidc_config
 
@@ -108,6 +109,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "extadmin.reporting.DebugPageMasking",  # outermost: masks credentials in the DEBUG pages Django made
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before the session, CSRF and authentication: a NUL or an unreadable body is refused before
@@ -192,6 +194,7 @@ WHITENOISE_USE_FINDERS = not PRODUCTION
 
 # Error reports (the debug page, mails to admins) mask the passwords in URLs such as the broker's.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "extadmin.reporting.CredentialMaskingFilter"
+DEFAULT_EXCEPTION_REPORTER = "extadmin.reporting.CredentialMaskingReporter"
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
@@ -333,14 +336,8 @@ EXTADMIN_METRICS_TOKEN = os.environ.get("EXTADMIN_METRICS_TOKEN", "")
 # An agent's own metrics (process, syncs) on 127.0.0.1:<port>; 0 or unset: none.
 EXTADMIN_AGENT_METRICS_PORT = env_int("EXTADMIN_AGENT_METRICS_PORT", 0)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("EXTADMIN_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# EXTADMIN_LOG_FORMAT=json: one JSON object per line; every handler masks credentials (extadmin.logs).
+LOGGING = logging_config(os.environ.get("EXTADMIN_LOG_LEVEL", "INFO"))
 
 # --- Webhooks (``webhooks``; sent by ``manage.py run_worker``, never by a request or an agent) ------
 # Attempts per delivery (the first included), each bounded by the timeout; the wait before attempt

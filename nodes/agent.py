@@ -26,12 +26,13 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
-from celery.signals import worker_shutting_down
+from celery.signals import setup_logging, worker_shutting_down
 from django.conf import settings
 from django.db import DatabaseError, connection
 
 from extadmin.celery import app
 from extadmin.claim import storage_claim
+from extadmin.logs import log_context_default, log_format
 from extadmin.packaging import Refusal
 from extadmin.storage import NodeStorage
 from nodes.agent_metrics import HEARTBEAT_FAILURES, agent_metrics_serve, agent_sync_observed
@@ -60,6 +61,7 @@ class Agent:
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit status. Raises ``Refusal`` when it may not start."""
         global _running
+        log_context_default(node=self.name)  # every line of this process, in every thread, names its node
         claim = storage_claim(storage=NodeStorage(self.storage), node_name=self.name, exclusive=True)
         previous = _stop_on_signals(self.stop)
         try:
@@ -167,19 +169,27 @@ class Agent:
         own = agent_broker_options(node_name=self.name, broker_url=app.conf.broker_url)
         app.conf.broker_transport_options = {**app.conf.broker_transport_options, **own}
         worker_shutting_down.connect(self._on_worker_shutdown, weak=False)
+        # Django's LOGGING stays (its format and credential masking, on every line): a receiver of this
+        # signal tells Celery to configure no logging of its own, and the JSON log has no banner.
+        setup_logging.connect(_keep_django_logging, weak=False)
         worker = app.Worker(
             hostname=f"{self.name}@{socket.gethostname()}", queues=[node_queue(self.name)], concurrency=1, pool="solo",
             loglevel=os.environ.get("EXTADMIN_LOG_LEVEL", "INFO"), without_gossip=True, without_mingle=True,
-            without_heartbeat=True, optimization="fair",
+            without_heartbeat=True, optimization="fair", quiet=log_format() == "json",
         )
         worker.start()
         return int(worker.exitcode or 0)
 
     def _on_worker_shutdown(self, **kwargs: object) -> None:
+        log.info("agent of %s: %s shutdown", self.name, kwargs.get("how", "warm"))
         self.stop.set()  # a sync in progress stops at its next step instead of delaying the shutdown
 
 
 _running: Agent | None = None  # the agent of this process, for the Celery task
+
+
+def _keep_django_logging(**kwargs: object) -> None:
+    """Celery's ``setup_logging`` signal: Django has configured logging already."""
 
 
 def agent_handle_nudge(*, node_name: str, requested_at: str | None) -> None:

@@ -38,6 +38,7 @@ from django.utils import timezone
 from extadmin import faults
 from extadmin.archive import ArchiveIncomplete, archive_copy_to
 from extadmin.importing import limits_from_settings
+from extadmin.logs import logged_as
 from extadmin.models import Archive, ExtensionPackage, Operation
 from extadmin.operations import describe_error
 from extadmin.packaging import (
@@ -146,6 +147,7 @@ class _Pass:
         log.info("%s: %s", self.node.name, line)
 
 
+@logged_as(node="node_name")  # every line of a sync names its node
 def reconcile(
     *,
     node_name: str,

@@ -5,8 +5,9 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandParser, OutputWrapper
 
+from extadmin.logs import stray_output_to_log
 from extadmin.packaging import Refusal
 from nodes.agent import Agent
 
@@ -23,6 +24,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, name: str, storage: Path, interval: float | None, **options: Any) -> None:
+        if stray_output_to_log():  # EXTADMIN_LOG_FORMAT=json: the refusal below is a JSON line too
+            self.stdout, self.stderr = OutputWrapper(sys.stdout), OutputWrapper(sys.stderr)
         agent = Agent(
             name=name, storage=storage, sync_interval=interval or settings.EXTADMIN_SYNC_INTERVAL,
             heartbeat_interval=settings.EXTADMIN_HEARTBEAT_INTERVAL,
