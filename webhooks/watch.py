@@ -10,9 +10,10 @@ node that goes silent writes nothing at all: so the webhooks worker looks, every
 - ``node.offline``      — when a node seen online is now offline;
 - ``node.failed``       — when a node's cell of a package turns failed (again after it recovered).
 
-A new event is one more ``Watch`` in ``WATCHES``: a function from the cluster document to its
-facts. ``node.degraded`` is that one line once the rule for it lands in ``nodes.convergence``
-(``docs/webhooks.md``).
+- ``node.degraded``     — when an online node turns degraded (``nodes.convergence``: it has not
+                          converged a package within ``EXTADMIN_DEGRADED_AFTER`` of its import).
+
+A new event is one more ``Watch`` in ``WATCHES``: a function from the cluster document to its facts.
 """
 from __future__ import annotations
 
@@ -73,10 +74,19 @@ def cells_failed(doc: Document) -> dict[str, Fact]:
     }
 
 
+def nodes_degraded(doc: Document) -> dict[str, Fact]:
+    """Each node degraded now (``nodes.convergence``), with the sentence; one that recovers drops out."""
+    return {
+        n["name"]: Fact("degraded", {"node": n["name"], "reason": n["degraded_reason"]})
+        for n in doc["nodes"] if n.get("degraded")
+    }
+
+
 WATCHES = (
     Watch("package.converged", packages_converged),
     Watch("node.offline", nodes_liveness, went_offline),
     Watch("node.failed", cells_failed),
+    Watch("node.degraded", nodes_degraded),
 )
 
 

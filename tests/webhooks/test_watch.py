@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from extadmin.models import ExtensionPackage
 from nodes.models import Node, SyncState
 from nodes.services import node_seen
 from nodes.sync_states import sync_state_mark
@@ -75,6 +76,27 @@ def test_it_emits_node_failed_when_a_cell_turns_failed(
     sync_state_mark(node=node, name="Alpha", version="1.0.0", sha256=alpha.sha256, state=SyncState.State.FAILED,
                     error="again")
     assert watch_scan() == ["node.failed"]
+
+
+def test_it_emits_node_degraded_with_the_dashboards_sentence(
+    endpoint: EndpointMaker, import_package: Importer, sync: Syncer, settings  # type: ignore[no-untyped-def]
+) -> None:
+    settings.EXTADMIN_DEGRADED_AFTER = 60.0
+    endpoint("node.degraded")
+    sync()
+    pump = import_package("Pump", "1.2.0")
+    node = Node.objects.get(name="n1")
+    sync_state_mark(node=node, name="Pump", version="1.2.0", sha256=pump.sha256, state=SyncState.State.FAILED,
+                    error="disk full")
+    assert "node.degraded" not in watch_scan()  # imported just now: nobody is late yet (failed, though)
+    ExtensionPackage.objects.filter(pk=pump.pk).update(imported_at=timezone.now() - timedelta(seconds=120))
+    assert watch_scan() == ["node.degraded"]
+    assert watch_scan() == []
+    assert data_of("node.degraded") == [{
+        "node": "n1", "reason": "n1 has not installed Pump 1.2.0 within 1 min of its import: sync failed: disk full",
+    }]
+    sync()  # repaired: no longer degraded, and it may fire again later
+    assert "node.degraded" not in watch_scan()
 
 
 def test_it_records_facts_even_without_any_endpoint(import_package: Importer, sync: Syncer) -> None:
