@@ -25,7 +25,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth.models import User
 from django.core.exceptions import SuspiciousOperation
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from extadmin.models import ExtensionPackage
 from extadmin.operations import Actor
@@ -35,7 +35,7 @@ from extadmin.sso.config import OidcConfig
 from extadmin.sso.discovery import provider_metadata_forget
 from extadmin.sso.models import OidcIdentity
 from extadmin.storage import NodeStorage
-from tests.browser.test_console import CHROMIUM, CHROMIUM_ARGS, make_user, shot
+from tests.browser.test_console import make_user, shot
 from tests.packages import build_package
 from tests.processes import ROOT, ManagedProcess, free_port, port_answers, wait_for
 
@@ -109,16 +109,6 @@ def sso(settings, oidc_provider: Provider) -> Provider:  # type: ignore[no-untyp
     settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "extadmin.sso.backend.OidcBackend"]
     provider_metadata_forget()
     return oidc_provider
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture
