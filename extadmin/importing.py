@@ -221,11 +221,14 @@ class ImportItem:
     sha256: str | None = None
     label: str | None = None
     signed: SignedFile | None = None  # None: a file given with no signature
+    # The bundle this member came in, with the bundle's own signature: checked when there is one,
+    # never stored (nodes receive the member's own archive, which only ``signed`` covers).
+    bundle: SignedFile | None = None
 
 
 @dataclass(frozen=True)
 class SignedFile:
-    """The file a signature covers (a package, or the bundle a member came in) and that signature's file."""
+    """The file a signature covers (a package, a bundle's member, or a bundle) and that signature's file."""
 
     path: Path
     signature: Path | None
@@ -276,29 +279,45 @@ def import_plans(*, items: list[ImportItem], validate_only: bool = False) -> lis
 
 
 def signatures_check(plans: list[tuple[ImportItem, ImportPlan]], *, validate_only: bool = False) -> None:
-    """0b. Each file's signature, once per signed file (a bundle's members share the bundle's).
+    """0b. Each package's own signature (a bundle's member: the ``.sig`` beside it in the bundle),
+    and a bundle's own signature when one came with it, each file once.
 
-    Under ``require`` a refusal names the file; under ``warn`` each problem becomes the plan's
-    warning; the signature and its signer go into the plan, for step 3 to store.
+    Under ``require`` a refusal names the file (the member); under ``warn`` each problem becomes
+    the plan's warning; the package's own signature and its signer go into the plan, for step 3 to
+    store, so that every node checks them over the very archive it receives.
     """
     mode = settings.EXTADMIN_SIGNATURES
+    outcome = "would be imported" if validate_only else "was imported"
+    plural = "would be imported" if validate_only else "were imported"
     seen: dict[Path, tuple[str, Checked]] = {}
     for item, plan in plans:
+        bundle = item.bundle
+        if bundle is not None and bundle.signature is not None and bundle.path not in seen:
+            seen[bundle.path] = _signature_checked(mode, bundle)
+            if seen[bundle.path][1].warning:
+                plan.warnings.append(
+                    f"the bundle {bundle.label}: {seen[bundle.path][1].warning}; its packages {plural} "
+                    "because EXTADMIN_SIGNATURES is warn"
+                )
         signed = item.signed or SignedFile(path=item.path, signature=None)
         if signed.path not in seen:
-            signature = read_signature(signed.signature) if signed.signature and mode != "off" else None
-            with refusing_as(signed.label if item.signed else item.label):
-                checked = signature_check(
-                    mode=mode, zip_path=signed.path, signature=signature,
-                    allowed_signers=settings.EXTADMIN_ALLOWED_SIGNERS,
-                )
-            seen[signed.path] = (_stored(signature), checked)
-            outcome = "would be imported" if validate_only else "was imported"
-            if checked.warning:
+            seen[signed.path] = _signature_checked(mode, SignedFile(signed.path, signed.signature, item.label))
+            if seen[signed.path][1].warning:
                 plan.warnings.append(
-                    f"{plan.metadata.name}: {checked.warning}; it {outcome} because EXTADMIN_SIGNATURES is warn"
+                    f"{plan.metadata.name}: {seen[signed.path][1].warning}; it {outcome} because "
+                    "EXTADMIN_SIGNATURES is warn"
                 )
         plan.signature, plan.signer = seen[signed.path][0], seen[signed.path][1].signer
+
+
+def _signature_checked(mode: str, signed: SignedFile) -> tuple[str, Checked]:
+    """One file's signature as ``EXTADMIN_SIGNATURES`` says; a refusal names ``signed.label``."""
+    signature = read_signature(signed.signature) if signed.signature and mode != "off" else None
+    with refusing_as(signed.label):
+        checked = signature_check(
+            mode=mode, zip_path=signed.path, signature=signature, allowed_signers=settings.EXTADMIN_ALLOWED_SIGNERS,
+        )
+    return _stored(signature), checked
 
 
 def _stored(signature: bytes | None) -> str:

@@ -44,7 +44,9 @@ def unpacked_items(
     into a denial of service.
 
     ``signatures``: the detached signature file that came with each file (same order), or None.
-    A bundle's signature covers the bundle file: its members share it (``importing.SignedFile``).
+    A bundle's members are signed one by one, ``A.zip.sig`` beside ``A.zip`` inside the bundle
+    (``ZipPlan.bundle_signatures``): that is the signature stored with A and checked by every node.
+    A signature of the bundle file itself is checked too, when one came with it (``ImportItem.bundle``).
     """
     limits = limits_from_settings()
     several = len(paths) > 1
@@ -59,17 +61,26 @@ def unpacked_items(
                 if not plan.is_bundle():
                     items.append(ImportItem(path=path, sha256=sha256, label=name if several else None, signed=signed))
                     continue
+                member_signatures = plan.bundle_signatures()
                 folder = Path(tmp) / f"{i:05d}"
                 folder.mkdir()
                 extract_zip(path, folder, plan=plan, limits=limits)
+            bundle = SignedFile(path=path, signature=signature, label=name)
             items += [
-                ImportItem(path=folder / m.name, label=f"{name}/{m.name}" if several else m.name, signed=signed)
+                ImportItem(
+                    path=folder / m.name, label=f"{name}/{m.name}" if several else m.name, bundle=bundle,
+                    signed=SignedFile(path=folder / m.name, signature=_inside(folder, member_signatures.get(m.name))),
+                )
                 for m in plan.members
-                if not m.is_dir
+                if not m.is_dir and m.name.lower().endswith(".zip")
             ]
         if not items:
             raise Refusal("validate", "no package to import")
         yield items
+
+
+def _inside(folder: Path, name: str | None) -> Path | None:
+    return folder / name if name is not None else None
 
 
 def package_import_files(

@@ -77,9 +77,33 @@ class ZipPlan:
         return [[member.name, member.size, member.crc] for member in self.members if not member.is_dir]
 
     def is_bundle(self) -> bool:
-        """A zip of extension zips: no metadata.xml at the root and only ``.zip`` files."""
+        """A zip of extension zips: no metadata.xml at the root, only ``.zip`` files and their
+        detached signatures (``.sig``, paired by ``bundle_signatures``)."""
         files = self.names()
-        return bool(files) and "metadata.xml" not in files and all(name.lower().endswith(".zip") for name in files)
+        return bool(files) and "metadata.xml" not in files and all(
+            name.lower().endswith((".zip", ".sig")) for name in files
+        )
+
+    def bundle_signatures(self) -> dict[str, str]:
+        """Each signed member's signature entry: ``A.zip`` → ``A.zip.sig``, side by side in a bundle.
+
+        A signature covers exactly one member, the one it is named after; a ``.sig`` entry with no
+        such ``.zip`` beside it, or a second one for the same member, is refused naming the entry
+        (it would otherwise be ignored, and the operator believe the member signed).
+        """
+        files = [member.name for member in self.members if not member.is_dir]
+        zips = {name for name in files if name.lower().endswith(".zip")}
+        signatures: dict[str, str] = {}
+        for name in files:
+            if not name.lower().endswith(".sig"):
+                continue
+            member = name[:-4]
+            if member not in zips:
+                raise _refuse(f"entry '{shown(name)}' is a signature with no '{shown(member)}' beside it in the bundle")
+            if member in signatures:
+                raise _refuse(f"entry '{shown(name)}' is a second signature of '{shown(member)}'")
+            signatures[member] = name
+        return signatures
 
 
 def _refuse(reason: str) -> Refusal:

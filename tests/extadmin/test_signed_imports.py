@@ -231,22 +231,144 @@ def test_it_imports_several_files_each_with_its_named_signature_through_the_api(
     }
 
 
-def test_it_checks_a_bundles_signature_over_the_bundle_file(
-    trusted: Path, keys: Keys, node_storage: NodeStorage, pkgdir: Path, private_tempdir: Path
+def signed_bundle(pkgdir: Path, keys: Keys, *, unsigned: tuple[str, ...] = (), name: str = "Both") -> Path:
+    """A bundle of A.zip and B.zip, each with its own ``X.zip.sig`` beside it inside (but ``unsigned``)."""
+    entries = []
+    for member in ("A", "B"):
+        path = build_package(pkgdir, member, filename=f"{member}.zip")
+        entries += [path] if member in unsigned else [path, keys.sign(path)]
+    return build_bundle(pkgdir, name, entries)
+
+
+@pytest.mark.parametrize("door", list(DOORS))
+def test_it_imports_a_bundle_whose_members_are_signed_inside_it_under_require(
+    door: str, trusted: Path, keys: Keys, node_storage: NodeStorage, pkgdir: Path, operator: User
 ) -> None:
-    bundle = build_bundle(pkgdir, "Both", [build_package(pkgdir, "A"), build_package(pkgdir, "B")])
+    bundle = signed_bundle(pkgdir, keys)
+
+    code, said = DOORS[door](bundle, None, operator)
+
+    assert code == 0, said
+    for name in ("A", "B"):
+        package = ExtensionPackage.objects.get(name=name)
+        assert (package.signer, package.signer_key) == ("alice@example.com", keys.fingerprint("alice"))
+        assert package.signature == (pkgdir / f"{name}.zip.sig").read_text()  # the member's own
+
+
+def _member_unsigned(pkgdir: Path, keys: Keys) -> tuple[Path, str]:
+    return signed_bundle(pkgdir, keys, unsigned=("B",)), f"B.zip: signature: {UNSIGNED}"
+
+
+def _member_not_matching(pkgdir: Path, keys: Keys) -> tuple[Path, str]:
+    a, b = build_package(pkgdir, "A", filename="A.zip"), build_package(pkgdir, "B", filename="B.zip")
+    other = build_package(pkgdir, "Other", filename="Other.zip")
+    bundle = build_bundle(pkgdir, "Both", [a, keys.sign(a), b, keys.sign(other, to=pkgdir / "B.zip.sig")])
+    return bundle, f"B.zip: signature: {expected_reason('wrong signature', keys)}"
+
+
+def _bundle_signed_by_unknown_key(pkgdir: Path, keys: Keys) -> tuple[Path, str]:
+    bundle = signed_bundle(pkgdir, keys)
+    keys.sign(bundle, key="mallory")  # Both.zip.sig beside it: the bundle's own signature is checked too
+    return bundle, f"Both.zip: signature: {expected_reason('unknown key', keys)}"
+
+
+def _only_the_bundle_signed(pkgdir: Path, keys: Keys) -> tuple[Path, str]:
+    """Strict: the bundle's good signature does not stand for its members (nodes never see the bundle)."""
+    bundle = signed_bundle(pkgdir, keys, unsigned=("A", "B"))
+    keys.sign(bundle)
+    return bundle, f"A.zip: signature: {UNSIGNED}"
+
+
+def _stray_signature(pkgdir: Path, keys: Keys) -> tuple[Path, str]:
+    a = build_package(pkgdir, "A", filename="A.zip")
+    c = build_package(pkgdir, "C", filename="C.zip")
+    bundle = build_bundle(pkgdir, "Both", [a, keys.sign(a), keys.sign(c)])
+    return bundle, "validate: entry 'C.zip.sig' is a signature with no 'C.zip' beside it in the bundle"
+
+
+def _second_signature(pkgdir: Path, keys: Keys) -> tuple[Path, str]:
+    a = build_package(pkgdir, "A", filename="A.zip")
+    sig = keys.sign(a)
+    second = pkgdir / "A.zip.SIG"
+    second.write_bytes(sig.read_bytes())
+    bundle = build_bundle(pkgdir, "Both", [a, sig, second])
+    return bundle, "validate: entry 'A.zip.SIG' is a second signature of 'A.zip'"
+
+
+BAD_BUNDLES = {
+    "a member unsigned": _member_unsigned,
+    "a member's signature not matching": _member_not_matching,
+    "the bundle's own signature by an unknown key": _bundle_signed_by_unknown_key,
+    "only the bundle signed": _only_the_bundle_signed,
+    "a signature without its zip": _stray_signature,
+    "two signatures of one zip": _second_signature,
+}
+
+
+@pytest.mark.parametrize("door", list(DOORS))
+@pytest.mark.parametrize("case", list(BAD_BUNDLES))
+def test_it_refuses_a_bundle_under_require_naming_the_member_with_nothing_written(
+    door: str, case: str, trusted: Path, keys: Keys, node_storage: NodeStorage, pkgdir: Path,
+    private_tempdir: Path, operator: User,
+) -> None:
+    bundle, expected = BAD_BUNDLES[case](pkgdir, keys)
     before = NothingWritten(node_storage.root, private_tempdir)
-    code, _, err = run_command("import_extension", str(bundle))
-    assert code == 1 and err.strip() == f"error: signature: {UNSIGNED}"
+
+    own = bundle.with_name("Both.zip.sig")
+    code, said = DOORS[door](bundle, own if own.exists() else None, operator)
+
+    assert code == REFUSED[door], said
+    assert said == expected
     before.check()
 
-    keys.sign(bundle)
-    code, out, _ = run_command("import_extension", str(bundle))
 
-    assert code == 0, out
-    assert set(ExtensionPackage.objects.values_list("name", "signer")) == {
-        ("A", "alice@example.com"), ("B", "alice@example.com")
-    }
+def test_it_names_the_bundle_and_its_member_among_several_files(
+    trusted: Path, keys: Keys, node_storage: NodeStorage, pkgdir: Path, operator: User
+) -> None:
+    bundle = signed_bundle(pkgdir, keys, unsigned=("B",))
+    lone = build_package(pkgdir, "Lone", filename="Lone.zip")
+    handles = [bundle.open("rb"), lone.open("rb"), keys.sign(lone).open("rb")]
+    try:
+        response = token_client(operator).post(
+            "/api/extensions/", {"file": handles[:2], "signature": handles[2:]}, format="multipart"
+        )
+    finally:
+        for h in handles:
+            h.close()
+
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == {"file": "Both.zip/B.zip", "step": "signature", "reason": UNSIGNED}
+    assert not ExtensionPackage.objects.exists()
+
+
+@pytest.mark.parametrize("door", list(DOORS))
+def test_it_imports_unsigned_members_with_a_warning_naming_them_under_warn(
+    door: str, trusted: Path, keys: Keys, settings, node_storage: NodeStorage, pkgdir: Path,  # type: ignore[no-untyped-def]
+    operator: User,
+) -> None:
+    settings.EXTADMIN_SIGNATURES = "warn"
+    bundle = signed_bundle(pkgdir, keys, unsigned=("B",))
+
+    code, said = DOORS[door](bundle, None, operator)
+
+    assert code == 0, said
+    warning = f"B: {UNSIGNED}; it was imported because EXTADMIN_SIGNATURES is warn"
+    assert warning in " ".join(said.split())
+    assert Operation.objects.get(package_name="A").warnings == ""
+    assert dict(ExtensionPackage.objects.values_list("name", "signer")) == {"A": "alice@example.com", "B": ""}
+
+
+def test_it_ignores_the_signatures_inside_a_bundle_when_off(
+    keys: Keys, settings, node_storage: NodeStorage, pkgdir: Path  # type: ignore[no-untyped-def]
+) -> None:
+    settings.EXTADMIN_SIGNATURES = "off"
+    a = build_package(pkgdir, "A", filename="A.zip")
+    garbage = pkgdir / "A.zip.sig"
+    garbage.write_text("not a signature")
+    code, _, err = run_command("import_extension", str(build_bundle(pkgdir, "Both", [a, garbage])))
+
+    assert code == 0, err
+    assert list(ExtensionPackage.objects.values_list("name", "signature", "signer")) == [("A", "", "")]
 
 
 @pytest.mark.parametrize(

@@ -27,9 +27,10 @@ from extadmin.storage import NodeStorage
 from nodes.models import SyncState
 from tests.dbroles import node_roles_drop
 from tests.extadmin.conftest import sha256_of, snapshot
+from tests.extadmin.test_signed_imports import DOORS, signed_bundle
 from tests.packages import build_package
 from tests.processes import child_env, manage, run_command
-from tests.semantics.support import make_user, token_client
+from tests.semantics.support import OPERATOR_PERMS, make_user, token_client
 from tests.signing import Keys, keys, trusted
 
 __all__ = ["keys", "trusted"]
@@ -174,6 +175,25 @@ def test_it_installs_with_a_warning_under_warn_and_checks_nothing_when_off(
     n1.chk_path("Pkg").unlink()  # a repair under off: nothing is checked, nothing said
     off = manage("sync_node", "--name", "n1", "--storage", str(n1.root), env={**env, "EXTADMIN_SIGNATURES": "off"})
     assert off.returncode == 0 and "signed" not in off.stderr
+
+
+@pytest.mark.parametrize("door", list(DOORS))
+def test_it_installs_every_member_of_a_bundle_signed_inside_it_on_a_node_under_require(
+    door: str, trusted: Path, node_allowed: Path, keys: Keys, node_storage: NodeStorage, n1: NodeStorage,
+    pkgdir: Path, watcher: User,
+) -> None:
+    """Each member's own signature is stored with it, so the node proves the member's own archive."""
+    operator = make_user("operator", *OPERATOR_PERMS)
+    code, said = DOORS[door](signed_bundle(pkgdir, keys), None, operator)
+    assert code == 0, said
+
+    code, result = sync_n1(n1, node_allowed)
+
+    assert code == 0, result
+    assert sorted(result["actions"]) == ["installed A 1.0.0", "installed B 1.0.0"]
+    for name in ("A", "B"):
+        assert n1.read_chk(name) == ExtensionPackage.objects.get(name=name).sha256
+        assert token_client(watcher).get(f"/api/extensions/{name}/").json()["tampered"] == []
 
 
 @pytest.fixture

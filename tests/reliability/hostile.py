@@ -158,6 +158,18 @@ def _cases(g: _Gen) -> list[tuple[str, Callable[[Path], Path], str, int, bool]]:
             zf.writestr(f"{n}.zip", inner.getvalue())
         return p
 
+    def stray_signature(p: Path) -> Path:
+        # A member's signature sits beside it (A.zip.sig by A.zip); one that signs no member would be
+        # ignored, and the operator believe that member signed.
+        inner = io.BytesIO()
+        with zipfile.ZipFile(inner, "w") as zf:
+            for entry, data in g.good():
+                zf.writestr(entry, data)
+        with zipfile.ZipFile(p, "w", zipfile.ZIP_STORED) as zf:
+            zf.writestr(f"{n}.zip", inner.getvalue())
+            zf.writestr(f"{n}Gone.zip.sig", b"-----BEGIN SSH SIGNATURE-----\n-----END SSH SIGNATURE-----\n")
+        return p
+
     def same_entity_twice(p: Path) -> Path:
         entity = f'<Things><Thing name="{n}Shared"/></Things>'
         with zipfile.ZipFile(p, "w", zipfile.ZIP_STORED) as zf:
@@ -270,6 +282,8 @@ def _cases(g: _Gen) -> list[tuple[str, Callable[[Path], Path], str, int, bool]]:
         ("bundle of small zero packages (ratio together)", small_zero_packages, "imported together would unpack to",
          400, False),
         ("bundle with a zip-slip member", hostile_bundle, "escapes the package folder", 400, False),
+        ("bundle with a signature of no member", stray_signature, f"{n.lower()}gone.zip.sig' is a signature with no",
+         400, False),
         ("entity an installed package declares", meta(
             g.metadata().replace("</Entities>", f'<Things><Thing name="{INSTALLED}Thing"/></Things></Entities>')),
          f"thing '{INSTALLED.lower()}thing' is already declared by {INSTALLED.lower()}:1.0.0", 400, False),

@@ -109,6 +109,32 @@ def test_it_recognises_a_bundle(tmp_path: Path) -> None:
     assert inspect_zip(bundle, limits=LIMITS).is_bundle()
 
 
+def test_it_pairs_each_member_of_a_bundle_with_the_signature_beside_it(tmp_path: Path) -> None:
+    inner = package_zip(tmp_path / "inner.zip").read_bytes()
+    entries = [
+        ("A.zip", inner), ("A.zip.sig", b"sig"), ("pkgs/B.ZIP", inner), ("pkgs/B.ZIP.SIG", b"sig"), ("C.zip", inner),
+    ]
+    plan = inspect_zip(make_zip(tmp_path / "b.zip", entries), limits=LIMITS)
+    assert plan.is_bundle()
+    assert plan.bundle_signatures() == {"A.zip": "A.zip.sig", "pkgs/B.ZIP": "pkgs/B.ZIP.SIG"}
+
+
+@pytest.mark.parametrize(
+    ("entries", "reason"),
+    [
+        ([("A.zip", b"x"), ("B.zip.sig", b"s")], "entry 'B.zip.sig' is a signature with no 'B.zip' beside it"),
+        ([("A.zip", b"x"), ("notes.sig", b"s")], "entry 'notes.sig' is a signature with no 'notes' beside it"),
+        ([("A.zip", b"x"), ("A.zip.sig", b"s"), ("A.zip.SIG", b"s")], "entry 'A.zip.SIG' is a second signature of"),
+    ],
+)
+def test_it_refuses_a_signature_in_a_bundle_that_signs_no_member_or_a_signed_one(
+    tmp_path: Path, entries: list[tuple[str, bytes]], reason: str
+) -> None:
+    plan = inspect_zip(make_zip(tmp_path / "b.zip", entries), limits=LIMITS)
+    with pytest.raises(Refusal, match=re.escape(reason)):
+        plan.bundle_signatures()
+
+
 @pytest.mark.parametrize(
     "entries",
     [
