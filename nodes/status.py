@@ -84,13 +84,14 @@ def package_nodes_document(*, package: ExtensionPackage) -> dict[str, Any]:
     """One package on every node: the same cells as ``cluster_document``, one list entry per node."""
     states = package_state_rows(name=package.name)
     nodes = node_rows()
+    late = degraded_cells(cluster_snapshot())  # the cells' "degraded", as in cluster_document
     entries, verdicts = [], []
     for row in nodes:
         s = states.get(row[0])
         v = verdict(bool(row[3]), package.state, s.state if s else None,
                     s is not None and s.installed_sha256 == package.sha256)
         verdicts.append(v)
-        entries.append(_node_state(row, v, s))
+        entries.append({**_node_state(row, v, s), "degraded": (package.name, row[0]) in late})
     t = tally(verdicts)
     tampered = [t.as_dict() for t in package_tampering(nodes=nodes, states=states)]
     return {"converged": t.converged, "online": t.online, "offline": t.offline, "nodes": entries, "tampered": tampered}

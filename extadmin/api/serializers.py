@@ -148,6 +148,9 @@ class NodePackageStateSerializer(serializers.Serializer):
     )
     reported = serializers.CharField(help_text="for an offline node: the state it last reported; else empty")
     up_to_date = serializers.BooleanField(help_text="online, and this package's checksum proven on disk")
+    degraded = serializers.BooleanField(
+        help_text="online, yet not converged within EXTADMIN_DEGRADED_AFTER of the import (as in /api/cluster/)"
+    )
     version = serializers.CharField(help_text="the version the node last reported holding")
     checksum = serializers.CharField(help_text="the checksum the node last reported holding")
     installed_version = serializers.CharField()

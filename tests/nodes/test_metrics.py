@@ -131,6 +131,8 @@ def test_it_says_which_node_is_degraded_on_every_surface(
         cells = {e["name"]: {n: c["degraded"] for n, c in e["nodes"].items()} for e in doc["extensions"]}
         assert cells["Pump"] == {"node-2": True, "web": False, "late": False}
         assert cells["Fresh"] == {"node-2": False, "web": False, "late": False}
+    detail = api.get("/api/extensions/Pump/").json()
+    assert {n["name"]: n["degraded"] for n in detail["nodes"]} == {"node-2": True, "web": False, "late": False}
     html = browser.get("/").content.decode()
     assert html.count(f'data-degraded="{sentence}"') == 2  # the node's column and its Pump cell
     assert "1 degraded" in html
