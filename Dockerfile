@@ -19,6 +19,8 @@ ENV PATH=/venv/bin:$PATH \
     EXTADMIN_VAR=/data \
     DJANGO_STATIC_ROOT=/app/staticfiles
 # ssh-keygen checks package signatures (EXTADMIN_SIGNATURES), on the console and on every node.
+# Not pinned: the base image fixes the Debian release, and openssh-client's security updates are wanted.
+# hadolint ignore=DL3008
 RUN apt-get update && apt-get install -y --no-install-recommends openssh-client && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 extadmin && useradd --system --uid 10001 --gid extadmin --home-dir /app extadmin \
     && mkdir -p /data && chown extadmin:extadmin /data
