@@ -63,7 +63,8 @@ class OperationRecorder:
             started_at=timezone.now(),
             **fields,
         )
-        log_context_add(package=package_name, operation_id=op.pk)  # the lines of this import or removal
+        # The lines of this import or removal: its node too, when the caller left it to the setting.
+        log_context_add(node=node, package=package_name, operation_id=op.pk)
         return cls(operation=op)
 
     @contextmanager
