@@ -383,6 +383,8 @@ class TimelineBar:
     x: float = 0.0  # in the chart's coordinates, filled by ``timeline``
     width: float = 0.0
     y: float = 0.0
+    left_pct: float = 0.0  # where the bar starts and how long it is, in % of the chart's whole width
+    width_pct: float = 0.0
 
     @property
     def text_y(self) -> float:
@@ -441,6 +443,8 @@ def timeline(*, imported_at: datetime, cells: list[Cell], now: datetime | None =
         b.x = round(label_width + b.start * scale, 1)
         b.width = round(max((end - b.start) * scale, 2.0), 1)
         b.y = i * row_height + 4
+        b.left_pct = round(min(b.start / span * 100, 99.0), 2)
+        b.width_pct = round(min(max((end - b.start) / span * 100, 1.0), 100 - b.left_pct), 2)
     return chart
 
 
