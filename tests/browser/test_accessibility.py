@@ -29,6 +29,7 @@ from extadmin.services import package_import_file
 from extadmin.storage import NodeStorage
 from nodes.models import Node, SyncState
 from tests.packages import build_package
+from tests.processes import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -52,6 +53,7 @@ PAGES: list[tuple[str, tuple[str, ...], bool]] = [
 ]
 
 AXE = Axe()
+ARTIFACTS = ROOT / "test-artifacts"  # screenshots of every page at both widths, kept out of git
 
 
 def seed(pkgdir: Path) -> None:
@@ -117,6 +119,9 @@ def check(page: Page, url: str, width: int) -> list[str]:
     response = page.goto(url)
     assert response is not None and response.status < 400, f"{url} answered {response and response.status}"
     page.wait_for_load_state("load")
+    ARTIFACTS.mkdir(exist_ok=True)
+    name = url.split("/", 3)[-1].strip("/").replace("/", "_") or "dashboard"
+    page.screenshot(path=str(ARTIFACTS / f"a11y-{name}-{width}.png"), full_page=True)
     problems = [f"{width} px: {v}" for v in serious(AXE.run(page).response)]
     scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     if scroll > inner:

@@ -14,7 +14,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
@@ -22,14 +21,14 @@ from django.utils import timezone
 
 from extadmin.models import ExtensionPackage
 from extadmin.operations import Actor
-from extadmin.removal import package_remove
 from extadmin.services import package_import_file
 from extadmin.storage import NodeStorage
-from nodes.models import Node, SyncRun, SyncState
+from nodes.models import Node, SyncState
 from nodes.presenters import error_words, timeline
 from nodes.selectors import package_state_rows
 from tests.packages import build_package
 from tests.processes import ROOT
+from tests.web.console_pages import PAGES
 
 pytestmark = pytest.mark.django_db
 
@@ -68,34 +67,6 @@ def text(client: Client, url: str) -> str:
     response = client.get(url)
     assert response.status_code == 200, url
     return VisibleText.of(response.content.decode())
-
-
-@pytest.fixture
-def admin_client(db) -> Client:  # type: ignore[no-untyped-def]
-    c = Client()
-    c.force_login(User.objects.create_superuser("admin", password="pw-admin-1"))
-    return c
-
-
-@pytest.fixture
-def cluster(imported: Imported) -> None:
-    """Packages in every state a page shows: installed, a dependent, removed and still held, failed."""
-    imported("Base", "1.2.0")
-    imported("Consumer", "2.0.0", depends_on="Base:1.0.0")
-    imported("Gone", "0.9.0")
-    package_remove(name="Gone", actor=Actor(via="browser"))
-    now = timezone.now()
-    n2 = Node.objects.create(name="n2", last_heartbeat=now, storage_path="/srv/n2")
-    Node.objects.create(name="n3", last_heartbeat=now - timedelta(hours=3), storage_path="/srv/n3")
-    SyncState.objects.create(node=n2, package_name="Base", state="failed", error="checksum mismatch",
-                             changed_at=now, started_at=now - timedelta(seconds=4), finished_at=now)
-    SyncState.objects.create(node=n2, package_name="Gone", state="installed", changed_at=now)
-    SyncRun.objects.create(node=n2, trigger="periodic", started_at=now - timedelta(seconds=5), finished_at=now,
-                           outcome="failed", error="Base: checksum mismatch")
-
-
-PAGES = ["/", "/nodes/", "/nodes/web/", "/nodes/n2/", "/extensions/Base/", "/extensions/Consumer/",
-         "/extensions/Gone/", "/extensions/Base/delete/", "/extensions/upload/", "/webhooks/"]
 
 
 # --- "536 bytes (536 bytes)" ----------------------------------------------------------------------
