@@ -94,7 +94,8 @@ class ArchiveChunk(models.Model):
 
 
 class Operation(models.Model):
-    """One operator action (import, upgrade, removal, pause, resume, forget a node) and its outcome: the audit trail."""
+    """One operator action (import, upgrade, removal, pause, resume, forget a node, sync or retry a node) and its
+    outcome: the audit trail."""
 
     class Kind(models.TextChoices):
         IMPORT = "import", "import"
@@ -104,6 +105,8 @@ class Operation(models.Model):
         PAUSE = "pause", "pause syncing"
         RESUME = "resume", "resume syncing"
         FORGET_NODE = "forget_node", "forget node"
+        SYNC_NOW = "sync_now", "sync now"
+        RETRY = "retry", "retry now"
 
     class Outcome(models.TextChoices):
         RUNNING = "running", "running"

@@ -29,7 +29,7 @@ def test_it_is_converged_only_when_every_online_node_proved_the_checksum(
     assert doc["extensions"][0]["converged"] is False
     assert doc["extensions"][0]["nodes"]["n1"] == {
         "state": "pending", "reported": "", "up_to_date": False, "version": "", "checksum": "", "error": "",
-        "degraded": False,
+        "retry": "", "failures": 0, "next_retry_at": None, "degraded": False,
     }
 
     sync()
