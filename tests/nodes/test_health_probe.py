@@ -156,14 +156,18 @@ def test_it_gives_the_probe_the_package_version_and_folder_of_the_new_version(
     tmp_path: Path, settings, import_package: Importer, sync: Syncer, n1: NodeStorage,  # type: ignore[no-untyped-def]
 ) -> None:
     seen = tmp_path / "seen"
-    body = (f'#!/bin/sh\necho "$EXTADMIN_PACKAGE|$EXTADMIN_VERSION|$EXTADMIN_PACKAGE_DIR|$EXTADMIN_NODE|$(pwd)" > {seen}'
-            f'\ncat "$EXTADMIN_PACKAGE_DIR/$EXTADMIN_PACKAGE.chk" >> {seen}\n')
+    body = (
+        f'#!/bin/sh\necho "$EXTADMIN_PACKAGE|$EXTADMIN_VERSION|$EXTADMIN_PACKAGE_DIR|$EXTADMIN_NODE|$(pwd)" > {seen}\n'
+        f'echo "$#:$1" >> {seen}\ncat "$EXTADMIN_PACKAGE_DIR/$EXTADMIN_PACKAGE.chk" >> {seen}\n'
+    )
     # Split like a shell's words, run without a shell: the quoted argument stays one word.
     settings.EXTADMIN_HEALTH_PROBE = ["sh", str(probe(tmp_path, body)), "an argument with spaces"]
     alpha = import_package("Alpha", "1.0.0")
     assert sync().ok
     folder = str(n1.package_dir("Alpha"))
-    assert seen.read_text().splitlines() == [f"Alpha|1.0.0|{folder}|n1|{folder}", alpha.sha256]
+    assert seen.read_text().splitlines() == [
+        f"Alpha|1.0.0|{folder}|n1|{folder}", "1:an argument with spaces", alpha.sha256,
+    ]
     assert SyncState.objects.get(node__name="n1", package_name="Alpha").state == "installed"
 
 
