@@ -343,7 +343,9 @@ def degraded_reason(*, node: str, package: str, version: str, cause: str, within
 
 def _degraded_cause(v: Verdict, values: tuple | None) -> str:
     if v.state == FAILED:
-        return f"sync failed: {(values[5] if values else '') or 'no error recorded'}"
+        said = f"sync failed: {(values[5] if values else '') or 'no error recorded'}"
+        retry = retry_words(state=v.state, failures=values[7], next_retry_at=values[8]) if values else ""
+        return f"{said}; {retry}" if retry else said
     if v.state == SYNCING:
         return "still syncing"
     if v.outdated and values is not None:

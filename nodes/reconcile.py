@@ -65,6 +65,7 @@ from nodes.sync_states import (
     sync_state_mark,
     sync_state_mark_removing,
     sync_states_prune,
+    sync_states_retry_now,
 )
 
 log = logging.getLogger(__name__)
@@ -196,6 +197,8 @@ def _run(*, node: Node, storage: NodeStorage, lease: Lease, trigger: str, verify
             error = _note_behind(p)
         else:
             Node.objects.filter(pk=node.pk, behind_since__isnull=False).update(behind_since=None)
+            if trigger == SyncRun.Trigger.MANUAL:  # sync_node: an operator's "retry now" (nodes.retries)
+                sync_states_retry_now(node=node)
             _sync(p, verify_contents=verify_contents)
             if p.failures:
                 outcome = SyncRun.Outcome.FAILED

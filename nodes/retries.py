@@ -13,7 +13,8 @@ writing nothing, until
   ``manage.py sync_node``): the count is set to 0, so the next pass tries at once;
 - the package is installed (proved) some other way, or removed.
 
-Every pass (startup, periodic, nudge) follows the rule; the agent wakes for the next due retry.
+Every pass of the agent (startup, periodic, nudge) follows the rule, and the agent wakes for the next
+due retry; a ``manual`` pass (``sync_node``) is an operator's retry now.
 No query here: ``nodes.sync_states`` writes the fields, ``nodes.reconcile`` asks ``retry_due``.
 """
 from __future__ import annotations

@@ -12,7 +12,7 @@ a reader looking for "who can mark a node installed" finds every answer in this 
   after a backout;
 - the removal on this node (``extadmin.removal``): ``sync_state_record_local_removal``;
 - the lease (``nodes.lease``): ``sync_states_interrupt`` when it takes over from a dead or late sync;
-- an operator's "retry now" (``nodes.services.node_retry``, ``manage.py sync_node``): ``sync_states_retry_now``.
+- an operator's "retry now" (``nodes.actions.node_retry``; a manual pass, ``sync_node``): ``sync_states_retry_now``.
 """
 from __future__ import annotations
 

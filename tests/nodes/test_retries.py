@@ -126,7 +126,7 @@ def test_it_retries_now_when_the_operator_asks(failing: Path, sync: Syncer) -> N
     assert (state().state, state().failures) == ("failed", 0)  # the failure stays shown until the retry
     periodic(sync)
     assert (state().failures, state().next_retry_at is not None) == (1, True)  # counting again: retry 1/2
-    assert len(nudges_for("n1")) == 1  # n1 was online: its agent was asked (read here, so no other test sees it)
+    assert nudges_for("n1")  # n1 was online: its agent was asked (read here, so no other test sees it)
 
 
 def test_it_retries_at_once_through_sync_node(failing: Path, sync: Syncer, n1: NodeStorage) -> None:
@@ -175,3 +175,11 @@ def test_the_words_of_a_retry(settings) -> None:  # type: ignore[no-untyped-def]
     assert retry_words(state="failed", failures=2, next_retry_at=None) == "gave up after 1 retry"
     assert retry_words(state="failed", failures=0, next_retry_at=None) == ""  # a retry now, not tried yet
     assert retry_words(state="installed", failures=0, next_retry_at=None) == ""
+
+
+def test_it_says_the_retry_in_the_degraded_sentence(failing: Path, sync: Syncer, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.EXTADMIN_DEGRADED_AFTER = 0
+    periodic(sync)
+    [n1] = [n for n in cluster_document()["nodes"] if n["name"] == "n1"]
+    assert n1["degraded"] is True
+    assert "sync failed: health probe exit 1: checking the platform log; retry 1/2 at " in n1["degraded_reason"]

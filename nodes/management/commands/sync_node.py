@@ -8,9 +8,8 @@ from django.core.management.base import CommandParser
 from extadmin.claim import storage_claim
 from extadmin.management.base import OperatorCommand
 from extadmin.storage import NodeStorage
-from nodes.models import Node, SyncRun
+from nodes.models import SyncRun
 from nodes.reconcile import SyncRunResult, reconcile
-from nodes.sync_states import sync_states_retry_now
 
 
 class Command(OperatorCommand):
@@ -30,9 +29,6 @@ class Command(OperatorCommand):
         name, storage = options["name"], options["storage"]
         # Not exclusive: the node's own agent may be running beside us; the node's lease orders us.
         storage_claim(storage=NodeStorage(storage), node_name=name, exclusive=False).release()
-        node = Node.objects.filter(name=name).first()
-        if node is not None:
-            sync_states_retry_now(node=node)  # the operator asked: what gave up is tried again
         self.result = reconcile(
             node_name=name, storage_root=storage, trigger=SyncRun.Trigger.MANUAL, verify_contents=True
         )
