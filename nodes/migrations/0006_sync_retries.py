@@ -46,7 +46,7 @@ def revoke(apps, schema_editor) -> None:  # type: ignore[no-untyped-def]
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("nodes", "0004_node_privileges"),
+        ("nodes", "0005_quarantined_state_node_reads"),
     ]
 
     operations = [
