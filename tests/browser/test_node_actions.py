@@ -12,7 +12,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from extadmin.models import Operation
 from nodes.models import SyncState
-from tests.nodes.conftest import Importer
+from tests.nodes.conftest import Importer, import_package  # noqa: F401 (the fixture: import on node web)
 from tests.processes import ManagedProcess, child_env, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -45,7 +45,8 @@ def agent(tmp_path: Path, node_storage) -> Iterator[ManagedProcess]:  # type: ig
 
 
 def test_it_syncs_and_retries_a_node_from_its_page_without_javascript(
-    page: Page, live_server, agent: ManagedProcess, import_package: Importer, tmp_path: Path, settings,  # type: ignore[no-untyped-def]
+    page: Page, live_server, agent: ManagedProcess, import_package: Importer,  # noqa: F811 (the fixture)
+    tmp_path: Path, settings,  # type: ignore[no-untyped-def]
 ) -> None:
     settings.EXTADMIN_HEARTBEAT_INTERVAL = 1.0
     base = live_server.url
