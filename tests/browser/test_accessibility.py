@@ -128,9 +128,11 @@ def check(page: Page, url: str, width: int) -> list[str]:
     scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     if scroll > inner:
         wide = page.evaluate(
+            # Outside a scroll box first; then any inside one that escapes it (an absolutely placed child).
             """() => [...document.querySelectorAll('body *')]
-                 .filter(e => e.getBoundingClientRect().right > window.innerWidth && !e.closest('.scroll'))
-                 .slice(0, 5).map(e => e.tagName + '.' + e.className)"""
+                 .filter(e => e.getBoundingClientRect().right > window.innerWidth)
+                 .sort((a, b) => !!a.closest('.scroll, .hscroll') - !!b.closest('.scroll, .hscroll'))
+                 .slice(0, 8).map(e => e.tagName + '.' + e.className)"""
         )
         problems.append(f"{width} px: the page scrolls sideways ({scroll} > {inner}): {wide}")
     bar = page.locator("header.top").bounding_box()
