@@ -286,10 +286,10 @@ def test_a_package_with_dependents_says_why_it_cannot_be_deleted(operator_client
     imported("Top", depends_on="Base:1.0.0")
     html = operator_client.get(reverse("package", args=["Base"])).content.decode()
     assert reverse("package-delete", args=["Base"]) not in html
-    assert "Cannot be deleted while Top depends on it." in VisibleText.of(html)
+    assert "Cannot be removed while Top depends on it." in VisibleText.of(html)
     page = operator_client.get(reverse("package-delete", args=["Base"])).content.decode()
     assert 'type="submit" class="danger"' not in page
-    assert "Base cannot be deleted while these packages depend on it" in page
+    assert "Base cannot be removed while these packages depend on it" in page
     # Top has no dependents: its button is there.
     top = operator_client.get(reverse("package", args=["Top"])).content.decode()
     assert reverse("package-delete", args=["Top"]) in top
