@@ -93,19 +93,25 @@ _PATH = re.compile(r"""\(?['"]?/[^\s'")]*['"]?\)?""")
 
 def error_words(error: str) -> str:
     """An error said in words, short enough for a cell and never cut mid-path: ``unzip: the disk is
-    full`` for ``unzip: [Errno 28] No space left on device: '/srv/…/lib/a.jar'``. The full text goes
-    in the element's title."""
-    if not error:
-        return ""
-    head, sep, _ = error.partition(": ")
-    prefix = f"{head}: " if sep and " " not in head and "/" not in head else ""
+    full`` for ``unzip: [Errno 28] No space left on device: '/srv/…/lib/a.jar'``; a sync's several
+    failures (``A: …; B: …``) each so. The full text goes in the element's title."""
+    return "; ".join(_one_error_in_words(part) for part in error.split("; ")) if error else ""
+
+
+def _one_error_in_words(error: str) -> str:
+    prefix, rest = "", error
+    while True:  # the steps and names it starts with ("Base: unzip: …") stay as they are
+        head, sep, tail = rest.partition(": ")
+        if not sep or " " in head or "/" in head or head.startswith("["):
+            break
+        prefix, rest = prefix + head + sep, tail
     for phrase, words in _OS_ERRORS:
-        if phrase.lower() in error.lower():
+        if phrase.lower() in rest.lower():
             return prefix + words
-    errno_text = _ERRNO.search(error)
+    errno_text = _ERRNO.search(rest)
     if errno_text:
         return prefix + errno_text.group(1).strip().lower()
-    return " ".join(_PATH.sub("", error).split()) or error
+    return prefix + (" ".join(_PATH.sub("", rest).split()) or rest)
 
 
 def node_url(name: str) -> str:
@@ -593,7 +599,7 @@ def why_not_converged(
         if last_run is not None:
             base = last_run.finished_at or last_run.started_at
             retry = f", retry at {clock(base + timedelta(seconds=settings.EXTADMIN_SYNC_INTERVAL))}"
-        return f"sync failed: {cell.error or 'no error recorded'}{retry}"
+        return f"sync failed: {error_words(cell.error) or 'no error recorded'}{retry}"
     if cell.state == QUARANTINED:
         return f"quarantined: {cell.error}"
     if cell.state == "syncing":

@@ -4,6 +4,7 @@ from __future__ import annotations
 from django import template
 
 from extadmin.models import Operation
+from nodes.presenters import error_words as words_of_error
 
 register = template.Library()
 
@@ -15,3 +16,10 @@ def kind_word(kind: str) -> str:
         return str(Operation.Kind(kind).label)
     except ValueError:
         return kind
+
+
+@register.filter
+def error_words(error: str) -> str:
+    """An error in words, never cut mid-path (``nodes.presenters.error_words``); show the full text
+    in the element's title."""
+    return words_of_error(error or "")

@@ -149,6 +149,28 @@
     });
   }
 
+  // Changes to the counts marked data-announce are said in #live-announcer, politely, whatever
+  // replaced them (a poll's swap, a pushed morph): the live region itself is never replaced.
+  function announced() {
+    return Array.prototype.map.call(document.querySelectorAll("[data-announce]"), function (el) {
+      var label = el.getAttribute("data-announce");
+      return (label ? label + ": " : "") + el.textContent.replace(/\s+/g, " ").trim();
+    }).join(". ");
+  }
+  function watchAnnouncements() {
+    var live = document.getElementById("live-announcer");
+    if (!live || typeof MutationObserver === "undefined") return;
+    var last = announced(), timer = null;
+    new MutationObserver(function (records) {
+      if (records.every(function (r) { return live.contains(r.target); })) return;
+      window.clearTimeout(timer);
+      timer = window.setTimeout(function () {
+        var now = announced();
+        if (now !== last) { last = now; live.textContent = now; }
+      }, 300);
+    }).observe(document.body, {childList: true, subtree: true, characterData: true});
+  }
+
   // A polled part whose session expired would swap the login page into itself: reload instead.
   document.addEventListener("htmx:beforeSwap", function (e) {
     var url = e.detail.xhr && e.detail.xhr.responseURL;
@@ -161,6 +183,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     var form = document.getElementById("upload-form");
     if (form) setupUpload(form);
+    watchAnnouncements();
     measureSkew();
     tick();
     window.setInterval(tick, 1000);

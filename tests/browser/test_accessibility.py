@@ -28,8 +28,10 @@ from extadmin.removal import package_remove
 from extadmin.services import package_import_file
 from extadmin.storage import NodeStorage
 from nodes.models import Node, SyncState
+from nodes.presenters import COMPACT_ABOVE_NODES
 from tests.packages import build_package
 from tests.processes import ROOT
+from tests.web.cluster import seed_cluster
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -126,9 +128,11 @@ def check(page: Page, url: str, width: int) -> list[str]:
     scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     if scroll > inner:
         wide = page.evaluate(
+            # Outside a scroll box first; then any inside one that escapes it (an absolutely placed child).
             """() => [...document.querySelectorAll('body *')]
-                 .filter(e => e.getBoundingClientRect().right > window.innerWidth && !e.closest('.scroll'))
-                 .slice(0, 5).map(e => e.tagName + '.' + e.className)"""
+                 .filter(e => e.getBoundingClientRect().right > window.innerWidth)
+                 .sort((a, b) => !!a.closest('.scroll, .hscroll') - !!b.closest('.scroll, .hscroll'))
+                 .slice(0, 8).map(e => e.tagName + '.' + e.className)"""
         )
         problems.append(f"{width} px: the page scrolls sideways ({scroll} > {inner}): {wide}")
     bar = page.locator("header.top").bounding_box()
@@ -150,3 +154,33 @@ def test_every_page_has_no_serious_accessibility_violation_and_fits_a_phone(
     url = console + reverse(name, args=args)
     problems = [p for width in WIDTHS for p in check(pages[(width, logged_in)], url, width)]
     assert not problems, "\n".join(problems)
+
+
+def test_the_compact_dashboard_of_a_large_cluster_passes_too(
+    pages: dict[tuple[int, bool], Page], console: str
+) -> None:
+    """Past COMPACT_ABOVE_NODES nodes the dashboard is a summary with chips: checked the same way."""
+    seed_cluster(COMPACT_ABOVE_NODES + 5, 6, offline=3)
+    problems = [p for width in WIDTHS for p in check(pages[(width, True)], console + "/", width)]
+    assert pages[(1280, True)].locator("table.grid.compact").count() == 1
+    assert not problems, "\n".join(problems)
+
+
+def test_the_upload_page_with_its_answers_passes_too(
+    pages: dict[tuple[int, bool], Page], console: str, pkgdir: Path
+) -> None:
+    """A validated package's table and a refusal, as the page shows them after the answer."""
+    good = build_package(pkgdir, "Checked", "3.0.0")
+    bad = pkgdir / "broken.zip"
+    bad.write_bytes(b"not a zip at all")
+    for width in WIDTHS:
+        page = pages[(width, True)]
+        for path, shown in ((good, "#upload-result .ok"), (bad, "#upload-result .refusal")):
+            page.goto(console + reverse("package-upload"))
+            page.set_input_files("#id_file", str(path))
+            page.click("button[value=validate]")
+            page.wait_for_selector(shown)
+            problems = [f"{width} px: {v}" for v in serious(AXE.run(page).response)]
+            scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+            assert scroll <= inner, f"{width} px: the upload page scrolls sideways after {path.name}"
+            assert not problems, "\n".join(problems)

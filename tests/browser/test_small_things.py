@@ -97,3 +97,17 @@ def test_the_skip_link_comes_first_and_focus_is_visible(page: Page, base: str) -
     page.keyboard.press("Tab")  # the next stop is inside the content, not the header again
     assert page.evaluate("!!document.activeElement.closest('main')")
     assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
+
+
+def test_a_change_in_the_counts_is_announced_politely(page: Page, base: str) -> None:
+    """The dashboard's part is replaced by its refresh; the one live region outside it says what changed."""
+    Node.objects.filter(name="web").update(last_heartbeat=timezone.now())
+    page.goto(base + "/")
+    live = page.locator("#live-announcer")
+    expect(live).to_have_attribute("aria-live", "polite")
+    expect(page.locator("#grid [data-announce]")).to_contain_text("1/1 nodes online")
+    assert live.inner_text() == ""  # nothing said on arrival
+    Node.objects.create(name="joined", last_heartbeat=timezone.now(), storage_path="/srv/joined")
+    expect(live).to_contain_text("2/2 nodes online", timeout=15_000)
+    expect(live).to_contain_text("packages converged")
+    assert "updated" not in live.inner_text()

@@ -23,7 +23,7 @@ from extadmin.models import ExtensionPackage
 from extadmin.operations import Actor
 from extadmin.services import package_import_file
 from extadmin.storage import NodeStorage
-from nodes.models import Node, SyncState
+from nodes.models import Node, SyncRun, SyncState
 from nodes.presenters import error_words, timeline
 from nodes.selectors import package_state_rows
 from tests.packages import build_package
@@ -286,10 +286,10 @@ def test_a_package_with_dependents_says_why_it_cannot_be_deleted(operator_client
     imported("Top", depends_on="Base:1.0.0")
     html = operator_client.get(reverse("package", args=["Base"])).content.decode()
     assert reverse("package-delete", args=["Base"]) not in html
-    assert "Cannot be deleted while Top depends on it." in VisibleText.of(html)
+    assert "Cannot be removed while Top depends on it." in VisibleText.of(html)
     page = operator_client.get(reverse("package-delete", args=["Base"])).content.decode()
     assert 'type="submit" class="danger"' not in page
-    assert "Base cannot be deleted while these packages depend on it" in page
+    assert "Base cannot be removed while these packages depend on it" in page
     # Top has no dependents: its button is there.
     top = operator_client.get(reverse("package", args=["Top"])).content.decode()
     assert reverse("package-delete", args=["Top"]) in top
@@ -304,10 +304,15 @@ def test_an_os_error_is_said_in_words_with_the_full_text_on_hover(admin_client: 
     imported("Base")
     node = Node.objects.create(name="n2", last_heartbeat=timezone.now(), storage_path="/srv/n2")
     SyncState.objects.create(node=node, package_name="Base", state="failed", error=ENOSPC, changed_at=timezone.now())
-    for url in ["/", "/extensions/Base/"]:
+    SyncRun.objects.create(node=node, trigger="periodic", started_at=timezone.now(), finished_at=timezone.now(),
+                           outcome="failed", error=f"Base: {ENOSPC}; Other: checksum mismatch")
+    full = ENOSPC.replace("'", "&#x27;")
+    for url, words in [("/", "unzip: the disk is full"), ("/extensions/Base/", "unzip: the disk is full"),
+                       ("/nodes/n2/", "Base: unzip: the disk is full; Other: checksum mismatch")]:
         html = admin_client.get(url).content.decode()
-        assert f'title="{ENOSPC.replace(chr(39), "&#x27;")}">unzip: the disk is full<' in html, url
+        assert re.search(f'title="[^"]*{re.escape(full)}[^"]*">{re.escape(words)}<', html), url
         assert "/srv/n2/extensions/.stag…" not in html and "lib/base-with" not in VisibleText.of(html), url
+    assert "sync failed: unzip: the disk is full" in text(admin_client, "/nodes/n2/")
 
 
 @pytest.mark.parametrize(
@@ -320,6 +325,8 @@ def test_an_os_error_is_said_in_words_with_the_full_text_on_hover(admin_client: 
         ("[Errno 39] Directory not empty: '/srv/n2/x'", "directory not empty"),
         ("fetch: the archive is incomplete (/var/tmp/Base.zip)", "fetch: the archive is incomplete"),
         ("checksum mismatch after download", "checksum mismatch after download"),
+        (f"A: {ENOSPC}; B: [Errno 13] Permission denied: '/x'", "A: unzip: the disk is full; B: permission denied on "
+         "the node's storage"),
         ("", ""),
     ],
 )
