@@ -11,7 +11,18 @@ from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from nodes.convergence import FAILED, INSTALLED, OFFLINE, SYNCING, Tally, Verdict, degraded, tally, verdict
+from nodes.convergence import (
+    FAILED,
+    HELD_BY_ROLLOUT,
+    INSTALLED,
+    OFFLINE,
+    SYNCING,
+    Tally,
+    Verdict,
+    degraded,
+    tally,
+    verdict,
+)
 from nodes.models import Node, SyncRun
 from nodes.selectors import ClusterSnapshot, NodeRow, NodeSnapshot, StateRow
 
@@ -131,6 +142,8 @@ class Cell:
             return f"offline (last reported {self.reported_label})" if self.reported_label else "offline"
         if self.outdated:
             return f"pending (has {self.version})"
+        if self.state in HELD_BY_ROLLOUT and self.error:
+            return self.error  # the rollout's sentence: "waiting for batch 2"
         return self.state
 
     @property
@@ -143,7 +156,7 @@ class Cell:
             parts.append(f"sha256 {self.sha256}")
         if self.duration_ms is not None:
             parts.append(f"took {self.duration}")
-        if self.error:
+        if self.error and self.state not in HELD_BY_ROLLOUT:
             parts.append(f"error: {self.error}")
         if self.degraded:
             parts.append(f"degraded: {self.degraded}")
