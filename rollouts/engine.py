@@ -118,7 +118,9 @@ def next_step(rollout: Rollout, rows: list[RolloutNode], *, online: set[str]) ->
     together = rollout.activation == TOGETHER
     if failed and ((together and rollout.state == Rollout.State.RUNNING)
                    or (rollout.max_failures and len(failed) >= rollout.max_failures)):
-        return Step({"state": Rollout.State.HALTED, "reason": halt_reason(rollout, failed, together=together)})
+        # Nudged: the nodes holding a staged version drop it now, not at their next periodic pass.
+        reason = halt_reason(rollout, failed, together=together)
+        return Step({"state": Rollout.State.HALTED, "reason": reason}, nudge=together)
     pending = [r for r in admitted if r.state not in (RolloutNode.State.INSTALLED, RolloutNode.State.FAILED)]
     if rollout.state == Rollout.State.ACTIVATING:
         return Step({"state": Rollout.State.RUNNING}) if not pending else None

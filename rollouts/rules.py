@@ -8,8 +8,9 @@ The agent does not know about batches; its pass (``nodes.reconcile``) asks here,
 - ``hold``  — keep the rollout's from-version byte for byte: a node waiting for its batch, every
               node of a halted rollout that has not installed, and every node after an abort
               (``word`` is then what its cell says: ``waiting`` or ``reverted``);
-- ``keep``  — touch nothing and report nothing: a node that failed in a halted rollout keeps its
-              failure (and the previous version its own backout put back) for the operator to read.
+- ``keep``  — touch nothing and report nothing: a node that failed in this rollout keeps its
+              failure (and the previous version its own backout put back) for the operator to read,
+              and is not retried while the rollout runs, so it never adds to the nodes changing at once.
 """
 from __future__ import annotations
 
@@ -62,9 +63,11 @@ def target_of(r: Rollout, row: RolloutNode | None) -> Target:
         return Target(HOLD, r, WAITING, f"waiting for batch {row.batch}")
     if installed:
         return Target(NEW, r)
+    if row.state == RolloutNode.State.FAILED:
+        # Not retried while the rollout runs (it would be one more node changing at once); it
+        # installs again once the rollout completes, or when an operator resumes a halted one.
+        return Target(KEEP, r)
     if r.state == Rollout.State.HALTED:
-        if row.state == RolloutNode.State.FAILED:
-            return Target(KEEP, r)
         return Target(HOLD, r, WAITING, f"waiting: the rollout of {r.version} is halted")
     if r.activation == TOGETHER and r.state != Rollout.State.ACTIVATING:
         return Target(STAGE, r)
