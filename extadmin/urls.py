@@ -19,6 +19,7 @@ urlpatterns = [
     path("nodes/", include("nodes.urls")),
     path("metrics", metrics, name="metrics"),  # Prometheus: a bearer token or loopback, no session
     path("webhooks/", include("webhooks.urls")),
+    path("rollouts/", include("rollouts.urls")),
     path("", include("extadmin.web.urls")),
 ]
 
