@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from extadmin.models import ExtensionPackage, Operation
@@ -75,14 +76,13 @@ def cluster_policy_set(*, fields: dict[str, Any], actor: Actor) -> Policy:
 
 
 # --- status -----------------------------------------------------------------------------------
-def latest_rollouts(name: str | None = None) -> list[Rollout]:
-    """The latest rollout of each package (or of ``name``), moved on first as far as it goes."""
+def latest_rollouts(name: str | None = None, *, exclude: tuple[str, ...] = ()) -> list[Rollout]:
+    """The latest rollout of each package (or of ``name``), moved on first as far as it goes;
+    ``exclude``: leave out those in these states (the dashboard shows no completed one)."""
     rows = Rollout.objects.all() if name is None else Rollout.objects.filter(package_name=name)
-    latest: dict[str, Rollout] = {}
-    for r in rows.order_by("package_name", "-created_at", "-id"):
-        latest.setdefault(r.package_name, r)
+    newest = rows.values("package_name").annotate(newest=Max("id")).values("newest")  # ids grow with time
     out = []
-    for r in latest.values():
+    for r in Rollout.objects.filter(pk__in=newest).exclude(state__in=exclude).order_by("package_name"):
         if r.state in CHANGING:
             r = rollout_advance(r.pk) or r
         out.append(r)
@@ -143,9 +143,7 @@ def progress_of(r: Rollout) -> Progress:
 
 def rollouts_progress(name: str | None = None) -> list[Progress]:
     """The rollouts the console shows: every one not completed (or only ``name``'s latest)."""
-    rollouts = latest_rollouts(name)
-    if name is None:
-        rollouts = [r for r in rollouts if r.state != Rollout.State.COMPLETED]
+    rollouts = latest_rollouts(name, exclude=(Rollout.State.COMPLETED,) if name is None else ())
     return [progress_of(r) for r in rollouts]
 
 

@@ -6,6 +6,6 @@ from rollouts import views
 
 urlpatterns = [
     path("progress/", views.progress, name="rollouts-progress"),
-    path("settings/", views.policy, name="rollout-policy"),
+    path("", views.policy, name="rollout-policy"),
     path("<str:name>/<str:action>/", views.control, name="rollout-control"),
 ]

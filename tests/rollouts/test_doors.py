@@ -141,9 +141,9 @@ def test_the_cluster_default_policy_through_the_api_and_the_settings_page(
     }
     saved = api.put("/api/rollout-policy/", {"canary": "n1", "batch": 1}, format="json")
     assert saved.json() == {"canary": ["n1"], "batch": 1, "max_failures": None, "activation": "each"}
-    refused = browser.post("/rollouts/settings/", {"batch": "0"})
+    refused = browser.post("/rollouts/", {"batch": "0"})
     assert refused.status_code == 400 and "batch: 0 is less than 1" in refused.content.decode()
-    assert browser.post("/rollouts/settings/", {"canary": "n2", "batch": "2"}).status_code == 302
+    assert browser.post("/rollouts/", {"canary": "n2", "batch": "2"}).status_code == 302
     import_with("Pump", "1.0.0")
     r = Rollout.objects.get()
     assert (r.canary, r.batch_size, r.batch) == (["n2"], 2, 0)
