@@ -172,6 +172,8 @@ def rollout_node_report(*, node: Node) -> None:
             fields: dict[str, Any] = {"state": new[0], "error": new[1], "changed_at": timezone.now()}
             if new[0] == RolloutNode.State.INSTALLED:
                 fields["swapped_at"] = new[2]
+            elif new[0] == RolloutNode.State.STAGED:
+                fields["staged_at"] = fields["changed_at"]
             RolloutNode.objects.filter(pk=row.pk, state=row.state).update(**fields)
         if row.rollout.state in CHANGING:
             rollout_advance(row.rollout_id)

@@ -86,6 +86,7 @@ class RolloutNode(models.Model):
     state = models.CharField(max_length=16, choices=State.choices, default=State.WAITING)
     error = models.TextField(blank=True)
     changed_at = models.DateTimeField()
+    staged_at = models.DateTimeField(null=True, blank=True, help_text="when it reported the new version staged")
     swapped_at = models.DateTimeField(null=True, blank=True, help_text="when it swapped the new version in")
 
     class Meta:

@@ -37,7 +37,7 @@ def statements(group: str) -> list[str]:
         f"CREATE POLICY rollout_read ON rollouts_rollout FOR SELECT TO {group} USING (true)",
         f"CREATE POLICY rollout_update_own ON rollouts_rollout FOR UPDATE TO {group} "
         f"USING (true) WITH CHECK ({OWN_ROLLOUT})",
-        f"GRANT UPDATE (state, error, changed_at, swapped_at) ON rollouts_rolloutnode TO {group}",
+        f"GRANT UPDATE (state, error, changed_at, staged_at, swapped_at) ON rollouts_rolloutnode TO {group}",
         "ALTER TABLE rollouts_rolloutnode ENABLE ROW LEVEL SECURITY",
         f"CREATE POLICY rolloutnode_read ON rollouts_rolloutnode FOR SELECT TO {group} USING (true)",
         f"CREATE POLICY rolloutnode_update_own ON rollouts_rolloutnode FOR UPDATE TO {group} "
