@@ -46,6 +46,9 @@ class SyncState(models.Model):
         WAITING = "waiting", "waiting"  # keeps the previous version until its batch is admitted
         STAGED = "staged", "staged"  # the new version is built beside the old one, until activation
         REVERTED = "reverted", "reverted"  # back on the previous version: the rollout was aborted
+        # The package's desired checksum is quarantined: the node neither installs nor removes it
+        # (``error`` says whether it holds those bytes: ``nodes.convergence.quarantine_words``).
+        QUARANTINED = "quarantined", "quarantined"
 
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="states")
     # By name, not a foreign key: the state of a removal outlives the package row.
