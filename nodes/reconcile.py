@@ -51,6 +51,7 @@ from extadmin.packaging import (
 )
 from extadmin.signatures import signature_check
 from extadmin.storage import LockBusy, NodeStorage, Swap, write_chk
+from extadmin.versions import retained_copy_to, retained_version
 from nodes.lease import Lease, LeaseLost, lease_claim
 from nodes.models import ClusterSettings, Node, SyncRun, SyncState
 from nodes.services import node_get_or_register, node_seen
@@ -513,11 +514,17 @@ def _fetch_unzip(p: _Pass, pkg: Desired, download: Path) -> Path:
 
 
 def _copy_archive(pkg: Desired, out: BinaryIO) -> None:
-    if pkg.retained:
+    """The current archive, or (a rollout's from-version) the retained version of those bytes."""
+    if not pkg.retained:
+        archive_copy_to(package_id=pkg.package_id, out=out, expected_sha256=pkg.sha256)
+        return
+    kept = retained_version(pkg.name, pkg.sha256)
+    if kept is None:
         raise ArchiveIncomplete(
-            f"the archive of {pkg.name} {pkg.version} is not retained in the database, so this node cannot fetch it"
+            f"{pkg.name} {pkg.version} is no longer retained in the database (EXTADMIN_KEEP_VERSIONS), "
+            "so this node cannot fetch it"
         )
-    archive_copy_to(package_id=pkg.package_id, out=out, expected_sha256=pkg.sha256)
+    retained_copy_to(version_id=kept.pk, out=out, expected_sha256=pkg.sha256)
 
 
 def _check_signature(p: _Pass, pkg: Desired, zip_path: Path) -> None:

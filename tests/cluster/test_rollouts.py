@@ -111,6 +111,14 @@ def test_canary_then_batches_of_one_halts_on_the_failing_node_and_never_touches_
     code, out, _ = run_command("rollout_status", "Pump")
     assert code == 0 and f"{n3}: failed" in out and r["reason"] in out
 
+    # Abort: the nodes that changed fetch 1.0.0 from the retained versions and put it back, byte for byte.
+    code, out, err = run_command("rollout_abort", "Pump")
+    assert code == 0, err
+    wait_for(lambda: all(cluster.storage(n).read_chk("Pump") == v1.sha256 for n in names)
+             and _status()["nodes"][n1] == _status()["nodes"][n2] == "reverted", timeout=60, what="the abort")
+    assert {n: _files(cluster.storage(n)) for n in names} == before
+    assert [SyncState.objects.get(node__name=n, package_name="Pump").state for n in names] == ["reverted"] * 4
+
 
 def test_an_agent_killed_mid_install_and_a_console_killed_after_its_commit_do_not_stop_the_rollout(
     cluster: Cluster, pkgdir: Path,
