@@ -31,14 +31,16 @@ class PolicySerializer(serializers.Serializer):
 
 
 class RolloutListView(ApiView):
-    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="as rollout_status --json"),
+    @extend_schema(operation_id="rollouts_list",
+                   responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="as rollout_status --json"),
                               **ERRORS})
     def get(self, request: Request) -> Response:
         return Response(rollouts_status())
 
 
 class RolloutDetailView(ApiView):
-    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="as rollout_status NAME --json"),
+    @extend_schema(operation_id="rollout_retrieve",
+                   responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="as rollout_status NAME --json"),
                               **ERRORS, **NOT_FOUND})
     def get(self, request: Request, name: str) -> Response:
         return Response(rollouts_status(name))

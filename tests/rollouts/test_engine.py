@@ -60,7 +60,9 @@ def test_the_canary_goes_first_then_batches_of_one_and_a_failure_halts_naming_th
     cluster.sync_all()  # n1 and n2 fetch 1.0.0 from the retained versions and put it back
     assert {n: cluster.files(n, "Pump") for n in cluster.names} == before
     # n3 tried and failed; it holds 1.0.0 as every node now (web, the importing node, syncs no pass here)
-    assert _status()["nodes"] == {"n1": "reverted", "n2": "reverted", "n3": "reverted", "n4": "waiting", "web": "installed"}
+    assert _status()["nodes"] == {
+        "n1": "reverted", "n2": "reverted", "n3": "reverted", "n4": "waiting", "web": "installed",
+    }
     s = SyncState.objects.get(node__name="n1", package_name="Pump")
     assert (s.state, s.installed_sha256) == ("reverted", v1.sha256)
     assert s.error == "reverted to 1.0.0: the rollout of 2.0.0 was aborted"
