@@ -139,8 +139,10 @@ def next_step(rollout: Rollout, rows: list[RolloutNode], *, online: set[str]) ->
 def halt_reason(rollout: Rollout, failed: list[RolloutNode], *, together: bool) -> str:
     """One sentence naming the failed nodes and their errors."""
     named = "; ".join(f"{r.node.name}: {r.error or 'failed'}" for r in sorted(failed, key=lambda r: r.node.name))
-    if together and not rollout.max_failures:
+    if together and all(r.staged_at is None for r in failed):  # none of them got as far as staged
         return f"halted before any node switched to {rollout.version}: {len(failed)} failed to stage ({named})"
+    if together:
+        return f"halted at batch {rollout.batch} while switching to {rollout.version}: {len(failed)} failed ({named})"
     plural = "s" if len(failed) != 1 else ""
     most = rollout.max_failures
     return f"halted at batch {rollout.batch}: {len(failed)} node{plural} failed (max-failures {most}): {named}"

@@ -172,3 +172,25 @@ def test_together_mode_with_one_node_failing_to_stage_switches_none_and_halts_na
     time.sleep(2)  # a halted rollout stays put: nobody swaps later either
     assert all(cluster.storage(n).read_chk("Pump") == v1.sha256 for n in names)
     assert not any(cluster.storage(n).staged_path("Pump", v2.sha256).exists() for n in names)
+
+
+def test_together_mode_activates_without_an_agent_killed_while_staging_which_follows_when_it_returns(
+    cluster: Cluster, pkgdir: Path,
+) -> None:
+    names = cluster.start(3)
+    v1 = _import(pkgdir, "1.0.0")
+    cluster.wait_converged(names, [v1])
+    *alive, victim = names
+    _restart(cluster, victim, EXTADMIN_FAULTS="sync.after_fetch=kill")
+
+    v2 = _import(pkgdir, "2.0.0", "--activation", "together")
+    wait_for(lambda: not cluster.agents[victim].alive, timeout=60, what=f"{victim} to die while staging")
+    # Once it is offline, every *online* admitted node is staged: those two switch, together.
+    wait_for(lambda: _status()["state"] == "activating" and all(
+        cluster.storage(n).read_chk("Pump") == v2.sha256 for n in alive), timeout=60, what="the activation")
+    assert cluster.storage(victim).read_chk("Pump") == v1.sha256
+    cluster.agent(victim).start()  # restarted without the fault: it installs, and the rollout completes
+    wait_for(lambda: _status()["state"] == "completed", timeout=60, what="the together rollout to complete")
+    cluster.wait_converged(names, [v2])
+    rows = RolloutNode.objects.filter(rollout__version="2.0.0", node__name__in=alive)
+    assert max(r.staged_at for r in rows) <= min(r.swapped_at for r in rows)  # no swap before all staged
