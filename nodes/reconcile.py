@@ -53,8 +53,8 @@ from extadmin.packaging import (
 )
 from extadmin.signatures import signature_check
 from extadmin.storage import LockBusy, NodeStorage, Swap, write_chk
-from nodes.convergence import quarantine_words
 from extadmin.versions import retained_copy_to, retained_version
+from nodes.convergence import quarantine_words
 from nodes.lease import Lease, LeaseLost, lease_claim
 from nodes.models import ClusterSettings, Node, SyncRun, SyncState
 from nodes.probe import HealthProbeFailed, health_probe_run
