@@ -39,6 +39,7 @@ class GridQuery:
     page: int = 1
     view: str = ""  # "grid", "compact", or "" for the size's default
     state_by_default: bool = False  # chosen by the cluster's size, not by the URL
+    state_asked: str = ""  # what the URL said and was kept: a filter, "all", or ""
     notes: list[str] = field(default_factory=list)
 
     def compact(self, nodes: int) -> bool:
@@ -46,7 +47,7 @@ class GridQuery:
 
     def params(self, **changes: object) -> str:
         """This query as a URL's query string (``?q=…``), with ``changes``; empty values left out."""
-        values: dict[str, object] = {"q": self.q, "state": "" if self.state_by_default else self.state,
+        values: dict[str, object] = {"q": self.q, "state": self.state_asked,
                                      "sort": "" if self.sort == "name" else self.sort, "view": self.view, "page": ""}
         values.update(changes)
         kept = {k: v for k, v in values.items() if v not in ("", None, 1)}
@@ -67,8 +68,8 @@ def parse_grid_query(params: Mapping[str, str], *, nodes: int) -> GridQuery:
     if state and state != ALL and state not in STATE_FILTERS:
         choose = ", ".join(STATE_FILTERS)
         query.notes.append(f"state: {state!r} is not a filter (choose {choose} or all); showing every state")
-    elif state in STATE_FILTERS:
-        query.state = state
+    elif state:
+        query.state, query.state_asked = ("" if state == ALL else state), state
     if sort and sort not in SORTS:
         query.notes.append(f"sort: {sort!r} is not a sort order (choose {', '.join(SORTS)}); sorted by name")
     elif sort:
