@@ -81,7 +81,8 @@ def test_it_filters_every_state_by_the_one_rule(viewer_client: Client, big: None
 def test_it_shows_only_the_selected_nodes_in_the_full_grid(viewer_client: Client, big: None) -> None:
     html = viewer_client.get("/?view=grid&state=failed&q=Pkg001").content.decode()
     headers = re.findall(r'<th class="node [a-z]+" data-node="([^"]+)"', html)
-    failed = sorted(SyncState.objects.filter(package_name="Pkg001", state="failed").values_list("node__name", flat=True))
+    failed_rows = SyncState.objects.filter(package_name="Pkg001", state="failed")
+    failed = sorted(failed_rows.values_list("node__name", flat=True))
     assert headers == failed and len(failed) == 4  # the grid's columns: only the nodes where it failed
     assert {(p, s) for p, _, s in cells(html)} == {("Pkg001", "failed")}
 
