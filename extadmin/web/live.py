@@ -30,7 +30,7 @@ from nodes.changes import ChangeListener, change_token
 
 # A burst of notifications (one sync pass commits several times) becomes one update.
 SETTLE_SECONDS = 0.03
-KEEPALIVE_SECONDS = 15.0
+KEEPALIVE_SECONDS = 5.0
 RETRY_MS = 1000
 _lock = threading.Lock()
 _open = [0]
