@@ -49,6 +49,16 @@ def _package_figures() -> dict[str, Any]:
     )
 
 
+def liveness_token() -> str:
+    """Which nodes are online now (``nodes.convergence``'s rule, by the database's clock), and which
+    packages are overdue: what time alone changes (two queries). A stream rechecks only this while
+    no write was announced, and reads the whole token when it changed."""
+    online = online_condition()
+    nodes = Node.objects.aggregate(online=Count("id", filter=online), ids=Sum("id", filter=online))
+    late = ExtensionPackage.objects.annotate(late=overdue_annotation()).filter(late=True).aggregate(n=Count("id"))
+    return repr((nodes, late))
+
+
 def _node_figures(node: str | None) -> dict[str, Any]:
     online = online_condition()
     figures = Node.objects.aggregate(

@@ -26,11 +26,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, Stre
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from nodes.changes import ChangeListener, change_token
+from nodes.changes import ChangeListener, change_token, liveness_token
 
 # A burst of notifications (one sync pass commits several times) becomes one update.
 SETTLE_SECONDS = 0.03
-KEEPALIVE_SECONDS = 5.0
+KEEPALIVE_SECONDS = 10.0
 RETRY_MS = 1000
 _lock = threading.Lock()
 _open = [0]
@@ -99,16 +99,24 @@ def _changes(since: str, node: str | None) -> Iterator[str]:
         if since and since != last:
             yield _event("change", last, token=last)
         deadline = time.monotonic() + settings.EXTADMIN_LIVE_STREAM_SECONDS
-        quiet_since = time.monotonic()
+        spoke, alive = time.monotonic(), liveness_token()
         while (left := deadline - time.monotonic()) > 0:
             if feed.wait(min(left, settings.EXTADMIN_LIVE_RECHECK_SECONDS)):
                 feed.drain(SETTLE_SECONDS)
-            token = change_token(node=node)
+                changed = True
+            elif feed.pushed and node is None:
+                # Nothing was written (or it would have been announced): only time can have changed
+                # what the page shows, and the liveness token (two queries) says whether it did.
+                now_alive = liveness_token()
+                changed, alive = now_alive != alive, now_alive
+            else:
+                changed = True  # SQLite (no announcements), or a node page (heartbeats announce nothing)
+            token = change_token(node=node) if changed else last
             if token != last:
-                last, quiet_since = token, time.monotonic()
+                last, spoke = token, time.monotonic()
                 yield _event("change", token, token=token)
-            elif time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
-                quiet_since = time.monotonic()
+            elif time.monotonic() - spoke > KEEPALIVE_SECONDS:
+                spoke = time.monotonic()
                 yield ": still here\n\n"  # a comment: finds a closed connection, keeps proxies open
 
 
