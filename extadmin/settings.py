@@ -283,7 +283,7 @@ EXTADMIN_DEGRADED_AFTER = float(os.environ.get("EXTADMIN_DEGRADED_AFTER") or 2 *
 # gunicorn's --threads); and how often a stream rechecks what time alone changes (liveness).
 EXTADMIN_LIVE_STREAM_SECONDS = float(os.environ.get("EXTADMIN_LIVE_STREAM_SECONDS", "55"))
 EXTADMIN_LIVE_STREAMS = int(os.environ.get("EXTADMIN_LIVE_STREAMS", "4"))
-EXTADMIN_LIVE_RECHECK_SECONDS = float(os.environ.get("EXTADMIN_LIVE_RECHECK_SECONDS", "5"))
+EXTADMIN_LIVE_RECHECK_SECONDS = float(os.environ.get("EXTADMIN_LIVE_RECHECK_SECONDS", "10"))
 # Test-only fault injection ("step=raise" or "step=kill", comma separated). Ignored in production.
 EXTADMIN_FAULTS = "" if PRODUCTION else os.environ.get("EXTADMIN_FAULTS", "")
 

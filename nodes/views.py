@@ -10,8 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from extadmin.packaging import Refusal
 from extadmin.web.http import HtmxHttpRequest, browser_actor, redirect_to
-from extadmin.web.live import conditional, live_context
-from nodes.changes import change_token
+from extadmin.web.live import conditional, live_context, request_token
 from nodes.models import Node
 from nodes.presenters import node_detail, node_list_items
 from nodes.selectors import cluster_snapshot, node_list, node_snapshot
@@ -21,7 +20,7 @@ from nodes.services import RE_REGISTERS, node_forget, node_online
 @login_required
 @require_GET
 def node_page(request: HtmxHttpRequest, name: str) -> HttpResponse:
-    token = change_token(node=name)
+    token = request_token(request, node=name)
     snapshot = node_snapshot(name=name)
     if snapshot is None:
         raise Http404(f"no node named {name!r}")

@@ -15,6 +15,7 @@ and the page polls the ETag every 2 s instead.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,8 +31,9 @@ from nodes.changes import ChangeListener, change_token, liveness_token
 
 # A burst of notifications (one sync pass commits several times) becomes one update.
 SETTLE_SECONDS = 0.03
-KEEPALIVE_SECONDS = 10.0
+KEEPALIVE_SECONDS = 20.0
 RETRY_MS = 1000
+TOKEN_RE = re.compile(r"[0-9a-f]{20}")
 _lock = threading.Lock()
 _open = [0]
 
@@ -42,6 +44,17 @@ def live_etag(request: HttpRequest, token: str) -> str:
     who = f"{user.pk}:{int(user.is_superuser)}" if user.is_authenticated else "-"
     raw = f"{token}|{request.get_full_path()}|{who}"
     return '"' + hashlib.sha256(raw.encode()).hexdigest()[:24] + '"'
+
+
+def request_token(request: HttpRequest, *, node: str | None = None) -> str:
+    """The change token a live part is rendered at: for the GET that an event caused, the token the
+    event announced (``X-Live-Token``, sent by live.js: the data is at least that new, and a later
+    change is announced again), else read now. A client that sends a wrong one only mislabels its
+    own copy until the next change."""
+    said = request.headers.get("X-Live-Token", "")
+    if request.headers.get("HX-Request") and TOKEN_RE.fullmatch(said):
+        return said
+    return change_token(node=node)
 
 
 def live_context(request: HttpRequest, token: str, *, node: str | None = None) -> dict[str, str]:

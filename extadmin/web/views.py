@@ -28,9 +28,8 @@ from extadmin.services import package_import_files, package_validate_files, sign
 from extadmin.uploads import upload_folder_full
 from extadmin.web.forms import UploadForm
 from extadmin.web.http import HtmxHttpRequest, browser_actor, redirect_to
-from extadmin.web.live import conditional, live_context
+from extadmin.web.live import conditional, live_context, request_token
 from extadmin.web.pages import package_page
-from nodes.changes import change_token
 from nodes.dashboard_query import cell_match, grid_page, parse_grid_query, searched_nodes
 from nodes.presenters import dashboard as present_dashboard
 from nodes.selectors import cluster_snapshot
@@ -41,7 +40,7 @@ from nodes.selectors import cluster_snapshot
 def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     """The grid, filtered by the URL (``nodes.dashboard_query``); its live part answers 304 while
     nothing changed (the token is read before the snapshot: a change in between shows next time)."""
-    token = change_token()
+    token = request_token(request)
     if request.htmx:
         return conditional(request, token, lambda: render(request, "extadmin/_grid.html", _grid(request, token)))
     return render(request, "extadmin/dashboard.html", _grid(request, token))
@@ -116,7 +115,7 @@ def _upload_page(
 @login_required
 @require_GET
 def package_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
-    token = change_token()
+    token = request_token(request)
     page = package_page(name=name, entities=request.GET.get("entities"))
     if page is None:
         raise Http404(f"no extension package named {name!r} was ever imported")

@@ -55,6 +55,7 @@
     this.poller = null;
     this.source = null;
     this.updates = 0;
+    this.announced = "";
   }
 
   Live.prototype.current = function () {
@@ -67,6 +68,8 @@
     self.busy = true;
     var headers = {"HX-Request": "true", "HX-Current-URL": window.location.href};
     if (self.etag) headers["If-None-Match"] = self.etag;
+    if (self.announced) headers["X-Live-Token"] = self.announced;  // the token the event said
+    self.announced = "";
     fetch(self.url, {headers: headers, credentials: "same-origin", cache: "no-store", redirect: "follow"})
       .then(function (r) {
         if (r.redirected && r.url.indexOf("/accounts/login/") !== -1) { window.location.reload(); return null; }
@@ -112,6 +115,7 @@
     });
     source.addEventListener("change", function (e) {
       self.token = e.data;
+      self.announced = e.data;
       self.refresh();
     });
     source.addEventListener("busy", function () {

@@ -257,3 +257,15 @@ def test_on_postgresql_a_commit_is_pushed_without_waiting_for_a_recheck(viewer_c
     assert "event: change" in read_events(response, "change")
     assert time.monotonic() - t0 < 5
     response.close()
+
+
+def test_a_get_caused_by_an_event_takes_the_events_token(viewer_client: Client, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
+    seed_cluster(3, 2)
+    token = change_token()
+    plain = viewer_client.get("/", HTTP_HX_REQUEST="true")
+    said = viewer_client.get("/", HTTP_HX_REQUEST="true", HTTP_X_LIVE_TOKEN=token)
+    assert said["ETag"] == plain["ETag"]  # the same data, the same label
+    with django_assert_num_queries(6):  # session, user and the grid's four: no token read again
+        viewer_client.get("/", HTTP_HX_REQUEST="true", HTTP_X_LIVE_TOKEN=token)
+    with django_assert_num_queries(10):  # not a token: read as usual
+        viewer_client.get("/", HTTP_HX_REQUEST="true", HTTP_X_LIVE_TOKEN="'; drop table x; --")
