@@ -36,6 +36,13 @@
 
   var renderedAt = performance.now();
 
+  // What the operator opened stays open: a <details> menu's "open" is the page's, not the server's.
+  var KEEP = {
+    beforeAttributeUpdated: function (name, el) {
+      return !(name === "open" && el.tagName === "DETAILS");
+    }
+  };
+
   function tick() {
     var gone = (performance.now() - renderedAt) / 1000;
     document.querySelectorAll("[data-since]").forEach(function (el) {
@@ -80,7 +87,7 @@
       .then(function (html) {
         var el = self.current();
         if (html === null || html === undefined || !el) return;
-        window.Idiomorph.morph(el, html, {morphStyle: "outerHTML", restoreFocus: true});
+        window.Idiomorph.morph(el, html, {morphStyle: "outerHTML", restoreFocus: true, callbacks: KEEP});
         renderedAt = performance.now();
         self.updates += 1;
         document.dispatchEvent(new CustomEvent("extadmin:live-updated", {detail: {id: self.id, updates: self.updates}}));
