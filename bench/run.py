@@ -1,6 +1,6 @@
 """extadmin benchmarks: import, sync, memory, convergence, dashboard and upload against their floors.
 
-    .venv/bin/python bench/run.py [--quick] [--only import,sync,rss,converge,dashboard,upload]
+    .venv/bin/python bench/run.py [--quick] [--only import,sync,rss,converge,dashboard,upload,live]
 
 Prints one ``name: value`` line per figure, then a table with each target and ``target met`` /
 ``MISSED``. Exit status 0 whether or not targets are met (CI runs ``--quick`` as a smoke check).
@@ -49,6 +49,7 @@ from common import (
     median,
     run_timed,
 )
+from live import fig_live
 from packages import MB, build_mixed, build_small, unpacked_size
 from rollout import fig_rollout
 
@@ -627,6 +628,7 @@ FIGURES: dict[str, Callable[[Bench], None]] = {
     "converge": fig_converge,
     "periodic": fig_periodic,
     "rollout": lambda b: fig_rollout(b, agents=Agents),  # activation_skew_s_8, rollout_s_8 (bench/rollout.py)
+    "live": fig_live,  # bench/live.py: live_latency_ms, idle_dashboard_cpu_ms_per_min
 }
 
 

@@ -307,6 +307,13 @@ EXTADMIN_SYNC_RETRY_BACKOFF = float(os.environ.get("EXTADMIN_SYNC_RETRY_BACKOFF"
 EXTADMIN_SYNC_RETRY_BACKOFF_MAX = float(os.environ.get("EXTADMIN_SYNC_RETRY_BACKOFF_MAX") or "300")
 # An online node that has not converged a package this long after its import is degraded (seconds).
 EXTADMIN_DEGRADED_AFTER = float(os.environ.get("EXTADMIN_DEGRADED_AFTER") or 2 * EXTADMIN_SYNC_INTERVAL)
+# Live pages (server-sent events, docs/operations.md "Live updates"): one stream lasts this long,
+# then the browser reconnects (a bounded stream never holds a thread for ever); at most this many
+# streams at once per console process (the others poll a cheap ETag instead: keep it below
+# gunicorn's --threads); and how often a stream rechecks what time alone changes (liveness).
+EXTADMIN_LIVE_STREAM_SECONDS = float(os.environ.get("EXTADMIN_LIVE_STREAM_SECONDS", "55"))
+EXTADMIN_LIVE_STREAMS = int(os.environ.get("EXTADMIN_LIVE_STREAMS", "4"))
+EXTADMIN_LIVE_RECHECK_SECONDS = float(os.environ.get("EXTADMIN_LIVE_RECHECK_SECONDS", "10"))
 # Test-only fault injection ("step=raise" or "step=kill", comma separated). Ignored in production.
 EXTADMIN_FAULTS = "" if PRODUCTION else os.environ.get("EXTADMIN_FAULTS", "")
 

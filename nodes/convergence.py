@@ -166,3 +166,21 @@ def tally(cells: Iterable[tuple[Any, ...]]) -> Tally:
         offline += state == OFFLINE
         online += state != OFFLINE
     return Tally(converged_nodes=converged, online=online, offline=offline)
+
+
+# --- what the console's filters select (``/?state=``): the same verdicts, never a second rule -----
+
+NOT_CONVERGED = "not_converged"
+# The cell filters an operator can ask for, in the order the console offers them.
+STATE_FILTERS = (NOT_CONVERGED, FAILED, OFFLINE, SYNCING, PENDING)
+
+
+def matches(state_filter: str, v: Verdict) -> bool:
+    """Whether the cell ``v`` is selected by ``state_filter`` (one of ``STATE_FILTERS``).
+
+    ``not_converged`` is every cell the rule does not call converged (offline ones included); the
+    others are the cell's word itself (``pending`` includes a node that holds an older version).
+    """
+    if state_filter == NOT_CONVERGED:
+        return not v.converged
+    return v.state == state_filter

@@ -5,6 +5,7 @@ the timeline's geometry. Built from what ``nodes.selectors`` read, with the word
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -31,6 +32,8 @@ from nodes.selectors import ClusterSnapshot, NodeRow, NodeSnapshot, StateRow, by
 # Above this many nodes the grid would be unreadable: the dashboard shows a summary per package
 # and only the cells that are not converged.
 COMPACT_ABOVE_NODES = 40
+# A cell filter: which verdicts a view selects (``nodes.convergence.matches`` with a filter's name).
+CellMatch = Callable[["NodeView", Verdict], bool]
 # In the compact view, at most this many not-converged cells per package; the rest are counted.
 COMPACT_CELLS_PER_PACKAGE = 8
 
@@ -277,6 +280,16 @@ class PackageRow:
     offline: int = 0
     cells: list[Cell] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    # The cells a filter selects (``nodes.convergence.matches``; not converged when no filter):
+    # how many, how many of them ``cells`` shows, and on which nodes.
+    matched: int = 0
+    shown_matched: int = 0
+    matched_nodes: set[int] = field(default_factory=set)
+
+    @property
+    def hidden_matched(self) -> int:
+        """Selected cells the compact view leaves out (shown as "+N more")."""
+        return max(self.matched - self.shown_matched, 0)
 
     @property
     def tally(self) -> Tally:
@@ -305,6 +318,11 @@ class PackageRow:
     @property
     def short_sha(self) -> str:
         return self.sha256[:10]
+
+    @property
+    def since_import_seconds(self) -> str:
+        """For the page's clock (static/extadmin/live.js counts on from it between updates)."""
+        return f"{(self.now - self.imported_at).total_seconds():.0f}" if self.imported_at else ""
 
     @property
     def since_import(self) -> str:
@@ -351,8 +369,9 @@ class Dashboard:
 
 
 def _fill(row: PackageRow, package_state: str | None, nodes: list[NodeView], states: dict[int, tuple],
-          compact: bool, degraded_cells: dict[tuple[str, int], str]) -> PackageRow:
-    """Fill a package's cells and counts; the compact view builds only the cells it shows.
+          compact: bool, degraded_cells: dict[tuple[str, int], str], match: CellMatch | None = None) -> PackageRow:
+    """Fill a package's cells and counts; the compact view builds only the cells it shows: those
+    ``match`` selects (the ones not converged when no filter is asked for).
 
     The hot loop of the dashboard (30,000 cells at 100 × 300): plain tuples, one cached verdict each.
     """
@@ -366,31 +385,37 @@ def _fill(row: PackageRow, package_state: str | None, nodes: list[NodeView], sta
         counts[v.state] = counts.get(v.state, 0) + 1
         row.converged += v.converged
         row.offline += v.state == OFFLINE
-        if compact and (v.converged or shown >= COMPACT_CELLS_PER_PACKAGE):
+        hit = not v.converged if match is None else match(node, v)
+        if hit:
+            row.matched += 1
+            row.matched_nodes.add(node.id)
+        if compact and (not hit or shown >= COMPACT_CELLS_PER_PACKAGE):
             continue
         row.cells.append(cell_of(node, v, StateRow(*values) if values is not None else None))
         row.cells[-1].degraded = degraded_cells.get((row.name, node.id), "")
-        shown += not v.converged
+        shown += hit
+    row.shown_matched = shown
     return row
 
 
-def dashboard(snapshot: ClusterSnapshot) -> Dashboard:
-    """Every package × every node."""
+def dashboard(snapshot: ClusterSnapshot, *, match: CellMatch | None = None, compact: bool | None = None) -> Dashboard:
+    """Every package × every node; ``match`` selects cells (``nodes.dashboard_query``), ``compact``
+    forces a view (by default compact above ``COMPACT_ABOVE_NODES`` nodes)."""
     cells = degraded_cells(snapshot)
     reasons = degraded_nodes(cells)
     nodes = [replace(NodeView.of(n), degraded=reasons.get(n[0], "")) for n in snapshot.nodes]
-    compact = len(nodes) > COMPACT_ABOVE_NODES
+    compact = len(nodes) > COMPACT_ABOVE_NODES if compact is None else compact
     rows = []
     for name, version, sha256, state, imported_at, finished in snapshot.packages:
         row = PackageRow(name=name, url=reverse("package", args=[name]), version=version, sha256=sha256,
                          state=state, imported_at=imported_at, last_finished=finished, now=snapshot.now,
                          total=len(nodes))
-        rows.append(_fill(row, state, nodes, snapshot.states.get(name, {}), compact, cells))
+        rows.append(_fill(row, state, nodes, snapshot.states.get(name, {}), compact, cells, match))
     # Packages removed from the database that some node still holds: they are being removed there.
     for gone in snapshot.removed_still_held:
         row = PackageRow(name=gone, url=reverse("package", args=[gone]), version="", sha256="", state="removed",
                          imported_at=None, last_finished=None, now=snapshot.now, total=len(nodes))
-        rows.append(_fill(row, None, nodes, snapshot.states[gone], compact, cells))
+        rows.append(_fill(row, None, nodes, snapshot.states[gone], compact, cells, match))
     return Dashboard(nodes=nodes, rows=rows, paused=snapshot.paused, now=snapshot.now, compact=compact)
 
 

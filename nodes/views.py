@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from extadmin.packaging import Refusal
 from extadmin.web.http import HtmxHttpRequest, browser_actor, redirect_to
+from extadmin.web.live import conditional, live_context, request_token
 from nodes.actions import NodeActed, node_retry, node_sync_now
 from nodes.models import Node
 from nodes.presenters import node_detail, node_list_items
@@ -21,11 +22,14 @@ from nodes.services import RE_REGISTERS, node_forget, node_online
 @login_required
 @require_GET
 def node_page(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    token = request_token(request, node=name)
     snapshot = node_snapshot(name=name)
     if snapshot is None:
         raise Http404(f"no node named {name!r}")
-    template = "nodes/_node_live.html" if request.htmx else "nodes/node.html"
-    return render(request, template, {"detail": node_detail(snapshot)})
+    context = {"detail": node_detail(snapshot), "live": live_context(request, token, node=name)}
+    if request.htmx:
+        return conditional(request, token, lambda: render(request, "nodes/_node_live.html", context))
+    return render(request, "nodes/node.html", context)
 
 
 @login_required

@@ -29,7 +29,9 @@ from extadmin.services import package_import_files, package_validate_files, sign
 from extadmin.uploads import upload_folder_full
 from extadmin.web.forms import UploadForm
 from extadmin.web.http import HtmxHttpRequest, browser_actor, redirect_to
+from extadmin.web.live import conditional, live_context, request_token
 from extadmin.web.pages import package_page
+from nodes.dashboard_query import cell_match, grid_page, parse_grid_query, searched_nodes
 from nodes.presenters import dashboard as present_dashboard
 from nodes.selectors import cluster_snapshot
 from rollouts.forms import FIELDS as ROLLOUT_FIELDS
@@ -46,8 +48,20 @@ def favicon(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def dashboard(request: HtmxHttpRequest) -> HttpResponse:
-    template = "extadmin/_grid.html" if request.htmx else "extadmin/dashboard.html"
-    return render(request, template, {"grid": present_dashboard(cluster_snapshot())})
+    """The grid, filtered by the URL (``nodes.dashboard_query``); its live part answers 304 while
+    nothing changed (the token is read before the snapshot: a change in between shows next time)."""
+    token = request_token(request)
+    if request.htmx:
+        return conditional(request, token, lambda: render(request, "extadmin/_grid.html", _grid(request, token)))
+    return render(request, "extadmin/dashboard.html", _grid(request, token))
+
+
+def _grid(request: HtmxHttpRequest, token: str) -> dict[str, Any]:
+    snapshot = cluster_snapshot()
+    query = parse_grid_query(request.GET, nodes=len(snapshot.nodes))
+    node_ids = searched_nodes(query, snapshot.nodes)
+    grid = present_dashboard(snapshot, match=cell_match(query, node_ids), compact=query.compact(len(snapshot.nodes)))
+    return {"grid": grid, "view": grid_page(grid, query, node_ids=node_ids), "live": live_context(request, token)}
 
 
 @login_required
@@ -115,11 +129,14 @@ def _upload_page(
 @login_required
 @require_GET
 def package_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    token = request_token(request)
     page = package_page(name=name, entities=request.GET.get("entities"))
     if page is None:
         raise Http404(f"no extension package named {name!r} was ever imported")
-    template = "extadmin/_package_live.html" if request.htmx else "extadmin/package.html"
-    return render(request, template, {"page": page})
+    context = {"page": page, "live": live_context(request, token)}
+    if request.htmx:
+        return conditional(request, token, lambda: render(request, "extadmin/_package_live.html", context))
+    return render(request, "extadmin/package.html", context)
 
 
 @login_required

@@ -70,3 +70,21 @@ def seed_cluster(nodes: int, packages: int, *, now: datetime | None = None, offl
                 )
             )
     SyncState.objects.bulk_create(states, batch_size=2000)
+
+
+def converge_packages(names: list[str]) -> None:
+    """Every node proved these packages: each of their rows installed with the package's checksum,
+    and a row for every node that had none."""
+    now = timezone.now()
+    for p in ExtensionPackage.objects.filter(name__in=names):
+        SyncState.objects.filter(package_name=p.name).update(
+            state=SyncState.State.INSTALLED, installed_sha256=p.sha256, installed_version=p.version,
+            error="", changed_at=now,
+        )
+        missing = Node.objects.exclude(states__package_name=p.name)
+        SyncState.objects.bulk_create([
+            SyncState(node=n, package_name=p.name, desired_version=p.version, desired_sha256=p.sha256,
+                      installed_version=p.version, installed_sha256=p.sha256, state=SyncState.State.INSTALLED,
+                      changed_at=now)
+            for n in missing
+        ])

@@ -179,7 +179,7 @@ def _converged_in(client: Client, package: str) -> tuple[str, str]:
     html = client.get("/").content.decode()
     row = html[html.index(f'<td class="count" data-package="{package}">'):]
     # "Since import" is a <time> the browser counts on; "Converged in" plain text.
-    since, took = re.findall(r'<td class="muted">(?:<time[^>]*>)?([^<]*)(?:</time>)?</td>', row)[:2]
+    since, took = re.findall(r'<td class="muted"[^>]*>(?:<time[^>]*>)?([^<]*)(?:</time>)?</td>', row)[:2]
     return since, took
 
 
