@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 from pathlib import Path
 
 import dj_database_url
@@ -266,6 +267,11 @@ except PolicyError as exc:
     raise ImproperlyConfigured(str(exc)) from None
 # Archive chunk size: fixed-size rows keep memory flat and work on SQLite and PostgreSQL alike.
 EXTADMIN_CHUNK_BYTES = env_int("EXTADMIN_CHUNK_BYTES", 4 * 1024 * 1024)
+# Versions of each package kept in the database for rollback, the current one included (so 3:
+# the current and the two before it); 1 keeps none but the current (docs/rollouts.md).
+EXTADMIN_KEEP_VERSIONS = env_int("EXTADMIN_KEEP_VERSIONS", 3)
+if EXTADMIN_KEEP_VERSIONS < 1:
+    raise ImproperlyConfigured("EXTADMIN_KEEP_VERSIONS must be at least 1 (the current version counts as one)")
 
 # --- This process's node --------------------------------------------------------------------
 EXTADMIN_NODE = os.environ.get("EXTADMIN_NODE", "node-1")
@@ -277,6 +283,19 @@ EXTADMIN_SYNC_DEADLINE = float(os.environ.get("EXTADMIN_SYNC_DEADLINE", "900"))
 # How long a removal waits for this node's folder lock of a package (held by a sync or an import)
 # before it answers "try again"; a request is never blocked for ever behind a hung sync.
 EXTADMIN_LOCK_WAIT = float(os.environ.get("EXTADMIN_LOCK_WAIT", "30"))
+# The operator's health probe (nodes.probe): a command line, split like a shell's words, run without
+# a shell after a node swaps a package in; it must exit 0 within the timeout or the swap is undone.
+try:
+    EXTADMIN_HEALTH_PROBE = shlex.split(os.environ.get("EXTADMIN_HEALTH_PROBE", ""))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"EXTADMIN_HEALTH_PROBE is not a command line: {exc}") from None
+EXTADMIN_HEALTH_PROBE_TIMEOUT = float(os.environ.get("EXTADMIN_HEALTH_PROBE_TIMEOUT") or "60")
+# A node that failed a package's checksum retries it after EXTADMIN_SYNC_RETRY_BACKOFF seconds,
+# doubled each time up to EXTADMIN_SYNC_RETRY_BACKOFF_MAX, at most EXTADMIN_SYNC_RETRIES times; then
+# it gives up until a new version, a "retry now" or an operator action (nodes.retries).
+EXTADMIN_SYNC_RETRIES = env_int("EXTADMIN_SYNC_RETRIES", 5)
+EXTADMIN_SYNC_RETRY_BACKOFF = float(os.environ.get("EXTADMIN_SYNC_RETRY_BACKOFF") or "5")
+EXTADMIN_SYNC_RETRY_BACKOFF_MAX = float(os.environ.get("EXTADMIN_SYNC_RETRY_BACKOFF_MAX") or "300")
 # An online node that has not converged a package this long after its import is degraded (seconds).
 EXTADMIN_DEGRADED_AFTER = float(os.environ.get("EXTADMIN_DEGRADED_AFTER") or 2 * EXTADMIN_SYNC_INTERVAL)
 # Test-only fault injection ("step=raise" or "step=kill", comma separated). Ignored in production.

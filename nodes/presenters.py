@@ -12,7 +12,18 @@ from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from nodes.convergence import FAILED, INSTALLED, OFFLINE, SYNCING, Tally, Verdict, degraded, tally, verdict
+from nodes.convergence import (
+    FAILED,
+    INSTALLED,
+    OFFLINE,
+    QUARANTINED,
+    SYNCING,
+    Tally,
+    Verdict,
+    degraded,
+    tally,
+    verdict,
+)
 from nodes.models import Node, SyncRun
 from nodes.selectors import ClusterSnapshot, NodeRow, NodeSnapshot, StateRow, by_name
 
@@ -45,6 +56,17 @@ def format_duration(seconds: float | None) -> str:
 def clock(moment: datetime | None) -> str:
     """A time of day in the console's time zone, with the zone: ``14:02:31 UTC``."""
     return timezone.localtime(moment).strftime("%H:%M:%S %Z") if moment else "?"
+
+
+def retry_words(*, state: str, failures: int, next_retry_at: datetime | None) -> str:
+    """``retry 3/5 at 14:05:10 UTC`` or ``gave up after 5 retries`` for a counted failure (``nodes.retries``);
+    ``''`` for anything else (a failure not counted, a "retry now" not yet tried, any other state)."""
+    if state != FAILED or failures <= 0:
+        return ""
+    if next_retry_at is None:
+        used = failures - 1
+        return f"gave up after {used} {'retry' if used == 1 else 'retries'}"
+    return f"retry {failures}/{settings.EXTADMIN_SYNC_RETRIES} at {clock(next_retry_at)}"
 
 
 def moment_text(moment: datetime | None, *, never: str = "never") -> str:
@@ -145,6 +167,7 @@ class Cell:
     outdated: bool = False  # holds an older checksum than the database's
     reported: str = ""  # for an offline node: what it last reported, kept for the operator
     degraded: str = ""  # the sentence saying why this cell makes its node degraded
+    retry: str = ""  # a failed checksum's next retry, or that the node gave up (``retry_words``)
 
     @property
     def short_sha(self) -> str:
@@ -177,6 +200,8 @@ class Cell:
             return f"offline (last reported {self.reported_label})" if self.reported_label else "offline"
         if self.outdated:
             return f"pending (has {self.version})"
+        if self.state == QUARANTINED:
+            return self.error or QUARANTINED  # "holds quarantined 2.0.0" (nodes.convergence.quarantine_words)
         return self.state
 
     @property
@@ -191,6 +216,8 @@ class Cell:
             parts.append(f"took {self.duration}")
         if self.error:
             parts.append(f"error: {self.error}")
+        if self.retry:
+            parts.append(self.retry)
         if self.degraded:
             parts.append(f"degraded: {self.degraded}")
         return "; ".join(parts)
@@ -203,6 +230,7 @@ def cell_of(node: NodeView, v: Verdict, row: StateRow | None) -> Cell:
         node=node, state=v.state, version=row.installed_version, sha256=row.installed_sha256, error=row.error,
         converged=v.converged, started_at=row.started_at, finished_at=row.finished_at,
         duration_ms=row.duration_ms, outdated=v.outdated, reported=v.reported,
+        retry=retry_words(state=v.state, failures=row.failures, next_retry_at=row.next_retry_at),
     )
 
 
@@ -374,7 +402,9 @@ def degraded_reason(*, node: str, package: str, version: str, cause: str, within
 
 def _degraded_cause(v: Verdict, values: tuple | None) -> str:
     if v.state == FAILED:
-        return f"sync failed: {(values[5] if values else '') or 'no error recorded'}"
+        said = f"sync failed: {(values[5] if values else '') or 'no error recorded'}"
+        retry = retry_words(state=v.state, failures=values[7], next_retry_at=values[8]) if values else ""
+        return f"{said}; {retry}" if retry else said
     if v.state == SYNCING:
         return "still syncing"
     if v.outdated and values is not None:
@@ -530,6 +560,11 @@ class NodeDetail:
     def not_converged(self) -> int:
         return sum(1 for p in self.packages if p.why)
 
+    @property
+    def retryable(self) -> list[str]:
+        """The packages whose sync failed here ("retry now" makes them due at once); removals retry anyway."""
+        return [p.package_name for p in self.packages if p.cell.state == FAILED and p.version]
+
 
 def _lock_held(node: Node, now: datetime) -> bool:
     return bool(node.sync_lock_owner) and node.sync_lock_until is not None and node.sync_lock_until > now
@@ -558,11 +593,15 @@ def why_not_converged(
         behind = f" (this node is behind since {clock(node.behind_since)})" if node.behind_since else ""
         return f"paused: cluster syncing is paused{behind}"
     if cell.state == "failed":
+        if cell.retry:
+            return f"sync failed: {cell.error or 'no error recorded'}; {cell.retry}"
         retry = ""
         if last_run is not None:
             base = last_run.finished_at or last_run.started_at
             retry = f", retry at {clock(base + timedelta(seconds=settings.EXTADMIN_SYNC_INTERVAL))}"
         return f"sync failed: {error_words(cell.error) or 'no error recorded'}{retry}"
+    if cell.state == QUARANTINED:
+        return f"quarantined: {cell.error}"
     if cell.state == "syncing":
         return f"syncing since {clock(cell.started_at)}"
     if cell.state in ("removing", "removed"):

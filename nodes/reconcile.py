@@ -11,7 +11,9 @@ duplicated or reordered nudge changes nothing about where a node ends up. One pa
                (contents too at startup and for ``sync_node``; names and sizes on periodic passes)
   4. install — missing, outdated or damaged packages, dependencies first: stream the archive from the
                database → verify SHA-256 → verify its signature against this node's own allowed
-               signers (EXTADMIN_SIGNATURES) → unzip into staging → ``.chk`` → atomic swap → prove → commit
+               signers (EXTADMIN_SIGNATURES) → unzip into staging → ``.chk`` → atomic swap → prove →
+               health probe (EXTADMIN_HEALTH_PROBE, ``nodes.probe``) → commit. A checksum that failed
+               waits for its next retry (``nodes.retries``); until then the pass leaves it alone
   5. remove  — folders of packages the database no longer has, dependents before their dependencies
   6. report  — every state change is written to ``SyncState`` as it happens; the pass to ``SyncRun``
 
@@ -24,7 +26,7 @@ import errno
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,7 +41,7 @@ from extadmin import faults
 from extadmin.archive import ArchiveIncomplete, archive_copy_to
 from extadmin.importing import limits_from_settings
 from extadmin.logs import logged_as
-from extadmin.models import Archive, ExtensionPackage, Operation
+from extadmin.models import Archive, ExtensionPackage, Operation, Quarantine
 from extadmin.operations import describe_error
 from extadmin.packaging import (
     Refusal,
@@ -51,15 +53,20 @@ from extadmin.packaging import (
 )
 from extadmin.signatures import signature_check
 from extadmin.storage import LockBusy, NodeStorage, Swap, write_chk
+from nodes.convergence import quarantine_words
 from nodes.lease import Lease, LeaseLost, lease_claim
 from nodes.models import ClusterSettings, Node, SyncRun, SyncState
+from nodes.probe import HealthProbeFailed, health_probe_run
+from nodes.retries import retry_due
 from nodes.services import node_get_or_register, node_seen
 from nodes.sync_states import (
+    sync_state_fail,
     sync_state_fail_removal,
     sync_state_forget,
     sync_state_mark,
     sync_state_mark_removing,
     sync_states_prune,
+    sync_states_retry_now,
 )
 
 log = logging.getLogger(__name__)
@@ -82,6 +89,7 @@ class Desired:
     manifest: list[list]
     depends_on: tuple[str, ...]
     signature: str = ""  # the detached signature stored with the package at import
+    quarantined: bool = False  # never installed nor removed (``extadmin.quarantine``)
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,7 @@ class Plan:
     installs: list[Work]
     proven: list[Desired]
     removals: list[str]
+    held: list[Desired] = field(default_factory=list)  # quarantined: left as they are
 
 
 @dataclass
@@ -191,6 +200,8 @@ def _run(*, node: Node, storage: NodeStorage, lease: Lease, trigger: str, verify
             error = _note_behind(p)
         else:
             Node.objects.filter(pk=node.pk, behind_since__isnull=False).update(behind_since=None)
+            if trigger == SyncRun.Trigger.MANUAL:  # sync_node: an operator's "retry now" (nodes.retries)
+                sync_states_retry_now(node=node)
             _sync(p, verify_contents=verify_contents)
             if p.failures:
                 outcome = SyncRun.Outcome.FAILED
@@ -254,9 +265,11 @@ def _sync(p: _Pass, *, verify_contents: bool) -> None:
             "is it pointed at the wrong database? nothing was removed"
         )
     _record_proven(p, plan.proven, states)
+    _record_held(p, plan.held, states)
+    waiting = _hold_back(plan, states)  # failed checksums whose retry is not due: untouched, nothing written
     for work in plan.installs:
         _mark(p, work.package, SyncState.State.PENDING, started_at=None, finished_at=None, duration_ms=None)
-    _install_all(p, plan.installs)  # 4.
+    _install_all(p, plan.installs, waiting=waiting)  # 4.
     _remove_all(p, plan.removals)  # 5.
     sync_states_prune(node=p.node, known=known, on_disk=p.storage.installed_names())
 
@@ -272,10 +285,11 @@ def read_desired() -> tuple[dict[str, Desired], set[str]]:
         with transaction.atomic():  # one consistent snapshot; a savepoint keeps an error contained
             rows = list(
                 ExtensionPackage.objects.select_related("archive").only(
-                    "id", "name", "version", "sha256", "depends_on", "state", "signature",
-                    "archive__sha256", "archive__manifest",
+                    "id", "name", "version", "sha256", "depends_on", "state", "signature", "archive__sha256",
                 )
             )
+            manifests = _manifests_of(rows)
+            quarantined = set(Quarantine.objects.values_list("sha256", flat=True))
     except DatabaseError as exc:
         raise DesiredStateUnreadable(
             f"could not read the packages from the database ({describe_error(exc)}); nothing was changed"
@@ -285,11 +299,34 @@ def read_desired() -> tuple[dict[str, Desired], set[str]]:
         archive = _archive_of(row)
         if archive is None or row.state not in (ExtensionPackage.State.ACTIVE, ExtensionPackage.State.REMOVING):
             continue
+        manifest = manifests.get((row.pk, archive.sha256))
+        if manifest is None:  # its archive was replaced between the two reads: in flight, seen next pass
+            continue
         desired[row.name] = Desired(
             package_id=row.pk, name=row.name, version=row.version, sha256=archive.sha256,
-            manifest=archive.manifest, depends_on=_dependency_names(row.depends_on), signature=row.signature,
+            manifest=manifest, depends_on=_dependency_names(row.depends_on), signature=row.signature,
+            quarantined=archive.sha256 in quarantined,
         )
     return desired, {row.name for row in rows}
+
+
+# An archive's manifest never changes for a given package row and checksum, so an agent keeps the
+# ones it has read: a periodic pass on a node holding 1,000 packages then reads 1,000 short rows
+# instead of decoding 100,000 manifest entries every 30 seconds.
+_MANIFESTS: dict[tuple[int, str], list[list]] = {}
+
+
+def _manifests_of(rows: list[ExtensionPackage]) -> dict[tuple[int, str], list[list]]:
+    wanted = {(row.pk, a.sha256) for row in rows if (a := _archive_of(row)) is not None}
+    missing = wanted - _MANIFESTS.keys()
+    if missing:
+        found = Archive.objects.filter(
+            package_id__in={pk for pk, _ in missing}, sha256__in={sha for _, sha in missing}
+        ).values_list("package_id", "sha256", "manifest")
+        _MANIFESTS.update({(pk, sha): manifest for pk, sha, manifest in found})
+    for key in _MANIFESTS.keys() - wanted:  # packages gone or replaced: forget them
+        del _MANIFESTS[key]
+    return {key: _MANIFESTS[key] for key in wanted if key in _MANIFESTS}
 
 
 def _archive_of(row: ExtensionPackage) -> Archive | None:
@@ -313,15 +350,19 @@ def make_plan(
 ) -> Plan:
     installs: list[Work] = []
     proven: list[Desired] = []
+    held: list[Desired] = []
     order = order_by_dependencies({name: d.depends_on for name, d in desired.items()})
     for name in order:
+        if desired[name].quarantined:
+            held.append(desired[name])
+            continue
         work = _work_for(storage, desired[name], states.get(name), contents=contents)
         if work is None:
             proven.append(desired[name])
         else:
             installs.append(work)
     removals = [name for name in storage.installed_names() if name not in known]
-    return Plan(installs=installs, proven=proven, removals=removals)
+    return Plan(installs=installs, proven=proven, removals=removals, held=held)
 
 
 def _work_for(storage: NodeStorage, pkg: Desired, state: SyncState | None, *, contents: bool) -> Work | None:
@@ -356,15 +397,43 @@ def _record_proven(p: _Pass, proven: list[Desired], states: dict[str, SyncState]
         _mark(p, pkg, SyncState.State.INSTALLED, installed_version=pkg.version, installed_sha256=pkg.sha256)
 
 
+def _record_held(p: _Pass, held: list[Desired], states: dict[str, SyncState]) -> None:
+    """Quarantined packages: nothing installed, nothing removed; the node says whether it holds those bytes."""
+    for pkg in held:
+        holds = p.storage.read_chk(pkg.name) == pkg.sha256
+        words = quarantine_words(pkg.version, holds=holds)
+        s = states.get(pkg.name)
+        if s is not None and (s.state, s.error, s.desired_sha256) == (SyncState.State.QUARANTINED, words, pkg.sha256):
+            continue
+        installed = {"installed_version": pkg.version, "installed_sha256": pkg.sha256} if holds else {}
+        _mark(p, pkg, SyncState.State.QUARANTINED, error=words, **installed)
+        p.act(f"{pkg.name}: {words}")
+
+
 # --- 4. install -------------------------------------------------------------------------------
-def _install_all(p: _Pass, installs: list[Work]) -> None:
-    failed: set[str] = set()
+def _hold_back(plan: Plan, states: dict[str, SyncState]) -> set[str]:
+    """Take out of ``plan`` the failed checksums whose next retry is not due (or that the node gave up
+    on), and the dependents already failed waiting for them; returns their names."""
+    now, waiting = timezone.now(), set()
+    for work in plan.installs:  # dependencies first
+        pkg, state = work.package, states.get(work.package.name)
+        if not retry_due(state, desired_sha256=pkg.sha256, now=now) or (
+            state is not None and state.state == SyncState.State.FAILED and state.desired_sha256 == pkg.sha256
+            and any(d in waiting for d in pkg.depends_on)
+        ):
+            waiting.add(pkg.name)
+    plan.installs = [w for w in plan.installs if w.package.name not in waiting]
+    return waiting
+
+
+def _install_all(p: _Pass, installs: list[Work], *, waiting: Collection[str] = ()) -> None:
+    failed: set[str] = set(waiting)
     for work in installs:  # already in dependency order
         p.lease.check()
         blocked = [d for d in work.package.depends_on if d in failed]
         if blocked:
             reason = f"waits for {', '.join(blocked)}, which could not be installed"
-            _fail(p, work.package, reason, started_at=timezone.now(), t0=time.perf_counter())
+            _fail(p, work.package, reason, started_at=timezone.now(), t0=time.perf_counter(), counted=False)
             failed.add(work.package.name)
             continue
         if not _install(p, work):
@@ -385,7 +454,7 @@ def _install(p: _Pass, work: Work) -> bool:
             p.storage.clean_leftovers_of(pkg.name)
             _fetch_unzip_swap(p, pkg)
     except LeaseLost as exc:
-        _fail(p, pkg, f"interrupted: {exc}", started_at=started, t0=t0)
+        _fail(p, pkg, f"interrupted: {exc}", started_at=started, t0=t0, counted=False)
         raise
     except Exception as exc:
         log.warning("installing %s on %s failed: %s", pkg.name, p.node.name, exc)
@@ -426,7 +495,10 @@ LOCK_POLL_SECONDS = 0.2
 
 
 def _still_desired(pkg: Desired) -> bool:
-    return Archive.objects.filter(package_id=pkg.package_id, sha256=pkg.sha256).exists()
+    return (
+        Archive.objects.filter(package_id=pkg.package_id, sha256=pkg.sha256).exists()
+        and not Quarantine.objects.filter(sha256=pkg.sha256).exists()  # quarantined since the pass read it
+    )
 
 
 def _fetch_unzip_swap(p: _Pass, pkg: Desired) -> None:
@@ -453,6 +525,8 @@ def _fetch_unzip_swap(p: _Pass, pkg: Desired) -> None:
         problem = p.storage.verify(pkg.name, pkg.manifest, contents=False)
         if problem is not None or p.storage.read_chk(pkg.name) != pkg.sha256:
             raise RuntimeError(f"the unpacked copy does not match the archive: {problem or 'wrong .chk'}")
+        # Until it passes, the previous version waits in retired/; a failure puts it back (below).
+        health_probe_run(node=p.node.name, name=pkg.name, version=pkg.version, folder=swap.target)
         swap.commit()
         swap = None
     except BaseException:
@@ -481,10 +555,10 @@ def _check_signature(p: _Pass, pkg: Desired, zip_path: Path) -> None:
                     p.node.name, pkg.name, pkg.version, checked.warning)
 
 
-def _fail(p: _Pass, pkg: Desired, reason: str, *, started_at: datetime, t0: float) -> None:
-    _mark(
-        p, pkg, SyncState.State.FAILED, error=reason, started_at=started_at,
-        finished_at=timezone.now(), duration_ms=_ms(t0),
+def _fail(p: _Pass, pkg: Desired, reason: str, *, started_at: datetime, t0: float, counted: bool = True) -> None:
+    sync_state_fail(
+        node=p.node, name=pkg.name, version=pkg.version, sha256=pkg.sha256, error=reason,
+        started_at=started_at, duration_ms=_ms(t0), counted=counted,
     )
     p.failures[pkg.name] = reason
     p.act(f"failed {pkg.name} {pkg.version}: {reason}")
@@ -562,7 +636,7 @@ def describe_sync_error(exc: BaseException) -> str:
         if "No space left on device" in exc.reason:
             return f"disk full ({exc.reason})"
         return exc.reason
-    if isinstance(exc, ArchiveIncomplete | DesiredStateUnreadable):
+    if isinstance(exc, ArchiveIncomplete | DesiredStateUnreadable | HealthProbeFailed):
         return str(exc)
     if isinstance(exc, DatabaseError):
         return f"database: {describe_error(exc)}"

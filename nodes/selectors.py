@@ -37,7 +37,10 @@ def by_name(name: str) -> tuple[str, str]:
 
 
 # The grid reads no datetime column: converting 30,000 of them would cost more than the rest.
-GRID_FIELDS = ("node_id", "package_name", "state", "installed_version", "installed_sha256", "error", "duration_ms")
+GRID_FIELDS = (
+    "node_id", "package_name", "state", "installed_version", "installed_sha256", "error", "duration_ms",
+    "failures", "next_retry_at",  # a retry's time is NULL but in failed cells: nearly nothing to convert
+)
 STATE_FIELDS = (*GRID_FIELDS, "changed_at", "started_at", "finished_at")
 
 
@@ -52,6 +55,8 @@ class StateRow:
     installed_sha256: str
     error: str
     duration_ms: float | None
+    failures: int = 0
+    next_retry_at: datetime | None = None
     changed_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -162,6 +167,14 @@ def node_snapshot(*, name: str, runs: int = 20) -> NodeSnapshot | None:
     )
     recent = list(SyncRun.objects.filter(node=node).order_by("-started_at", "-id")[:runs])
     return NodeSnapshot(node=node, states=states, packages=packages, runs=recent, paused=sync_paused())
+
+
+def node_next_retry_at(*, name: str) -> datetime | None:
+    """When the node's earliest automatic retry of a failed checksum is due (``nodes.retries``), if any."""
+    return (
+        SyncState.objects.filter(node__name=name, state=SyncState.State.FAILED, next_retry_at__isnull=False)
+        .order_by("next_retry_at").values_list("next_retry_at", flat=True).first()
+    )
 
 
 def node_list() -> list[Node]:
