@@ -239,7 +239,8 @@ def _rule(selector: str) -> str:
 
 
 def test_each_state_has_its_own_badge_style() -> None:
-    states = ["installed", "pending", "syncing", "failed", "removing", "removed", "offline", "degraded"]
+    states = ["installed", "pending", "syncing", "failed", "removing", "removed", "offline", "degraded",
+              "quarantined"]
     styles = {s: _rule(f".s-{s}") for s in states}
     for a in states:
         for b in states:
