@@ -304,7 +304,10 @@ def _restore_unproved(p: _Pass, states: dict[str, SyncState]) -> None:
             continue
         try:
             with p.storage.lock(name, wait=False):  # busy: a live import or sync of this node owns it
-                if _chk_in(entry, name) == s.installed_sha256:
+                # Read again under the lock: an import that committed meanwhile recorded its own version.
+                recorded = SyncState.objects.filter(node=p.node, package_name=name).values_list(
+                    "installed_sha256", flat=True).first()
+                if recorded == s.installed_sha256 == _chk_in(entry, name) != p.storage.read_chk(name):
                     Swap(target=p.storage.package_dir(name), retired=entry).rollback()
                     p.act(f"restored {name} {s.installed_version}: the sync that replaced it stopped before "
                           "its health probe passed")
