@@ -34,7 +34,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from nodes.convergence import OFFLINE, tally, verdict
+from nodes.convergence import FAILED, OFFLINE, tally, verdict
 from nodes.presenters import degraded_cells, degraded_nodes
 from nodes.selectors import ClusterSnapshot, SyncFigures, cluster_snapshot, sync_figures
 
@@ -132,6 +132,20 @@ def _convergence_histogram(seconds: list[float]) -> HistogramMetricFamily:
     )
 
 
+def retry_metrics(snapshot: ClusterSnapshot) -> Iterator[Metric]:
+    """Failed package × node cells by what comes next (``nodes.retries``): a retry scheduled, or none (gave up)."""
+    counts = {"scheduled": 0, "gave_up": 0}
+    for held in snapshot.states.values():
+        for values in held.values():
+            if values[2] == FAILED and values[7] > 0:
+                counts["scheduled" if values[8] is not None else "gave_up"] += 1
+    retries = _gauge("extadmin_package_node_retries", "Failed package × node cells by what comes next: a retry "
+                     "scheduled, or none because the node gave up after EXTADMIN_SYNC_RETRIES.", labels=["state"])
+    for state, n in counts.items():
+        retries.add_metric([state], n)
+    yield retries
+
+
 def sync_metrics(figures: SyncFigures) -> Iterator[Metric]:
     """Sync runs, their durations, running and stuck syncs, nodes behind, operations, archive bytes."""
     runs = CounterMetricFamily("extadmin_sync_runs", "Finished sync runs by node and outcome (quiet periodic "
@@ -163,6 +177,7 @@ class ClusterCollector(Collector):
         snapshot = cluster_snapshot()
         yield from node_metrics(snapshot)
         yield from package_metrics(snapshot)
+        yield from retry_metrics(snapshot)
         yield from sync_metrics(sync_figures(buckets=SYNC_BUCKETS))
 
 

@@ -57,7 +57,7 @@ from extadmin.versions import retained_copy_to, retained_version
 from nodes.convergence import quarantine_words
 from nodes.lease import Lease, LeaseLost, lease_claim
 from nodes.models import ClusterSettings, Node, SyncRun, SyncState
-from nodes.probe import HealthProbeFailed, health_probe_run
+from nodes.probe import HealthProbeFailed, configured_probe, health_probe_run
 from nodes.retries import retry_due
 from nodes.services import node_get_or_register, node_seen
 from nodes.sync_states import (
@@ -265,8 +265,9 @@ def _forget_quiet_passes(p: _Pass, *, outcome: str) -> None:
 def _sync(p: _Pass, *, verify_contents: bool) -> None:
     desired, known = read_desired()  # 2. desired, read once; if it fails, nothing below runs
     desired, p.staged = rollout_desired(p.node, desired)  # what each package's rollout says this node holds
-    p.storage.clean_leftovers()  # staging/retired of a process that died mid-way
     states = {s.package_name: s for s in SyncState.objects.filter(node=p.node)}
+    _restore_unproved(p, states)  # a swap whose health probe never passed: the previous version back
+    p.storage.clean_leftovers()  # staging/retired of a process that died mid-way
     plan = make_plan(storage=p.storage, desired=desired, known=known, states=states, contents=verify_contents)  # 3.
     if plan.removals and not known and not Operation.objects.exists():
         # An empty answer from a database that never saw a single import or removal is far more
@@ -285,6 +286,40 @@ def _sync(p: _Pass, *, verify_contents: bool) -> None:
     _remove_all(p, plan.removals)  # 5.
     sync_states_prune(node=p.node, known=known, on_disk=p.storage.installed_names())
     _report_rollouts(p)  # 6b. this node's place in each rollout, which then moves on if it can
+
+
+def _restore_unproved(p: _Pass, states: dict[str, SyncState]) -> None:
+    """With a health probe configured, a process that died between its swap and its commit (while the
+    probe ran, say) left a version nobody proved healthy in place and the previous one in retired/:
+    put the previous one back, byte for byte, as the probe's failure would have. Recognised by the
+    retired copy holding what this node last recorded installed while the folder holds something else.
+    """
+    retired = p.storage.work / "retired"
+    if configured_probe() is None or not retired.is_dir():
+        return
+    for entry in sorted(retired.iterdir()):
+        name = entry.name.rsplit("-", 1)[0]
+        s = states.get(name)
+        if s is None or not s.installed_sha256 or p.storage.read_chk(name) == s.installed_sha256:
+            continue
+        try:
+            with p.storage.lock(name, wait=False):  # busy: a live import or sync of this node owns it
+                # Read again under the lock: an import that committed meanwhile recorded its own version.
+                recorded = SyncState.objects.filter(node=p.node, package_name=name).values_list(
+                    "installed_sha256", flat=True).first()
+                if recorded == s.installed_sha256 == _chk_in(entry, name) != p.storage.read_chk(name):
+                    Swap(target=p.storage.package_dir(name), retired=entry).rollback()
+                    p.act(f"restored {name} {s.installed_version}: the sync that replaced it stopped before "
+                          "its health probe passed")
+        except LockBusy:
+            continue
+
+
+def _chk_in(folder: Path, name: str) -> str | None:
+    try:
+        return (folder / f"{name}.chk").read_text().strip() or None
+    except OSError:
+        return None
 
 
 # --- 2. desired -------------------------------------------------------------------------------

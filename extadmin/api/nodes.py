@@ -107,7 +107,9 @@ class NodeRetryView(ApiView):
         409: OpenApiResponse(ErrorSerializer, description="nothing failed there: nothing to retry"),
     })
     def post(self, request: Request, name: str) -> Response:
-        package = request.data.get("package") if hasattr(request.data, "get") else None
+        if not hasattr(request.data, "get"):
+            raise Refusal("retry", 'the body must be an object, like {"package": "Pump"}, or empty')
+        package = request.data.get("package")
         if package is not None and not isinstance(package, str):
             raise Refusal("retry", "package must be a package's name (a string)")
         acted = node_retry(name=name, actor=api_actor(request), package=package or None)

@@ -7,7 +7,10 @@ other two install 2.0.0. "Sync now" reaches a node's agent through the broker.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import signal
 import stat
 from pathlib import Path
 
@@ -99,3 +102,49 @@ def test_it_reverts_retries_gives_up_and_retries_now_on_real_agents(
     assert (installed.failures, installed.next_retry_at, installed.error) == (0, None, "")
     kinds = list(Operation.objects.filter(node=n3).values_list("kind", "username").order_by("started_at"))
     assert kinds == [("sync_now", "olga"), ("retry", "olga")]
+
+
+SLOW_PROBE = """#!/bin/sh
+if [ "$EXTADMIN_VERSION" = "2.0.0" ]; then
+  echo $$ > "{dir}/probe.pid"
+  touch "{dir}/probe.reached"
+  [ -e "{dir}/fail" ] && { echo "still broken" >&2; exit 1; }
+  sleep 60
+fi
+"""
+
+
+def test_it_puts_the_previous_version_back_when_the_agent_dies_during_the_probe(
+    cluster: Cluster, import_package: Importer, tmp_path: Path,
+) -> None:
+    """kill -9 of the agent while its probe runs: at restart the unproved 2.0.0 is not kept as installed;
+    1.0.0 comes back byte for byte, and the probe (failing now) is what decides."""
+    script = tmp_path / "probe.sh"
+    script.write_text(SLOW_PROBE.replace("{dir}", str(tmp_path)))
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    [name] = cluster.start(1, EXTADMIN_HEALTH_PROBE=str(script))
+    storage = cluster.storage(name)
+    v1 = import_package("Alpha", "1.0.0")
+    cluster.wait_converged([name], [v1])
+    before = hashes(storage.package_dir("Alpha"))
+
+    v2 = import_package("Alpha", "2.0.0")
+    wait_for((tmp_path / "probe.reached").exists, timeout=30, what="the probe of 2.0.0 to start")
+    assert storage.read_chk("Alpha") == v2.sha256  # swapped in, not yet proved healthy
+    cluster.agents[name].kill()
+    probe_pid = int((tmp_path / "probe.pid").read_text())
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(probe_pid, signal.SIGKILL)  # its own session: the agent's group kill did not reach it
+
+    (tmp_path / "fail").touch()
+    cluster.agent(name, EXTADMIN_HEALTH_PROBE=str(script)).start()
+    wait_for(lambda: SyncState.objects.filter(node__name=name, package_name="Alpha", state="failed",
+                                              error="health probe exit 1: still broken").exists(),
+             timeout=40, what=f"{name} to fail 2.0.0's probe after its restart")
+    assert hashes(storage.package_dir("Alpha")) == before
+    assert storage.read_chk("Alpha") == v1.sha256
+    state = SyncState.objects.get(node__name=name, package_name="Alpha")
+    assert (state.installed_sha256, state.desired_sha256) == (v1.sha256, v2.sha256)
+    startup = SyncRun.objects.filter(node__name=name, trigger="startup").order_by("started_at").last()
+    assert startup is not None
+    assert any(a.startswith("restored Alpha 1.0.0: the sync that replaced it stopped before") for a in startup.actions)

@@ -204,7 +204,10 @@ def test_it_syncs_and_retries_through_the_api(operator: User, n: str) -> None:
         "step": "retry", "reason": f"nothing to retry: no sync of Beta on node {n} failed",
     }}
     assert api.post("/api/nodes/ghost/sync/").json() == {"error": {"step": "sync", "reason": "no node named 'ghost'"}}
-    assert api.post(f"/api/nodes/{n}/retry/", {"package": 3}, format="json").status_code == 400
+    assert api.post(f"/api/nodes/{n}/retry/", {"package": 3}, format="json").json() == {
+        "error": {"step": "retry", "reason": "package must be a package's name (a string)"},
+    }
+    assert api.post(f"/api/nodes/{n}/retry/", ["Alpha"], format="json").status_code == 400
     assert len(nudges_for(n)) == 3
 
 

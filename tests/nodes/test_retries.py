@@ -12,12 +12,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
+from prometheus_client import generate_latest
 
 from extadmin.models import Operation
 from extadmin.operations import Actor
 from extadmin.packaging import Conflict
 from extadmin.storage import NodeStorage
 from nodes.actions import node_retry
+from nodes.metrics import cluster_registry
 from nodes.models import SyncRun, SyncState
 from nodes.presenters import retry_words
 from nodes.retries import retry_delay
@@ -183,3 +185,19 @@ def test_it_says_the_retry_in_the_degraded_sentence(failing: Path, sync: Syncer,
     [n1] = [n for n in cluster_document()["nodes"] if n["name"] == "n1"]
     assert n1["degraded"] is True
     assert "sync failed: health probe exit 1: checking the platform log; retry 1/2 at " in n1["degraded_reason"]
+
+
+def test_it_counts_scheduled_retries_and_nodes_that_gave_up_in_the_metrics(failing: Path, sync: Syncer) -> None:
+    def figures() -> str:
+        text = generate_latest(cluster_registry()).decode()
+        return "\n".join(line for line in text.splitlines() if line.startswith("extadmin_package_node_retries{"))
+
+    assert figures() == ('extadmin_package_node_retries{state="scheduled"} 0.0\n'
+                         'extadmin_package_node_retries{state="gave_up"} 0.0')
+    periodic(sync)
+    assert 'extadmin_package_node_retries{state="scheduled"} 1.0' in figures()
+    for _ in range(2):
+        wait_due()
+        periodic(sync)
+    assert figures() == ('extadmin_package_node_retries{state="scheduled"} 0.0\n'
+                         'extadmin_package_node_retries{state="gave_up"} 1.0')
