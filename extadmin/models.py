@@ -130,6 +130,7 @@ class Operation(models.Model):
     error_step = models.CharField(max_length=32, blank=True)
     error = models.TextField(blank=True)
     warnings = models.TextField(blank=True)
+    reason = models.CharField(max_length=200, blank=True, help_text="why, in the operator's words (a pause)")
 
     class Meta:
         ordering = ["-started_at", "-id"]

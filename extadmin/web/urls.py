@@ -2,11 +2,15 @@ from __future__ import annotations
 
 from django.urls import path
 
-from extadmin.web import views
+from extadmin.web import operations, views
+from nodes import switch_views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("extensions/upload/", views.package_upload, name="package-upload"),
     path("extensions/<str:name>/", views.package_detail, name="package"),
     path("extensions/<str:name>/delete/", views.package_delete, name="package-delete"),
+    path("cluster/pause/", switch_views.cluster_pause_view, name="cluster-pause"),
+    path("cluster/resume/", switch_views.cluster_resume_view, name="cluster-resume"),
+    path("operations/", operations.operations_page, name="operations"),
 ]

@@ -401,7 +401,9 @@ def test_it_keeps_the_dashboard_query_count_constant(viewer_client: Client, djan
         viewer_client.get("/")
     # session and user, then the grid's four: packages, nodes, states, cluster settings
     assert partial == 6
-    assert page == partial + 2  # the page's menu asks for the user's permissions (user and group)
+    # the page's menu asks for the user's permissions (user and group); the sync banner and the pause
+    # form read the cluster's switch once
+    assert page == partial + 3
 
 
 def test_it_renders_100_nodes_by_300_packages_compactly(viewer_client: Client) -> None:
