@@ -93,6 +93,7 @@ class ImportResult:
     operation: Operation | None
     plan: ImportPlan
     sha256: str
+    label: str | None = None  # the file (or bundle/member) it came from, when it was one of several
 
 
 def limits_from_settings() -> Limits:
@@ -376,9 +377,11 @@ def package_import(
         except BaseException as exc:
             raise _failure(exc, plans, recorders) from None
         results = []
-        for (package, digest), rec, (_, plan) in zip(done, recorders, plans, strict=True):
+        for (package, digest), rec, (item, plan) in zip(done, recorders, plans, strict=True):
             rec.operation.sha256 = digest  # the audit names exactly which zip was imported
-            results.append(ImportResult(package=package, operation=rec.finish(), plan=plan, sha256=digest))
+            results.append(
+                ImportResult(package=package, operation=rec.finish(), plan=plan, sha256=digest, label=item.label)
+            )
         return results
 
 

@@ -30,7 +30,8 @@ def cluster_pause_view(request: HtmxHttpRequest) -> HttpResponse:
     except Refusal as refusal:
         messages.error(request, str(refusal))
     else:
-        messages.success(request, f"{sync_switch_sentence(row)}.")
+        messages.success(request, f"{sync_switch_sentence(row)}. Resume syncing, when the batch is in, lets each "
+                                  "node sync it once.")
     return redirect_to(request, _back(request))
 
 

@@ -70,6 +70,10 @@ class PackageSerializer(serializers.Serializer):
 class ImportedPackageSerializer(PackageSerializer):
     operation = serializers.IntegerField(help_text="the audit record of this import")
     kind = serializers.CharField(help_text="import, upgrade or reimport")
+    file = serializers.CharField(
+        required=False, help_text="among several: the file it came in (File.zip, Bundle.zip/Member.zip)"
+    )
+    warnings = serializers.ListField(child=serializers.CharField(), help_text="this package's own warnings")
 
 
 class ImportDocumentSerializer(ImportedPackageSerializer):

@@ -29,8 +29,11 @@ from extadmin.uploads import upload_folder_full
 from extadmin.web.forms import UploadForm
 from extadmin.web.http import HtmxHttpRequest, browser_actor, redirect_to
 from extadmin.web.pages import package_page
+from extadmin.web.upload_summary import upload_imported_summary, upload_refused_summary
 from nodes.presenters import dashboard as present_dashboard
 from nodes.selectors import cluster_snapshot
+
+SUMMARY_KEY = "extadmin.upload_summary"
 
 
 @login_required
@@ -45,7 +48,8 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def package_upload(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "GET":
-        return _upload_page(request, UploadForm())
+        # After several files (POST-redirect-GET without JavaScript): the summary, shown once.
+        return _upload_page(request, UploadForm(), summary=request.session.pop(SUMMARY_KEY, None))
     try:
         form = UploadForm(request.POST, request.FILES)  # reading FILES runs the upload handler
     except StopUpload:  # refused from its Content-Length, before a byte was read
@@ -69,12 +73,23 @@ def package_upload(request: HtmxHttpRequest) -> HttpResponse:
             return _upload_page(request, UploadForm(), validated=validated)
         document = package_import_files(files=files, actor=browser_actor(request), names=names, signatures=signatures)
     except Refusal as refusal:
-        return _upload_page(request, form, refusal=refusal)
+        summary = upload_refused_summary(names=names, refusal=refusal) if len(names) > 1 else None
+        return _upload_page(request, form, refusal=refusal, summary=summary)
+    if len(names) > 1:
+        return _uploaded_several(request, upload_imported_summary(names=names, document=document))
     for warning in document["warnings"]:
         messages.warning(request, warning)
     imported = document.get("packages", [document])
     # A bundle is ordered by its dependencies: the last package is the one the others serve.
     return redirect_to(request, reverse("package", args=[imported[-1]["name"]]))
+
+
+def _uploaded_several(request: HtmxHttpRequest, summary: list[dict[str, Any]]) -> HttpResponse:
+    """Every file's outcome instead of the last package's page: in place for htmx, else after a redirect."""
+    if request.htmx:
+        return _upload_page(request, UploadForm(), summary=summary)
+    request.session[SUMMARY_KEY] = summary
+    return redirect_to(request, reverse("package-upload"))
 
 
 def upload_refused(request: HtmxHttpRequest, refusal: Refusal) -> HttpResponse:
@@ -84,9 +99,10 @@ def upload_refused(request: HtmxHttpRequest, refusal: Refusal) -> HttpResponse:
 
 def _upload_page(
     request: HtmxHttpRequest, form: UploadForm, *, refusal: Refusal | None = None,
-    validated: dict[str, Any] | None = None, status: int = 200,
+    validated: dict[str, Any] | None = None, status: int = 200, summary: list[dict[str, Any]] | None = None,
 ) -> HttpResponse:
     context = {
+        "summary": summary,
         "form": form,
         "refusal": refusal,
         "validated": validated,

@@ -1,4 +1,5 @@
-// extadmin console: the upload form's drop zone and progress bar, and keeping live parts honest.
+// extadmin console: the upload form's drop zone, its chosen files (removable) and progress bar, and
+// keeping live parts honest.
 // Everything here is an enhancement: without JavaScript the forms post and the pages render.
 (function () {
   "use strict";
@@ -15,6 +16,54 @@
     if (!out) return;
     var names = Array.prototype.map.call(input.files, function (f) { return f.name + " (" + formatBytes(f.size) + ")"; });
     out.textContent = names.length ? names.join(", ") : "";
+    listChosen(input);
+  }
+
+  // Each chosen file with a Remove button: take one out of the selection before sending (say, the
+  // one the last try refused). Without JavaScript the browser's own file picker is all there is.
+  function listChosen(input) {
+    var list = document.getElementById("chosen-list");
+    if (!list || typeof DataTransfer === "undefined") return;
+    list.textContent = "";
+    Array.prototype.forEach.call(input.files, function (f, i) {
+      var li = document.createElement("li");
+      li.dataset.file = f.name;
+      var name = document.createElement("code");
+      name.textContent = f.name;
+      var size = document.createElement("span");
+      size.className = "muted";
+      size.textContent = formatBytes(f.size);
+      var remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "remove-file";
+      remove.textContent = "✕ Remove";
+      remove.setAttribute("aria-label", "Remove " + f.name + " from the selection");
+      remove.addEventListener("click", function () { removeChosen(input, i); });
+      li.append(name, size, remove);
+      list.appendChild(li);
+    });
+  }
+
+  function removeChosen(input, index) {
+    var kept = new DataTransfer();
+    Array.prototype.forEach.call(input.files, function (f, i) { if (i !== index) kept.items.add(f); });
+    input.files = kept.files;
+    showChosen(input);
+    var next = document.querySelector("#chosen-list .remove-file") || input;
+    next.focus();
+  }
+
+  // After the last byte is sent the server still validates, unpacks and saves before it answers;
+  // one POST cannot report those steps as they happen, so say that they are under way, and for how long.
+  function processingPhase(text, total) {
+    var started = Date.now();
+    function tick() {
+      var s = Math.round((Date.now() - started) / 1000);
+      text.textContent = "uploaded " + formatBytes(total) + " (100%); processing on the server: validating, " +
+        "unpacking, saving… " + s + " s";
+    }
+    tick();
+    return window.setInterval(tick, 1000);
   }
 
   function refuse(result, message) {
@@ -85,20 +134,35 @@
       text.textContent = "uploading…";
       form.classList.add("busy");
     });
+    var phase = null;
     form.addEventListener("htmx:xhr:progress", function (e) {
-      if (!e.detail.lengthComputable || !e.detail.total) return;
+      if (!e.detail.lengthComputable || !e.detail.total || phase) return;
       var pct = Math.round((e.detail.loaded / e.detail.total) * 100);
       progress.value = pct;
-      text.textContent = pct + "% of " + formatBytes(e.detail.total) + (pct === 100 ? " — uploaded; checking…" : "");
+      text.textContent = pct + "% of " + formatBytes(e.detail.total) + " uploaded";
+      if (e.detail.loaded >= e.detail.total) {
+        progress.removeAttribute("value");  // indeterminate: the bytes are sent, the server is working
+        phase = processingPhase(text, e.detail.total);
+        form.dataset.phase = "processing";
+      }
     });
     form.addEventListener("htmx:afterRequest", function (e) {
       if (e.target !== form) return;
+      if (phase) window.clearInterval(phase);
+      phase = null;
+      delete form.dataset.phase;
+      progress.value = 100;
       form.classList.remove("busy");
       var status = e.detail.xhr.status;
+      var summary = document.getElementById("upload-summary");
       if (!status) text.textContent = "";
-      else if (status >= 400) text.textContent = "refused";
-      else if (!e.detail.xhr.getResponseHeader("HX-Redirect")) text.textContent = "checked";
-      else text.textContent = "imported; opening the package page…";
+      else if (status >= 400) text.textContent = summary ? "refused: see each file below" : "refused";
+      else if (e.detail.xhr.getResponseHeader("HX-Redirect")) text.textContent = "imported; opening the package page…";
+      else if (summary) {
+        text.textContent = "imported: see each file below";
+        input.value = "";  // sent and kept: a second click must not import them again
+        showChosen(input);
+      } else text.textContent = "checked";
     });
     form.addEventListener("htmx:sendError", function () {
       refuse(result, "upload: the connection closed before an answer came (is the file over the limit of " +
