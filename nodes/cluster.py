@@ -39,7 +39,7 @@ def cluster_pause(*, actor: Actor, reason: str = "") -> tuple[ClusterSettings, O
             row.paused_reason = reason
             row.save()
         operation = _record(Operation.Kind.PAUSE, actor, reason=reason)
-        webhook_events.sync_switched(paused=True, by=actor.username)
+        webhook_events.sync_switched(paused=True, by=actor.username, reason=reason)
     return row, operation
 
 

@@ -16,6 +16,8 @@ from extadmin.models import ExtensionPackage, Operation
 from nodes.models import ClusterSettings, Node, SyncState
 from tests.processes import run_command
 from tests.semantics.support import make_user, token_client
+from webhooks.models import WebhookDelivery
+from webhooks.services import endpoint_create
 
 pytestmark = pytest.mark.django_db
 
@@ -188,6 +190,13 @@ def test_it_links_a_cell_that_is_not_converged_to_its_action(
     assert 'href="/nodes/bad/#actions">retry…</a>' in cell["bad"]
     assert 'href="/nodes/gone/forget/">forget node…</a>' in cell["gone"]
     assert 'class="act"' not in cell["web"]  # converged: nothing to do
+    package_page = browser_for(alice).get("/extensions/Cells/").content.decode()
+    row = {n: re.findall(rf'<tr data-node="{n}".*?</tr>', package_page, re.S)[0] for n in ["web", "bad", "gone"]}
+    assert 'href="/nodes/bad/#actions">retry…</a>' in row["bad"]
+    assert 'href="/nodes/gone/forget/">forget node…</a>' in row["gone"]
+    assert 'class="act"' not in row["web"]
+    shown_to_reader = browser_for(make_user("reader")).get("/").content.decode()
+    assert 'href="/nodes/gone/forget/"' not in shown_to_reader and 'href="/nodes/bad/#actions"' in shown_to_reader
     node_page = browser_for(alice).get("/nodes/gone/").content.decode()
     actions = node_page[node_page.index('id="actions"'):]
     assert 'href="/nodes/gone/forget/"' in actions[:1500]
@@ -208,3 +217,15 @@ def test_it_forgets_the_node_a_cell_links_to_and_audits_it(alice: User) -> None:
     Node.objects.create(name="kept", last_heartbeat=timezone.now() - timedelta(hours=1))
     assert reader.post("/nodes/kept/forget/").status_code == 403
     assert Node.objects.filter(name="kept").exists()
+
+
+def test_it_tells_the_webhooks_why_syncing_was_paused(alice: User) -> None:
+    hook, _ = endpoint_create(url="https://hooks.example/x", events=["sync.paused", "sync.resumed"], secret="s" * 32)
+    client, token = csrf_client(alice)
+    client.post("/cluster/pause/", {"csrfmiddlewaretoken": token, "reason": "bulk import"})
+    client.post("/cluster/resume/", {"csrfmiddlewaretoken": token})
+    bodies = [json.loads(d.body) for d in WebhookDelivery.objects.filter(endpoint=hook).order_by("id")]
+    assert [(b["event"], b["data"]) for b in bodies] == [
+        ("sync.paused", {"paused": True, "by": "alice", "reason": "bulk import"}),
+        ("sync.resumed", {"paused": False, "by": "alice"}),
+    ]
