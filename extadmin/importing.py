@@ -30,7 +30,6 @@ from django.db.models import Model
 from django.utils import timezone
 
 from extadmin import faults
-from extadmin.archive import archive_write
 from extadmin.claim import storage_claim
 from extadmin.collisions import entity_collisions_check, entity_collisions_together, entity_declarations_lock
 from extadmin.logs import logged_as
@@ -45,13 +44,16 @@ from extadmin.packaging import (
     check_ratio,
     extract_zip,
     order_by_dependencies,
+    parse_depends_on,
     parse_version,
     validate_package,
 )
 from extadmin.packaging.errors import shown
 from extadmin.packaging.policy import check_import_policy, check_imports_enabled, effective_policy
+from extadmin.selectors import package_dependents
 from extadmin.signatures import MAX_SIGNATURE_BYTES, Checked, Signer, read_signature, signature_check
 from extadmin.storage import LockBusy, NodeStorage, Swap, write_chk
+from extadmin.versions import archive_replace, quarantine_reason
 from nodes.models import Node
 from nodes.services import (
     node_get_or_register,
@@ -118,13 +120,15 @@ def file_sha256(path: Path) -> str:
 
 
 def import_plan(
-    *, path: Path, also_importing: dict[str, str] | None = None, validate_only: bool = False
+    *, path: Path, also_importing: dict[str, str] | None = None, validate_only: bool = False,
+    rollback: bool = False,
 ) -> ImportPlan:
     """Every check of an import, with no side effect (validate-only stops here).
 
     ``also_importing`` maps name → version of packages imported together in the same bundle, which
     satisfy dependencies as if already present. ``validate_only`` words the warnings for a check
-    that imports nothing ("would be imported").
+    that imports nothing ("would be imported"). ``rollback``: a retained version goes back in
+    (``extadmin.rollback``), the one way to an older version; an uploaded downgrade is refused.
     """
     validated = validate_package(path, limits=limits_from_settings())
     meta = validated.metadata
@@ -138,12 +142,16 @@ def import_plan(
         if previous.state == ExtensionPackage.State.REMOVING:
             raise Conflict("validate", f"{meta.name} is being removed; wait for the removal to finish")
         installed = parse_version(previous.version)
-        if version < installed:
+        if rollback:
+            _check_dependents(meta)
+            kind = Operation.Kind.ROLLBACK
+        elif version < installed:
             raise Conflict(
                 "validate",
                 f"{meta.name}:{previous.version} is installed; remove it before importing {meta.name}:{meta.version}",
             )
-        kind = Operation.Kind.UPGRADE if version > installed else Operation.Kind.REIMPORT
+        else:
+            kind = Operation.Kind.UPGRADE if version > installed else Operation.Kind.REIMPORT
     _check_dependencies(meta, also_importing or {})
     entity_collisions_check(meta=meta, together=also_importing or {})
     warnings = _check_ha_policy(meta, outcome="would be imported" if validate_only else "was imported")
@@ -200,6 +208,25 @@ def _check_dependencies(meta: PackageMetadata, also_importing: dict[str, str], *
             raise refusal(step, f"{wanted}, but {dep.name}:{have} is installed{meanwhile}")
 
 
+def _check_dependents(meta: PackageMetadata, *, at_commit: bool = False) -> None:
+    """A rollback to ``meta.version`` leaves every installed dependent's dependsOn satisfied.
+
+    ``at_commit``: again with the package's row locked, so a dependent's import committing meanwhile
+    (it locks this row to check its dependencies) is seen, or sees the older version.
+    """
+    if at_commit:
+        list(ExtensionPackage.objects.select_for_update().filter(name=meta.name).values_list("pk"))
+    version = parse_version(meta.version)
+    for dependent in package_dependents(name=meta.name):
+        for dep in parse_depends_on(dependent.depends_on):
+            if dep.name == meta.name and parse_version(dep.version) > version:
+                raise Conflict(
+                    "persist" if at_commit else "validate",
+                    f"{dependent.name}:{dependent.version} depends on {meta.name}:{dep.version}; "
+                    f"rolling {meta.name} back to {meta.version} would break it",
+                )
+
+
 def _check_ha_policy(meta: PackageMetadata, *, outcome: str) -> list[str]:
     if meta.ha_compatible:
         return []
@@ -225,6 +252,7 @@ class ImportItem:
     # The bundle this member came in, with the bundle's own signature: checked when there is one,
     # never stored (nodes receive the member's own archive, which only ``signed`` covers).
     bundle: SignedFile | None = None
+    rollback: bool = False  # a retained version going back in (``extadmin.rollback``)
 
 
 @dataclass(frozen=True)
@@ -254,7 +282,9 @@ def import_plans(*, items: list[ImportItem], validate_only: bool = False) -> lis
     check_imports_enabled(import_policy_from_settings())  # before a byte of any package is read
     if len(items) == 1:
         with refusing_as(items[0].label):
-            return [(items[0], import_plan(path=items[0].path, validate_only=validate_only))]
+            return [(items[0], import_plan(
+                path=items[0].path, validate_only=validate_only, rollback=items[0].rollback,
+            ))]
     validated = []
     for item in items:
         with refusing_as(item.label):
@@ -469,6 +499,7 @@ class _StepsRun:
             self.staging = self.storage.new_staging(name)
             with rec.step(1, "checksum"):
                 digest = item.sha256 or file_sha256(item.path)
+                _refuse_quarantined(digest)
                 write_chk(self.staging, name, digest)
                 self.digests.append(digest)
                 faults.checkpoint("import.after_checksum")
@@ -496,6 +527,8 @@ class _StepsRun:
                     # Dependencies must hold at commit, not only at validation: a removal may have
                     # committed while this import unzipped.
                     _check_dependencies(plan.metadata, together, at_commit=True)
+                    if plan.kind == Operation.Kind.ROLLBACK:
+                        _check_dependents(plan.metadata, at_commit=True)
                     entity_collisions_check(meta=plan.metadata, together=together, at_commit=True)
                     # Inside the step, so a lost connection here is reported as "persist", not "unzip".
                     node = node or node_get_or_register(name=self.node_name, storage=self.storage.root)
@@ -508,7 +541,11 @@ class _StepsRun:
                     faults.checkpoint("import.after_persist")
                 with rec.step(4, "archive"):
                     manifest = plan.package.plan.manifest()
-                    archive_write(package=package, path=item.path, sha256=digest, size=size, manifest=manifest)
+                    _refuse_quarantined(digest, step="archive")  # quarantined while this import ran
+                    archive_replace(
+                        package=package, previous=plan.previous, path=item.path, sha256=digest, size=size,
+                        manifest=manifest,
+                    )
                     faults.checkpoint("import.after_archive")
                 self.packages.append(package)
             nodes_nudge_on_commit(exclude=self.node_name)
@@ -533,6 +570,13 @@ class _StepsRun:
 
     def done(self) -> list[tuple[ExtensionPackage, str]]:
         return list(zip(self.packages, self.digests, strict=True))
+
+
+def _refuse_quarantined(digest: str, *, step: str = "checksum") -> None:
+    """These bytes were quarantined (``extadmin.quarantine``): no import brings them back."""
+    reason = quarantine_reason(digest)
+    if reason is not None:
+        raise Conflict(step, f"quarantined: {reason}")
 
 
 def _show_installed_again(node_name: str, name: str) -> None:

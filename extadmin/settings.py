@@ -264,6 +264,11 @@ except PolicyError as exc:
     raise ImproperlyConfigured(str(exc)) from None
 # Archive chunk size: fixed-size rows keep memory flat and work on SQLite and PostgreSQL alike.
 EXTADMIN_CHUNK_BYTES = env_int("EXTADMIN_CHUNK_BYTES", 4 * 1024 * 1024)
+# Versions of each package kept in the database for rollback, the current one included (so 3:
+# the current and the two before it); 1 keeps none but the current (docs/rollouts.md).
+EXTADMIN_KEEP_VERSIONS = env_int("EXTADMIN_KEEP_VERSIONS", 3)
+if EXTADMIN_KEEP_VERSIONS < 1:
+    raise ImproperlyConfigured("EXTADMIN_KEEP_VERSIONS must be at least 1 (the current version counts as one)")
 
 # --- This process's node --------------------------------------------------------------------
 EXTADMIN_NODE = os.environ.get("EXTADMIN_NODE", "node-1")

@@ -42,6 +42,9 @@ class SyncState(models.Model):
         INSTALLED = "installed", "installed"
         FAILED = "failed", "failed"
         REMOVING = "removing", "removing"
+        # The package's desired checksum is quarantined: the node neither installs nor removes it
+        # (``error`` says whether it holds those bytes: ``nodes.convergence.quarantine_words``).
+        QUARANTINED = "quarantined", "quarantined"
 
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="states")
     # By name, not a foreign key: the state of a removal outlives the package row.

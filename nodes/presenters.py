@@ -11,7 +11,18 @@ from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from nodes.convergence import FAILED, INSTALLED, OFFLINE, SYNCING, Tally, Verdict, degraded, tally, verdict
+from nodes.convergence import (
+    FAILED,
+    INSTALLED,
+    OFFLINE,
+    QUARANTINED,
+    SYNCING,
+    Tally,
+    Verdict,
+    degraded,
+    tally,
+    verdict,
+)
 from nodes.models import Node, SyncRun
 from nodes.selectors import ClusterSnapshot, NodeRow, NodeSnapshot, StateRow
 
@@ -131,6 +142,8 @@ class Cell:
             return f"offline (last reported {self.reported_label})" if self.reported_label else "offline"
         if self.outdated:
             return f"pending (has {self.version})"
+        if self.state == QUARANTINED:
+            return self.error or QUARANTINED  # "holds quarantined 2.0.0" (nodes.convergence.quarantine_words)
         return self.state
 
     @property
@@ -513,6 +526,8 @@ def why_not_converged(
             base = last_run.finished_at or last_run.started_at
             retry = f", retry at {clock(base + timedelta(seconds=settings.EXTADMIN_SYNC_INTERVAL))}"
         return f"sync failed: {cell.error or 'no error recorded'}{retry}"
+    if cell.state == QUARANTINED:
+        return f"quarantined: {cell.error}"
     if cell.state == "syncing":
         return f"syncing since {clock(cell.started_at)}"
     if cell.state in ("removing", "removed"):

@@ -22,7 +22,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from extadmin.models import ArchiveChunk, ExtensionPackage, Operation
+from extadmin.models import ArchiveChunk, ExtensionPackage, Operation, Quarantine, RetainedVersion
 from extadmin.removal import package_remove
 from nodes.broker import broker_user
 from nodes.credentials import node_group_role, node_role
@@ -326,7 +326,32 @@ FORBIDDEN = {
     ),
     "an operation rewritten": "UPDATE extadmin_operation SET outcome = 'failed'",
     "the cluster settings": "UPDATE nodes_clustersettings SET sync_paused = false",
+    "a retained version's checksum": "UPDATE extadmin_retainedversion SET sha256 = repeat('0', 64)",
+    "a retained version deleted": "DELETE FROM extadmin_retainedversion",
+    "a quarantine lifted": "DELETE FROM extadmin_quarantine",
+    "a quarantine added": (
+        "INSERT INTO extadmin_quarantine (package_name, version, sha256, reason, username, created_at) "
+        "VALUES ('Alpha', '1.0.0', repeat('1', 64), 'x', '', now())"
+    ),
 }
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_it_lets_a_node_read_retained_versions_and_quarantines(
+    issue: Issue, names: tuple[str, str], connect: Callable[[str], psycopg.Connection], import_package: Importer
+) -> None:
+    first = import_package("Alpha", "1.0.0")
+    import_package("Alpha", "2.0.0")
+    retained = RetainedVersion.objects.get()
+    Quarantine.objects.create(package_name="Alpha", version="2.0.0", sha256="2" * 64, reason="bad")
+    node = connect(issue(names[0])["DATABASE_URL"])
+    # A rollout keeps a node on the previous version: it streams the retained chunks as it streams an archive.
+    with node.cursor(binary=True) as cursor:
+        cursor.execute("SELECT data FROM extadmin_archivechunk WHERE retained_id = %s ORDER BY seq", [retained.pk])
+        assert hashlib.sha256(b"".join(row[0] for row in cursor)).hexdigest() == first.sha256 == retained.sha256
+    assert node.execute("SELECT version FROM extadmin_retainedversion").fetchall() == [("1.0.0",)]
+    assert node.execute("SELECT reason FROM extadmin_quarantine").fetchall() == [("bad",)]
 
 
 @pytest.mark.postgresql

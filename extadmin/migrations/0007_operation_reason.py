@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('extadmin', '0005_entity_type_name_index'),
+        ('extadmin', '0006_retained_versions_quarantine'),
     ]
 
     operations = [

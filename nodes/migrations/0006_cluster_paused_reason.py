@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('nodes', '0004_node_privileges'),
+        ('nodes', '0005_quarantined_state_node_reads'),
     ]
 
     operations = [
