@@ -8,6 +8,7 @@ from nodes import switch_views
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("extensions/upload/", views.package_upload, name="package-upload"),
+    path("extensions/upload/phase/", views.package_upload_phase, name="package-upload-phase"),
     path("extensions/<str:name>/", views.package_detail, name="package"),
     path("extensions/<str:name>/delete/", views.package_delete, name="package-delete"),
     path("extensions/<str:name>/rollback/", versions.package_rollback_view, name="package-rollback"),

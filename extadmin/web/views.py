@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.files.uploadhandler import StopUpload
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
@@ -25,6 +25,7 @@ from extadmin.packaging import Refusal, TooLarge
 from extadmin.removal import package_remove
 from extadmin.selectors import package_dependents
 from extadmin.services import package_import_files, package_validate_files, signatures_matched
+from extadmin.upload_phases import upload_phase_get, upload_phases_reported
 from extadmin.uploads import upload_folder_full
 from extadmin.web.forms import UploadForm
 from extadmin.web.http import HtmxHttpRequest, browser_actor, redirect_to
@@ -62,6 +63,13 @@ def package_upload(request: HtmxHttpRequest) -> HttpResponse:
         return _upload_page(request, UploadForm(), refusal=upload_folder_full())
     if not form.is_valid():
         return _upload_page(request, form, status=400)
+    # While it runs, the page may ask where the server is with it (extadmin/upload_phases.py).
+    with upload_phases_reported(user=request.user, upload_id=request.POST.get("upload_id", "")):
+        return _uploaded(request, form)
+
+
+def _uploaded(request: HtmxHttpRequest, form: UploadForm) -> HttpResponse:
+    """Validate or import the form's files; the answer for one file, for several, or for a refusal."""
     uploads = form.cleaned_data["file"]
     files = [(Path(f.temporary_file_path()), getattr(f, "sha256", None)) for f in uploads]
     names = [f.name or "upload" for f in uploads]  # the client's names: the temp paths are random
@@ -90,6 +98,16 @@ def _uploaded_several(request: HtmxHttpRequest, summary: list[dict[str, Any]]) -
         return _upload_page(request, UploadForm(), summary=summary)
     request.session[SUMMARY_KEY] = summary
     return redirect_to(request, reverse("package-upload"))
+
+
+@login_required
+@permission_required("extadmin.add_extensionpackage", raise_exception=True)
+@require_GET
+def package_upload_phase(request: HtmxHttpRequest) -> JsonResponse:
+    """Where the server is with the upload ``?id=`` (the page's id for it): ``{"phase", "detail"}``,
+    both "" when it is not (or no longer) running."""
+    row = upload_phase_get(user=request.user, upload_id=request.GET.get("id", ""))
+    return JsonResponse({"phase": row.phase if row else "", "detail": row.detail if row else ""})
 
 
 def upload_refused(request: HtmxHttpRequest, refusal: Refusal) -> HttpResponse:

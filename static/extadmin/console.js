@@ -53,17 +53,43 @@
     next.focus();
   }
 
-  // After the last byte is sent the server still validates, unpacks and saves before it answers;
-  // one POST cannot report those steps as they happen, so say that they are under way, and for how long.
-  function processingPhase(text, total) {
-    var started = Date.now();
+  // After the last byte is sent the server still validates, unpacks and saves before it answers.
+  // The page asks it where it is (the phase its import reached, under this submission's random
+  // id); until the server has said, the line says only that those steps are under way.
+  var PHASE_WORDS = {validating: "validating", unpacking: "unpacking", saving: "saving"};
+
+  function newUploadId(form) {
+    var field = form.querySelector("input[name=upload_id]");
+    if (!field) return;
+    var bytes = new Uint8Array(16);
+    (window.crypto || window.msCrypto).getRandomValues(bytes);
+    field.value = Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+
+  function processingPhase(form, text, total) {
+    var started = Date.now(), said = "", stopped = false;
+    var field = form.querySelector("input[name=upload_id]");
     function tick() {
       var s = Math.round((Date.now() - started) / 1000);
-      text.textContent = "uploaded " + formatBytes(total) + " (100%); processing on the server: validating, " +
-        "unpacking, saving… " + s + " s";
+      text.textContent = "uploaded " + formatBytes(total) + " (100%); processing on the server: " +
+        (said || "validating, unpacking, saving") + "… " + s + " s";
+    }
+    function ask() {
+      if (stopped || !field || !field.value || !form.dataset.phaseUrl || !window.fetch) return;
+      fetch(form.dataset.phaseUrl + "?id=" + encodeURIComponent(field.value), {credentials: "same-origin"})
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (doc) {
+          if (stopped || !doc || !PHASE_WORDS[doc.phase]) return;
+          said = PHASE_WORDS[doc.phase] + (doc.detail ? " " + doc.detail : "");
+          form.dataset.serverPhase = doc.phase;
+          tick();
+        })
+        .catch(function () { /* the generic words stay */ });
     }
     tick();
-    return window.setInterval(tick, 1000);
+    ask();
+    var timer = window.setInterval(function () { tick(); ask(); }, 500);
+    return function stop() { stopped = true; window.clearInterval(timer); };
   }
 
   function refuse(result, message) {
@@ -104,6 +130,7 @@
     var text = document.getElementById("upload-progress-text");
     var result = document.getElementById("upload-result");
 
+    newUploadId(form);
     input.addEventListener("change", function () { showChosen(input); });
     ["dragenter", "dragover"].forEach(function (type) {
       zone.addEventListener(type, function (e) { e.preventDefault(); zone.classList.add("over"); });
@@ -142,15 +169,17 @@
       text.textContent = pct + "% of " + formatBytes(e.detail.total) + " uploaded";
       if (e.detail.loaded >= e.detail.total) {
         progress.removeAttribute("value");  // indeterminate: the bytes are sent, the server is working
-        phase = processingPhase(text, e.detail.total);
+        phase = processingPhase(form, text, e.detail.total);
         form.dataset.phase = "processing";
       }
     });
     form.addEventListener("htmx:afterRequest", function (e) {
       if (e.target !== form) return;
-      if (phase) window.clearInterval(phase);
+      if (phase) phase();
       phase = null;
       delete form.dataset.phase;
+      delete form.dataset.serverPhase;
+      newUploadId(form);  // the next submission is another upload
       progress.value = 100;
       form.classList.remove("busy");
       var status = e.detail.xhr.status;

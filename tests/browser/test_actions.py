@@ -16,7 +16,7 @@ from extadmin.storage import NodeStorage
 from nodes.models import ClusterSettings, Node
 from nodes.services import node_get_or_register
 from tests.packages import build_package
-from tests.processes import ROOT
+from tests.processes import ROOT, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -63,7 +63,8 @@ def login(page: Page, base: str) -> None:
 
 
 def test_it_pauses_uploads_several_files_forgets_a_node_and_shows_it_all_in_operations(
-    page: Page, live_server, alice: User, node_storage: NodeStorage, pkgdir: Path  # type: ignore[no-untyped-def]
+    page: Page, live_server, alice: User, node_storage: NodeStorage, pkgdir: Path,  # type: ignore[no-untyped-def]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     base = live_server.url
     node_get_or_register(name="gone", storage=node_storage.root.parent / "gone")  # registered, never seen: offline
@@ -101,10 +102,20 @@ def test_it_pauses_uploads_several_files_forgets_a_node_and_shows_it_all_in_oper
     shot(page, "h4-02-upload-refused-summary")
 
     # Take the refused file out of the selection and send the rest: both imported, listed per file.
+    # The import waits after its first unzip: meanwhile the page says what the server is doing.
     page.click("button[aria-label='Remove Hostile-1.0.0.zip from the selection']")
     expect(page.locator("#chosen-list li")).to_have_count(2)
     expect(page.locator("#chosen-files")).not_to_contain_text("Hostile")
+    release = tmp_path / "release"
+    monkeypatch.setenv("EXTADMIN_FAULTS", f"import.after_unzip=wait:{release}")
     page.click("button[value=import]")
+    wait_for(lambda: release.with_name("release.reached").exists(), timeout=30, what="the import to reach its unzip")
+    expect(page.locator("#upload-progress-text")).to_contain_text(
+        re.compile(r"processing on the server: unpacking Good(One|Two) \(1 of 2\)… \d+ s")
+    )
+    shot(page, "h4-03a-upload-server-phase")
+    monkeypatch.delenv("EXTADMIN_FAULTS")
+    release.touch()
     expect(summary.locator('tr[data-outcome="imported"]')).to_have_count(2)
     expect(summary.locator('tr[data-file="GoodTwo-1.0.0.zip"]')).to_contain_text("GoodTwo 1.0.0 (imported)")
     expect(page).to_have_url(base + "/extensions/upload/")

@@ -5,11 +5,13 @@ import re
 from pathlib import Path
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.test.utils import override_settings
 
-from extadmin.models import ExtensionPackage, Operation
+from extadmin.models import ExtensionPackage, Operation, UploadPhase
 from extadmin.storage import NodeStorage
+from extadmin.upload_phases import upload_phase_set
 from tests.packages import build_bundle, build_package
 from tests.web.test_views import nothing_written, upload
 
@@ -109,3 +111,23 @@ def test_it_keeps_a_single_file_landing_on_its_package_page(
 ) -> None:
     response = upload(operator_client, build_package(pkgdir, "Solo"))
     assert response["Location"] == "/extensions/Solo/"
+
+
+def test_it_tells_the_uploader_alone_where_the_server_is_with_the_upload(
+    operator_client: Client, operator, viewer_client: Client, pkgdir: Path, node_storage: NodeStorage  # type: ignore[no-untyped-def]
+) -> None:
+    upload_phase_set(user=operator, upload_id="a" * 16, phase="unpacking", detail="Pump (1 of 2)")
+    assert operator_client.get("/extensions/upload/phase/?id=" + "a" * 16).json() == {
+        "phase": "unpacking", "detail": "Pump (1 of 2)"
+    }
+    assert operator_client.get("/extensions/upload/phase/?id=" + "b" * 16).json() == {"phase": "", "detail": ""}
+    assert operator_client.get("/extensions/upload/phase/?id=<script>").json() == {"phase": "", "detail": ""}
+    assert viewer_client.get("/extensions/upload/phase/?id=" + "a" * 16).status_code == 403
+    assert Client().get("/extensions/upload/phase/?id=" + "a" * 16).status_code == 302
+
+    files = [SimpleUploadedFile(p.name, p.read_bytes()) for p in [build_package(pkgdir, "Phased")]]
+    response = operator_client.post("/extensions/upload/", {"file": files, "upload_id": "c" * 16})
+    assert response["Location"] == "/extensions/Phased/"
+    assert list(UploadPhase.objects.values_list("upload_id", flat=True)) == ["a" * 16], "its row went with its answer"
+    html = operator_client.get("/extensions/upload/").content.decode()
+    assert 'name="upload_id"' in html and 'data-phase-url="/extensions/upload/phase/"' in html
