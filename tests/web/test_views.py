@@ -401,11 +401,12 @@ def test_it_keeps_the_dashboard_query_count_constant(viewer_client: Client, djan
         viewer_client.get("/", HTTP_HX_REQUEST="true")
     with django_assert_num_queries(page):
         viewer_client.get("/")
-    # session and user, then the grid's four: packages, nodes, states, cluster settings
-    assert partial == 6
-    # the page's menu asks for the user's permissions (user and group); the sync banner and the pause
-    # form read the cluster's switch once
-    assert page == partial + 3
+    # session and user, then the grid's four: packages, nodes, states, cluster settings; and the
+    # user's permissions (user and group), asked once for the cells' actions (retry…, forget node…)
+    assert partial == 8
+    # the menu's permissions are those already asked; the sync banner and the pause form read the
+    # cluster's switch once
+    assert page == partial + 1
 
 
 def test_it_renders_100_nodes_by_300_packages_compactly(viewer_client: Client) -> None:
