@@ -167,7 +167,8 @@ class Quarantine(models.Model):
 
 
 class Operation(models.Model):
-    """One operator action (import, upgrade, removal, pause, resume, forget a node) and its outcome: the audit trail."""
+    """One operator action (import, upgrade, removal, pause, resume, forget a node, sync or retry a node) and its
+    outcome: the audit trail."""
 
     class Kind(models.TextChoices):
         IMPORT = "import", "import"
@@ -179,6 +180,8 @@ class Operation(models.Model):
         FORGET_NODE = "forget_node", "forget node"
         ROLLBACK = "rollback", "rollback"
         QUARANTINE = "quarantine", "quarantine"
+        SYNC_NOW = "sync_now", "sync now"
+        RETRY = "retry", "retry now"
 
     class Outcome(models.TextChoices):
         RUNNING = "running", "running"

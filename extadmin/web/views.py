@@ -13,9 +13,10 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.files.uploadhandler import StopUpload
-from django.http import Http404, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
+from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -35,6 +36,12 @@ from nodes.presenters import dashboard as present_dashboard
 from nodes.selectors import cluster_snapshot
 
 SUMMARY_KEY = "extadmin.upload_summary"
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """``/favicon.ico``, asked for by browsers and pages outside the console's (Django admin's)."""
+    return redirect(static("extadmin/favicon.svg"))
 
 
 @login_required

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('nodes', '0005_quarantined_state_node_reads'),
+        ('nodes', '0006_sync_retries'),
     ]
 
     operations = [
