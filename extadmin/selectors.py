@@ -7,7 +7,8 @@ from django.db.models import QuerySet
 from django.db.models.functions import Lower
 
 from extadmin.models import ExtensionPackage, Operation
-from extadmin.packaging import parse_depends_on
+from extadmin.packaging import Refusal, parse_depends_on
+from extadmin.packaging.errors import shown
 
 
 def package_list() -> QuerySet[ExtensionPackage]:
@@ -25,6 +26,9 @@ def package_operations(*, name: str, limit: int = 50) -> QuerySet[Operation]:
     return Operation.objects.filter(package_name=name).prefetch_related("steps")[:limit]
 
 
+OPERATION_FILTERS = ("package", "node", "user", "kind", "outcome")
+
+
 @dataclass(frozen=True)
 class OperationFilters:
     """The operations page's filters (its GET parameters); "" means any."""
@@ -34,6 +38,16 @@ class OperationFilters:
     user: str = ""
     kind: str = ""
     outcome: str = ""
+
+
+def operation_filters_refusal(filters: OperationFilters) -> Refusal | None:
+    """A kind or outcome no operation can have, refused naming it (the console's and the API's words)."""
+    for field, choices in (("kind", Operation.Kind), ("outcome", Operation.Outcome)):
+        value = getattr(filters, field)
+        if value and value not in choices.values:
+            allowed = ", ".join(choices.values)
+            return Refusal("filter", f"there is no {field} '{shown(value)}'; it is one of {allowed}")
+    return None
 
 
 def operation_search(filters: OperationFilters) -> QuerySet[Operation]:

@@ -31,7 +31,14 @@ from extadmin.models import Entity
 from extadmin.operations import Actor
 from extadmin.packaging import Conflict, Refusal, TooLarge
 from extadmin.removal import package_remove
-from extadmin.selectors import package_dependents, package_list, package_operations
+from extadmin.selectors import (
+    OPERATION_FILTERS,
+    OperationFilters,
+    operation_filters_refusal,
+    package_dependents,
+    package_list,
+    package_operations,
+)
 from extadmin.services import package_import_files, package_validate_files, signatures_matched
 from extadmin.uploads import UNREADABLE_BODY, body_refusal, upload_folder_full
 from nodes.cluster import cluster_pause, cluster_resume
@@ -236,6 +243,10 @@ class OperationListView(ApiView):
     @extend_schema(
         parameters=[
             OpenApiParameter("package", str, description="only this package's operations"),
+            OpenApiParameter("node", str, description="only those run on (or forgetting) this node"),
+            OpenApiParameter("user", str, description="only this user's"),
+            OpenApiParameter("kind", str, description="import, upgrade, reimport, remove, pause, resume, …"),
+            OpenApiParameter("outcome", str, description="running, succeeded, failed or interrupted"),
             OpenApiParameter("limit", int, description="at most this many, newest first (default 100, max 1000)"),
         ],
         responses={200: s.OperationSerializer(many=True), **ERRORS},
@@ -245,7 +256,11 @@ class OperationListView(ApiView):
             limit = int(request.query_params.get("limit", 100))
         except ValueError:
             raise Refusal("request", "limit must be a whole number") from None
-        ops = operation_list(package=request.query_params.get("package") or None, limit=limit)
+        filters = OperationFilters(**{f: request.query_params.get(f, "").strip() for f in OPERATION_FILTERS})
+        refusal = operation_filters_refusal(filters)
+        if refusal is not None:
+            raise refusal
+        ops = operation_list(filters=filters, limit=limit)
         return Response(s.OperationSerializer(ops, many=True).data)
 
 

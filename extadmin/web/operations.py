@@ -12,21 +12,23 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from extadmin.models import Operation
-from extadmin.packaging import Refusal
-from extadmin.packaging.errors import shown
-from extadmin.selectors import OperationFilters, operation_choices, operation_search
+from extadmin.selectors import (
+    OPERATION_FILTERS,
+    OperationFilters,
+    operation_choices,
+    operation_filters_refusal,
+    operation_search,
+)
 from extadmin.web.http import HtmxHttpRequest
 
 PAGE_SIZE = 50
-FILTERS = ("package", "node", "user", "kind", "outcome")
-_CHOICES = {"kind": Operation.Kind, "outcome": Operation.Outcome}
 
 
 @login_required
 @require_GET
 def operations_page(request: HtmxHttpRequest) -> HttpResponse:
-    filters = OperationFilters(**{f: request.GET.get(f, "").strip() for f in FILTERS})
-    refusal = _unknown_choice(filters)
+    filters = OperationFilters(**{f: request.GET.get(f, "").strip() for f in OPERATION_FILTERS})
+    refusal = operation_filters_refusal(filters)
     ops = operation_search(filters) if refusal is None else Operation.objects.none()
     page = Paginator(ops, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
@@ -35,12 +37,3 @@ def operations_page(request: HtmxHttpRequest) -> HttpResponse:
         "filtered": any(vars(filters).values()),
     }
     return render(request, "extadmin/operations.html", context, status=refusal.status if refusal else 200)
-
-
-def _unknown_choice(filters: OperationFilters) -> Refusal | None:
-    for field, choices in _CHOICES.items():
-        value = getattr(filters, field)
-        if value and value not in choices.values:
-            allowed = ", ".join(choices.values)
-            return Refusal("filter", f"there is no {field} '{shown(value)}'; it is one of {allowed}")
-    return None

@@ -13,7 +13,7 @@ from django.utils import timezone
 from extadmin.models import ExtensionPackage, Operation, OperationStep
 from extadmin.operations import Actor
 from nodes.cluster import cluster_pause
-from tests.semantics.support import make_user
+from tests.semantics.support import make_user, token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -106,3 +106,19 @@ def test_it_pages_keeping_the_filters_in_the_links(reader: Client) -> None:
     assert 'href="?package=Many&amp;page=2"' in page and "page 1 of 2" in page
     assert shown_ids(reader, "?package=Many&page=2") == [o.pk for o in reversed(made)][50:]
     assert shown_ids(reader, "?package=Many&page=junk") == first
+
+
+def test_it_filters_the_api_s_trail_the_same_way_in_the_same_words(reader: Client) -> None:
+    a = op("import", package="A", user="alice")
+    op("remove", package="B", user="bob", node="n2")
+    c = op("import", package="B", user="alice", outcome="failed", error_step="validate", error="bad zip")
+    api = token_client(make_user("apireader"))
+    queries = ["?package=B", "?node=n2", "?user=alice", "?kind=import", "?outcome=failed", "?user=alice&kind=import"]
+    for query in queries:
+        assert [o["id"] for o in api.get("/api/operations/" + query).json()] == shown_ids(reader, query), query
+    assert [o["id"] for o in api.get("/api/operations/?user=alice").json()] == [c.pk, a.pk]
+    refused = api.get("/api/operations/?kind=explode")
+    assert refused.status_code == 400
+    reason = refused.json()["error"]["reason"]
+    assert refused.json()["error"]["step"] == "filter" and reason.startswith("there is no kind 'explode'; it is one of")
+    assert reason.replace("'", "&#x27;") in reader.get("/operations/?kind=explode").content.decode()
