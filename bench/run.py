@@ -50,6 +50,7 @@ from common import (
     run_timed,
 )
 from packages import MB, build_mixed, build_small, unpacked_size
+from rollout import fig_rollout
 
 BENCH = Path(__file__).resolve().parent
 DEAD_BROKER = "redis://127.0.0.1:9/0"  # nothing listens on port 9 (discard): connection refused
@@ -625,6 +626,7 @@ FIGURES: dict[str, Callable[[Bench], None]] = {
     "dashboard": fig_dashboard,
     "converge": fig_converge,
     "periodic": fig_periodic,
+    "rollout": lambda b: fig_rollout(b, agents=Agents),  # activation_skew_s_8, rollout_s_8 (bench/rollout.py)
 }
 
 

@@ -23,6 +23,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
@@ -67,6 +68,9 @@ from nodes.sync_states import (
     sync_state_record_local_install,
     sync_state_restore_installed,
 )
+from rollouts.engine import rollout_create
+from rollouts.policy import Policy
+from rollouts.services import import_policy
 from webhooks import events as webhook_events
 
 HASH_BLOCK = 1024 * 1024
@@ -376,14 +380,17 @@ def package_import(
     actor: Actor | None = None,
     node_name: str | None = None,
     storage_root: Path | None = None,
+    rollout: dict[str, Any] | None = None,
 ) -> list[ImportResult]:
     """Import packages on this node (see the module docstring for the steps), all or nothing.
 
     Several packages (a bundle) go through steps 1–2 one by one in dependency order, then steps
     3–4 for all of them in one transaction: either every one reaches the database or none does.
     Raises ``Refusal`` (or ``Conflict``) naming the step and the reason; then nothing is kept.
+    ``rollout``: the import's own rollout fields (``rollouts.policy``) over the cluster's default.
     """
     actor = actor or Actor()
+    policy = import_policy(rollout)  # refused before a byte is read
     node_name = node_name or settings.EXTADMIN_NODE
     node_name_check(name=node_name, setting="EXTADMIN_NODE")  # before a byte is written anywhere
     storage = NodeStorage(storage_root or settings.EXTADMIN_STORAGE)
@@ -404,7 +411,7 @@ def package_import(
             for _, plan in plans
         ]
         try:
-            done = _run_steps(plans, recorders, storage, node_name, actor)
+            done = _run_steps(plans, recorders, storage, node_name, actor, policy)
         except BaseException as exc:
             raise _failure(exc, plans, recorders) from None
         results = []
@@ -454,9 +461,11 @@ def _claim_storage(storage: NodeStorage, node_name: str) -> None:
 
 def _run_steps(
     plans: list[tuple[ImportItem, ImportPlan]], recorders: list[OperationRecorder],
-    storage: NodeStorage, node_name: str, actor: Actor,
+    storage: NodeStorage, node_name: str, actor: Actor, policy: Policy,
 ) -> list[tuple[ExtensionPackage, str]]:
-    run = _StepsRun(plans=plans, recorders=recorders, storage=storage, node_name=node_name, actor=actor)
+    run = _StepsRun(
+        plans=plans, recorders=recorders, storage=storage, node_name=node_name, actor=actor, policy=policy
+    )
     try:
         run.unpack()  # 1. checksum, 2. unzip: each member into its folder, the old one kept aside
         run.persist()  # 3. persist, 4. archive: every member in one transaction
@@ -486,6 +495,7 @@ class _StepsRun:
     storage: NodeStorage
     node_name: str
     actor: Actor
+    policy: Policy = field(default_factory=Policy)
     t0: float = field(default_factory=time.perf_counter)
     started: datetime = field(default_factory=timezone.now)
     swaps: list[Swap] = field(default_factory=list)
@@ -541,6 +551,9 @@ class _StepsRun:
                         duration_ms=(time.perf_counter() - self.t0) * 1000,
                     )
                     node_seen(name=self.node_name)  # an import on a node is its proof of life
+                    # Before step 4 replaces the previous archive, whose manifest waiting nodes still prove.
+                    rollout_create(package=package, previous=plan.previous, policy=self.policy,
+                                   importing_node=self.node_name, by=self.actor.username)
                     faults.checkpoint("import.after_persist")
                 with rec.step(4, "archive"):
                     manifest = plan.package.plan.manifest()

@@ -167,8 +167,8 @@ class Quarantine(models.Model):
 
 
 class Operation(models.Model):
-    """One operator action (import, upgrade, removal, pause, resume, forget a node, sync or retry a node) and its
-    outcome: the audit trail."""
+    """One operator action (import, upgrade, removal, pause, resume, forget a node, sync or retry a node,
+    a rollout control) and its outcome: the audit trail."""
 
     class Kind(models.TextChoices):
         IMPORT = "import", "import"
@@ -178,6 +178,10 @@ class Operation(models.Model):
         PAUSE = "pause", "pause syncing"
         RESUME = "resume", "resume syncing"
         FORGET_NODE = "forget_node", "forget node"
+        ROLLOUT_PAUSE = "rollout_pause", "pause rollout"
+        ROLLOUT_RESUME = "rollout_resume", "resume rollout"
+        ROLLOUT_ABORT = "rollout_abort", "abort rollout"
+        ROLLOUT_POLICY = "rollout_policy", "rollout policy"
         ROLLBACK = "rollback", "rollback"
         QUARANTINE = "quarantine", "quarantine"
         SYNC_NOW = "sync_now", "sync now"

@@ -16,8 +16,10 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from extadmin.logs import logging_config
+from extadmin.packaging import Refusal
 from extadmin.packaging.policy import PolicyError, parse_import_policy
 from extadmin.sso.config import oidc_config
+from rollouts.policy import parse_rollout_setting
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("EXTADMIN_VAR", BASE_DIR / "var"))
@@ -106,6 +108,7 @@ INSTALLED_APPS = [
     "extadmin.apps.ExtadminConfig",
     "nodes.apps.NodesConfig",
     "webhooks.apps.WebhooksConfig",
+    "rollouts.apps.RolloutsConfig",
     "extadmin.sso.apps.SsoConfig",  # after extadmin and nodes: its roles take their permissions
 ]
 
@@ -265,6 +268,12 @@ try:
     EXTADMIN_IMPORT_POLICY = parse_import_policy(os.environ.get("EXTADMIN_IMPORT_POLICY"))
 except PolicyError as exc:
     raise ImproperlyConfigured(str(exc)) from None
+# The default rollout policy (``rollouts.policy``) until an operator sets the cluster's own:
+# "canary=node-1 batch=2 max-failures=1 activation=together"; empty: every node at once, as always.
+try:
+    EXTADMIN_ROLLOUT = parse_rollout_setting(os.environ.get("EXTADMIN_ROLLOUT"))
+except Refusal as exc:
+    raise ImproperlyConfigured(exc.reason) from None
 # Archive chunk size: fixed-size rows keep memory flat and work on SQLite and PostgreSQL alike.
 EXTADMIN_CHUNK_BYTES = env_int("EXTADMIN_CHUNK_BYTES", 4 * 1024 * 1024)
 # Versions of each package kept in the database for rollback, the current one included (so 3:

@@ -6,6 +6,7 @@ Layout::
     <root>/extensions/<name>/<name>.chk  the zip's SHA-256 (hex)
     <root>/.extadmin/staging/            new versions are built here, then renamed into place
     <root>/.extadmin/retired/            the previous version waits here until the new one is committed
+    <root>/.extadmin/staged/             a version built ahead of a rollout's activation (together mode)
     <root>/.extadmin/locks               one writer per package folder per node (a byte-range lock per name)
     <root>/.extadmin/holder.<name>       who holds ``name``'s lock (pid, since when), while it is held
 
@@ -200,6 +201,49 @@ class NodeStorage:
                         removed.append(f"{kind}/{entry.name}")
                 except LockBusy:
                     continue
+        return removed
+
+    # --- staged versions (rollouts activating together) -----------------------------------
+    def staged_path(self, name: str, sha256: str) -> Path:
+        """Where a version built ahead of its activation waits: ``.extadmin/staged/<name>-<sha256>``.
+
+        Kept across passes (unlike staging/), until it is swapped in or no longer wanted.
+        """
+        return self.work / "staged" / f"{name}-{sha256}"
+
+    def keep_staged(self, staging: Path, name: str, sha256: str) -> Path:
+        target = self.staged_path(name, sha256)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            _delete(target)
+        os.replace(staging, target)
+        _fsync_dir(target.parent)
+        return target
+
+    def take_staged(self, name: str, sha256: str) -> Path | None:
+        """The staged version of ``name``, moved into staging/ for the swap; None when there is none."""
+        staged = self.staged_path(name, sha256)
+        if not staged.is_dir():
+            return None
+        path = self._workdir("staging") / f"{name}-{uuid.uuid4().hex}"
+        os.replace(staged, path)
+        return path
+
+    def clean_staged(self, keep: set[str]) -> list[str]:
+        """Staged versions no longer wanted (``keep``: the folder names still to activate)."""
+        removed: list[str] = []
+        folder = self.work / "staged"
+        if not folder.is_dir():
+            return removed
+        for entry in folder.iterdir():
+            if entry.name in keep:
+                continue
+            try:
+                with self.lock(entry.name.rsplit("-", 1)[0], wait=False):
+                    _delete(entry)
+                    removed.append(f"staged/{entry.name}")
+            except LockBusy:
+                continue
         return removed
 
     # --- reading what is installed ------------------------------------------------------

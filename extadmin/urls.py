@@ -21,6 +21,7 @@ urlpatterns = [
     path("favicon.ico", favicon),  # browsers ask for it at the root; pages link the static one
     path("metrics", metrics, name="metrics"),  # Prometheus: a bearer token or loopback, no session
     path("webhooks/", include("webhooks.urls")),
+    path("rollouts/", include("rollouts.urls")),
     path("", include("extadmin.web.urls")),
 ]
 

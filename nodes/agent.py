@@ -8,7 +8,8 @@ Start-up order matters:
   3. startup reconcile, verifying file contents, before anything else touches the disk
   4. the periodic reconcile thread — runs directly, not through the broker, so a node converges
      even while the broker is down or its messages are lost; it also wakes when the next retry of a
-     failed checksum is due (``nodes.retries``)
+     failed checksum is due (``nodes.retries``); and, while this node holds a version staged for a
+     rollout that activates all nodes together, a watch for that activation
   5. a Celery worker (solo pool: one task at a time) consuming only ``node.<name>`` for nudges, and
      taking no remote control commands
 Every sync, whatever started it, takes the node's lease (``nodes.lease``): one at a time.
@@ -42,9 +43,10 @@ from nodes.broker import agent_broker_options
 from nodes.credentials import database_refused, describe_refusal
 from nodes.lease import LeaseLost
 from nodes.models import SyncRun
-from nodes.reconcile import SyncRunResult, reconcile
+from nodes.reconcile import SKIPPED, SyncRunResult, reconcile
 from nodes.selectors import node_next_retry_at
 from nodes.services import node_heartbeat, node_queue, node_register_agent
+from rollouts.engine import rollout_activating
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ AGENT_VERSION = "0.1.0"
 # interval); and wakes this much after a retry's time, so that the pass finds it due.
 PERIODIC_TICK = 1.0
 RETRY_MARGIN = 0.05
+ACTIVATION_POLL_SECONDS = 0.1  # while a staged version waits: how soon this node sees the activation
 
 
 # --- the agent --------------------------------------------------------------------------------
@@ -65,6 +68,7 @@ class Agent:
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     retry_due: float | None = None  # time.monotonic() of the next due retry, read after every pass
+    staged: bool = False  # the last pass left a rollout's version staged: watch for its activation
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit status. Raises ``Refusal`` when it may not start."""
@@ -81,6 +85,7 @@ class Agent:
             if self.stop.is_set():
                 return 0
             self._start_thread("periodic", self._periodic_loop)  # 4.
+            self._start_thread("activation", self._activation_loop)
             _restore_signals(previous)  # the worker installs its own (warm shutdown)
             return self._work()  # 5.
         finally:
@@ -127,6 +132,8 @@ class Agent:
             log.exception("%s sync of node %s could not run", trigger, self.name)
             return None
         agent_sync_observed(trigger=trigger, outcome=result.outcome, seconds=time.monotonic() - t0)
+        if result.outcome != SKIPPED:
+            self.staged = result.staged
         log.info("%s sync of %s: %s %s", trigger, self.name, result.outcome, "; ".join(result.actions))
         self._note_next_retry()
         return result
@@ -192,6 +199,18 @@ class Agent:
         if self.retry_due is not None:
             due = min(due, self.retry_due + RETRY_MARGIN)
         return due - time.monotonic()
+    def _activation_loop(self) -> None:
+        """Swap a staged version in as soon as its rollout activates: every admitted node within a
+        fraction of a second of the others, whether or not the broker's nudge reaches this node."""
+        while not self.stop.wait(ACTIVATION_POLL_SECONDS):
+            try:
+                due = self.staged and rollout_activating(node_name=self.name)
+            except DatabaseError as exc:
+                log.warning("%s: could not look at its rollouts: %s", self.name, exc)
+                connection.close()
+                continue
+            if due:
+                self._sync(SyncRun.Trigger.NUDGE, verify_contents=False)
 
     def _work(self) -> int:
         # Keep retrying a broker that is down: meanwhile the periodic pass keeps the node in sync.

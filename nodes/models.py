@@ -42,6 +42,10 @@ class SyncState(models.Model):
         INSTALLED = "installed", "installed"
         FAILED = "failed", "failed"
         REMOVING = "removing", "removing"
+        # A rollout's words (``rollouts.rules``): the node holds the version its rollout says for now.
+        WAITING = "waiting", "waiting"  # keeps the previous version until its batch is admitted
+        STAGED = "staged", "staged"  # the new version is built beside the old one, until activation
+        REVERTED = "reverted", "reverted"  # back on the previous version: the rollout was aborted
         # The package's desired checksum is quarantined: the node neither installs nor removes it
         # (``error`` says whether it holds those bytes: ``nodes.convergence.quarantine_words``).
         QUARANTINED = "quarantined", "quarantined"

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from nodes.convergence import (
     FAILED,
+    HELD_BY_ROLLOUT,
     INSTALLED,
     OFFLINE,
     QUARANTINED,
@@ -202,6 +203,8 @@ class Cell:
             return f"pending (has {self.version})"
         if self.state == QUARANTINED:
             return self.error or QUARANTINED  # "holds quarantined 2.0.0" (nodes.convergence.quarantine_words)
+        if self.state in HELD_BY_ROLLOUT and self.error:
+            return self.error  # the rollout's sentence: "waiting for batch 2"
         return self.state
 
     @property
@@ -214,7 +217,7 @@ class Cell:
             parts.append(f"sha256 {self.sha256}")
         if self.duration_ms is not None:
             parts.append(f"took {self.duration}")
-        if self.error:
+        if self.error and self.state not in HELD_BY_ROLLOUT:
             parts.append(f"error: {self.error}")
         if self.retry:
             parts.append(self.retry)

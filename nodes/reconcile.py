@@ -28,10 +28,10 @@ import threading
 import time
 from collections.abc import Collection, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
@@ -53,6 +53,7 @@ from extadmin.packaging import (
 )
 from extadmin.signatures import signature_check
 from extadmin.storage import LockBusy, NodeStorage, Swap, write_chk
+from extadmin.versions import retained_copy_to, retained_version
 from nodes.convergence import quarantine_words
 from nodes.lease import Lease, LeaseLost, lease_claim
 from nodes.models import ClusterSettings, Node, SyncRun, SyncState
@@ -68,6 +69,8 @@ from nodes.sync_states import (
     sync_states_prune,
     sync_states_retry_now,
 )
+from rollouts.engine import rollout_node_report
+from rollouts.rules import HOLD, KEEP, STAGE, Target, node_targets
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,11 @@ class Desired:
     depends_on: tuple[str, ...]
     signature: str = ""  # the detached signature stored with the package at import
     quarantined: bool = False  # never installed nor removed (``extadmin.quarantine``)
+    # Set by the package's rollout (``rollouts.rules``), else the defaults: install it as always.
+    stage_only: bool = False  # together mode: build it beside the old version, swap when activating
+    retained: bool = False  # the rollout's from-version: its bytes come from the retained archives
+    holding: str = ""  # the state the node reports once it holds this version (waiting, reverted)
+    note: str = ""  # why, in the operator's words ("waiting for batch 2")
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,7 @@ class SyncRunResult:
     error: str = ""
     failures: dict[str, str] = field(default_factory=dict)
     run_id: int | None = None
+    staged: bool = False  # a rollout's version waits staged for its activation (the agent watches)
 
     @property
     def ok(self) -> bool:
@@ -148,6 +157,7 @@ class _Pass:
     run: SyncRun
     actions: list[str] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
+    staged: list[Desired] = field(default_factory=list)
 
     def act(self, line: str) -> None:
         # Written as it happens, so a console watching a long sync sees its progress.
@@ -218,7 +228,7 @@ def _run(*, node: Node, storage: NodeStorage, lease: Lease, trigger: str, verify
         _forget_quiet_passes(p, outcome=outcome)
     return SyncRunResult(
         node=node.name, trigger=trigger, outcome=outcome, actions=p.actions, error=error,
-        failures=p.failures, run_id=run.pk,
+        failures=p.failures, run_id=run.pk, staged=bool(p.staged),
     )
 
 
@@ -254,6 +264,7 @@ def _forget_quiet_passes(p: _Pass, *, outcome: str) -> None:
 
 def _sync(p: _Pass, *, verify_contents: bool) -> None:
     desired, known = read_desired()  # 2. desired, read once; if it fails, nothing below runs
+    desired, p.staged = rollout_desired(p.node, desired)  # what each package's rollout says this node holds
     p.storage.clean_leftovers()  # staging/retired of a process that died mid-way
     states = {s.package_name: s for s in SyncState.objects.filter(node=p.node)}
     plan = make_plan(storage=p.storage, desired=desired, known=known, states=states, contents=verify_contents)  # 3.
@@ -270,8 +281,10 @@ def _sync(p: _Pass, *, verify_contents: bool) -> None:
     for work in plan.installs:
         _mark(p, work.package, SyncState.State.PENDING, started_at=None, finished_at=None, duration_ms=None)
     _install_all(p, plan.installs, waiting=waiting)  # 4.
+    _stage_all(p, p.staged)  # 4b. together mode: built now, swapped in when the rollout activates
     _remove_all(p, plan.removals)  # 5.
     sync_states_prune(node=p.node, known=known, on_disk=p.storage.installed_names())
+    _report_rollouts(p)  # 6b. this node's place in each rollout, which then moves on if it can
 
 
 # --- 2. desired -------------------------------------------------------------------------------
@@ -390,11 +403,11 @@ def _record_proven(p: _Pass, proven: list[Desired], states: dict[str, SyncState]
     for pkg in proven:
         s = states.get(pkg.name)
         if (
-            s is not None and s.state == SyncState.State.INSTALLED and not s.error
+            s is not None and s.state == _proved_state(pkg) and s.error == pkg.note
             and s.installed_sha256 == s.desired_sha256 == pkg.sha256 and s.installed_version == pkg.version
         ):
             continue
-        _mark(p, pkg, SyncState.State.INSTALLED, installed_version=pkg.version, installed_sha256=pkg.sha256)
+        _mark(p, pkg, _proved_state(pkg), installed_version=pkg.version, installed_sha256=pkg.sha256, error=pkg.note)
 
 
 def _record_held(p: _Pass, held: list[Desired], states: dict[str, SyncState]) -> None:
@@ -461,8 +474,8 @@ def _install(p: _Pass, work: Work) -> bool:
         _fail(p, pkg, describe_sync_error(exc), started_at=started, t0=t0)
         return False
     _mark(
-        p, pkg, SyncState.State.INSTALLED, installed_version=pkg.version, installed_sha256=pkg.sha256,
-        started_at=started, finished_at=timezone.now(), duration_ms=_ms(t0),
+        p, pkg, _proved_state(pkg), installed_version=pkg.version, installed_sha256=pkg.sha256,
+        started_at=started, finished_at=timezone.now(), duration_ms=_ms(t0), error=pkg.note,
     )
     p.act(work.action())
     return True
@@ -495,6 +508,8 @@ LOCK_POLL_SECONDS = 0.2
 
 
 def _still_desired(pkg: Desired) -> bool:
+    if pkg.retained:  # the rollout's from-version: the package is still there to go back to
+        return ExtensionPackage.objects.filter(pk=pkg.package_id).exists()
     return (
         Archive.objects.filter(package_id=pkg.package_id, sha256=pkg.sha256).exists()
         and not Quarantine.objects.filter(sha256=pkg.sha256).exists()  # quarantined since the pass read it
@@ -504,19 +519,11 @@ def _still_desired(pkg: Desired) -> bool:
 def _fetch_unzip_swap(p: _Pass, pkg: Desired) -> None:
     """Build the new version beside the old one; the old stays intact until the new one is proven."""
     download = p.storage.new_staging(pkg.name)  # under .extadmin/staging: found by leftover cleanup
-    staging: Path | None = None
+    staging: Path | None = p.storage.take_staged(pkg.name, pkg.sha256)  # built ahead (together mode)
     swap: Swap | None = None
     try:
-        zip_path = download / f"{pkg.name}.zip"
-        with zip_path.open("wb") as out:
-            archive_copy_to(package_id=pkg.package_id, out=out, expected_sha256=pkg.sha256)
-        faults.checkpoint("sync.after_fetch")
-        _check_signature(p, pkg, zip_path)
-        p.lease.check()
-        staging = p.storage.new_staging(pkg.name)
-        limits = limits_from_settings()
-        extract_zip(zip_path, staging, plan=inspect_zip(zip_path, limits=limits), limits=limits)
-        write_chk(staging, pkg.name, pkg.sha256)
+        if staging is None:
+            staging = _fetch_unzip(p, pkg, download)
         faults.checkpoint("sync.after_unzip")
         p.lease.check()  # last point before the disk changes
         swap = p.storage.swap_in(staging, pkg.name)
@@ -537,6 +544,39 @@ def _fetch_unzip_swap(p: _Pass, pkg: Desired) -> None:
         raise
     finally:
         p.storage.discard(download)
+
+
+def _fetch_unzip(p: _Pass, pkg: Desired, download: Path) -> Path:
+    """Fetch, verify (checksum, signature) and unzip ``pkg`` into a new staging folder, with its ``.chk``."""
+    zip_path = download / f"{pkg.name}.zip"
+    with zip_path.open("wb") as out:
+        _copy_archive(pkg, out)
+    faults.checkpoint("sync.after_fetch")
+    _check_signature(p, pkg, zip_path)
+    p.lease.check()
+    staging = p.storage.new_staging(pkg.name)
+    try:
+        limits = limits_from_settings()
+        extract_zip(zip_path, staging, plan=inspect_zip(zip_path, limits=limits), limits=limits)
+        write_chk(staging, pkg.name, pkg.sha256)
+    except BaseException:
+        p.storage.discard(staging)
+        raise
+    return staging
+
+
+def _copy_archive(pkg: Desired, out: BinaryIO) -> None:
+    """The current archive, or (a rollout's from-version) the retained version of those bytes."""
+    if not pkg.retained:
+        archive_copy_to(package_id=pkg.package_id, out=out, expected_sha256=pkg.sha256)
+        return
+    kept = retained_version(pkg.name, pkg.sha256)
+    if kept is None:
+        raise ArchiveIncomplete(
+            f"{pkg.name} {pkg.version} is no longer retained in the database (EXTADMIN_KEEP_VERSIONS), "
+            "so this node cannot fetch it"
+        )
+    retained_copy_to(version_id=kept.pk, out=out, expected_sha256=pkg.sha256)
 
 
 def _check_signature(p: _Pass, pkg: Desired, zip_path: Path) -> None:
@@ -608,6 +648,86 @@ def _remove(p: _Pass, name: str) -> None:
         return
     sync_state_forget(node=p.node, name=name)
     p.act(f"removed {name}")
+
+
+# --- rollouts (``rollouts.rules`` decides; these hooks only apply it) ---------------------------
+def rollout_desired(node: Node, desired: dict[str, Desired]) -> tuple[dict[str, Desired], list[Desired]]:
+    """``desired`` as this node's rollouts say (what to hold now), and the versions to stage only."""
+    targets = node_targets(node_id=node.pk, packages={name: d.sha256 for name, d in desired.items()})
+    out: dict[str, Desired] = {}
+    staged: list[Desired] = []
+    for name, pkg in desired.items():
+        target = targets.get(name)
+        if target is None:
+            out[name] = pkg
+        elif target.kind == STAGE:
+            staged.append(replace(pkg, stage_only=True))
+        elif target.kind == HOLD:
+            held = _held(pkg, target)
+            if held is not None:
+                out[name] = held
+        elif target.kind != KEEP:
+            out[name] = pkg
+    return out, staged
+
+
+def _held(pkg: Desired, target: Target) -> Desired | None:
+    """The rollout's from-version of ``pkg``; None when there is none (a first import: hold nothing)."""
+    r = target.rollout
+    if not r.from_sha256:
+        return None
+    return replace(
+        pkg, version=r.from_version, sha256=r.from_sha256, manifest=r.from_manifest, signature=r.from_signature,
+        retained=True, holding=target.word, note=target.sentence,
+    )
+
+
+def _proved_state(pkg: Desired) -> str:
+    return pkg.holding or SyncState.State.INSTALLED
+
+
+def _stage_all(p: _Pass, staged: list[Desired]) -> None:
+    for pkg in staged:
+        p.lease.check()
+        _stage(p, pkg)
+    p.storage.clean_staged(keep={p.storage.staged_path(d.name, d.sha256).name for d in staged})
+
+
+def _stage(p: _Pass, pkg: Desired) -> None:
+    """Build ``pkg`` under ``.extadmin/staged/`` and report ``staged``; the folder stays as it is."""
+    started, t0 = timezone.now(), time.perf_counter()
+    if p.storage.read_chk(pkg.name) == pkg.sha256 and p.storage.verify(pkg.name, pkg.manifest, contents=False) is None:
+        _mark(p, pkg, SyncState.State.INSTALLED, installed_version=pkg.version, installed_sha256=pkg.sha256)
+        return
+    if p.storage.staged_path(pkg.name, pkg.sha256).is_dir():
+        _mark(p, pkg, SyncState.State.STAGED)
+        return
+    download: Path | None = None
+    try:
+        with _package_lock(p, pkg.name):
+            _mark(p, pkg, SyncState.State.SYNCING, started_at=started, finished_at=None, duration_ms=None)
+            p.storage.clean_leftovers_of(pkg.name)
+            download = p.storage.new_staging(pkg.name)
+            p.storage.keep_staged(_fetch_unzip(p, pkg, download), pkg.name, pkg.sha256)
+    except LeaseLost as exc:
+        _fail(p, pkg, f"interrupted: {exc}", started_at=started, t0=t0)
+        raise
+    except Exception as exc:
+        log.warning("staging %s on %s failed: %s", pkg.name, p.node.name, exc)
+        _fail(p, pkg, describe_sync_error(exc), started_at=started, t0=t0)
+        return
+    finally:
+        if download is not None:
+            p.storage.discard(download)
+    _mark(p, pkg, SyncState.State.STAGED, started_at=started, finished_at=timezone.now(), duration_ms=_ms(t0))
+    p.act(f"staged {pkg.name} {pkg.version}")
+
+
+def _report_rollouts(p: _Pass) -> None:
+    try:
+        rollout_node_report(node=p.node)
+    except DatabaseError:  # the next pass reports again; the rollout waits, it never loses a node
+        log.exception("could not report node %s's place in its rollouts", p.node.name)
 
 
 # --- 1. pause ---------------------------------------------------------------------------------

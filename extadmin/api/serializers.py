@@ -22,6 +22,11 @@ class UploadSerializer(serializers.Serializer):
         help_text="detached OpenSSH signatures (ssh-keygen -Y sign -n extadmin): X.zip.sig for the file X.zip, "
         "or the i-th for the i-th file; a bundle's covers the bundle file",
     )
+    canary = serializers.CharField(required=False, help_text="rollout: the node(s) that install first, comma separated")
+    batch = serializers.IntegerField(required=False, help_text="rollout: at most this many nodes change at once")
+    max_failures = serializers.IntegerField(required=False, help_text="rollout: halt when this many nodes failed")
+    activation = serializers.ChoiceField(choices=["each", "together"], required=False,
+                                         help_text="rollout: each node as it installs, or all together")
 
 
 class RefusalSerializer(serializers.Serializer):

@@ -26,6 +26,7 @@ urlpatterns = [
     path("cluster/resume/", views.ClusterResumeView.as_view(), name="cluster-resume"),
     path("policy/", policy.ImportPolicyView.as_view(), name="policy"),
     path("webhooks/", include("webhooks.api_urls")),
+    path("", include("rollouts.api_urls")),
     # The schema and its docs. Swagger UI comes from drf-spectacular-sidecar's static files, never a
     # CDN; Redoc is not offered because drf-spectacular's page for it loads Google Fonts.
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -34,6 +34,9 @@ from extadmin.web.pages import package_page
 from extadmin.web.upload_summary import upload_imported_summary, upload_refused_summary
 from nodes.presenters import dashboard as present_dashboard
 from nodes.selectors import cluster_snapshot
+from rollouts.forms import FIELDS as ROLLOUT_FIELDS
+from rollouts.forms import rollout_fields
+from rollouts.services import cluster_policy
 
 SUMMARY_KEY = "extadmin.upload_summary"
 
@@ -83,10 +86,13 @@ def _uploaded(request: HtmxHttpRequest, form: UploadForm) -> HttpResponse:
     try:
         signed = [(f.name or "", Path(f.temporary_file_path())) for f in form.cleaned_data["signature"]]
         signatures = signatures_matched(names=names, signatures=signed)
+        rollout = rollout_fields(request.POST)
         if request.POST.get("action") == "validate":
-            validated = package_validate_files(files=files, names=names, signatures=signatures)
+            validated = package_validate_files(files=files, names=names, signatures=signatures, rollout=rollout)
             return _upload_page(request, UploadForm(), validated=validated)
-        document = package_import_files(files=files, actor=browser_actor(request), names=names, signatures=signatures)
+        document = package_import_files(
+            files=files, actor=browser_actor(request), names=names, signatures=signatures, rollout=rollout
+        )
     except Refusal as refusal:
         summary = upload_refused_summary(names=names, refusal=refusal) if len(names) > 1 else None
         return _upload_page(request, form, refusal=refusal, summary=summary)
@@ -134,6 +140,7 @@ def _upload_page(
         "validated_packages": (validated.get("packages", [validated]) if validated else []),
         "max_upload_bytes": settings.EXTADMIN_MAX_UPLOAD_BYTES,
         "import_policy": import_policy_from_settings(),
+        "rollout_form": [form[k] for k in ROLLOUT_FIELDS], "rollout_default": cluster_policy().text(),
     }
     template = "extadmin/_upload_result.html" if request.htmx else "extadmin/upload.html"
     return render(request, template, context, status=refusal.status if refusal else status)

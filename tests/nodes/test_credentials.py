@@ -95,7 +95,7 @@ def test_it_undoes_and_redoes_its_migrations() -> None:
     call_command("migrate", "nodes", "0002", verbosity=0)
     assert "db_role" not in _columns_of_node()
 
-    call_command("migrate", "nodes", verbosity=0)
+    call_command("migrate", verbosity=0)  # every app: the ones that build on nodes were undone with it
     assert "db_role" in _columns_of_node()
 
 
@@ -110,7 +110,7 @@ def test_it_drops_roles_policies_and_trigger_when_migrated_back_and_makes_them_a
     call_command("migrate", "nodes", "0003", verbosity=0)
     assert (_policies(), _group_exists(), _members_of_group(), _heartbeat_trigger()) == (set(), False, [], False)
 
-    call_command("migrate", "nodes", verbosity=0)
+    call_command("migrate", verbosity=0)  # every app: the ones that build on nodes were undone with it
     assert {"node_read", "node_update_own", "nodes_syncstate_insert_own", "nodes_syncrun_delete_own"} <= _policies()
     assert _group_exists() and _heartbeat_trigger()
     node = connect(issue(a)["DATABASE_URL"])

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('extadmin', '0007_operation_kind_sync_now_retry'),
+        ('extadmin', '0008_operation_kind_rollouts'),
     ]
 
     operations = [

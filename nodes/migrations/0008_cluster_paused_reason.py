@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('nodes', '0006_sync_retries'),
+        ('nodes', '0007_sync_state_rollout_words'),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('extadmin', '0008_operation_reason'),
+        ('extadmin', '0009_operation_reason'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
