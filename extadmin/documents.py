@@ -29,9 +29,13 @@ def package_signer(p: ExtensionPackage) -> dict[str, str] | None:
 
 
 def import_results_document(results: list[ImportResult]) -> dict[str, Any]:
-    """One package: its summary at the top level (name, version, checksum); a bundle: ``packages``."""
+    """One package: its summary at the top level (name, version, checksum); a bundle: ``packages``.
+
+    Each package carries its own ``warnings`` and, when it was one of several, the ``file`` it came
+    in (``File.zip``, ``Bundle.zip/Member.zip``, or a lone bundle's ``Member.zip``)."""
     packages = [
-        {**package_summary(r.package), "operation": r.operation.pk if r.operation else None, "kind": r.plan.kind}
+        {**package_summary(r.package), "operation": r.operation.pk if r.operation else None, "kind": r.plan.kind,
+         "warnings": list(r.plan.warnings), **({"file": r.label} if r.label else {})}
         for r in results
         if r.package is not None
     ]

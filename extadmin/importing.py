@@ -51,6 +51,7 @@ from extadmin.packaging import (
 )
 from extadmin.packaging.errors import shown
 from extadmin.packaging.policy import check_import_policy, check_imports_enabled, effective_policy
+from extadmin.progress import phase_reached
 from extadmin.selectors import package_dependents
 from extadmin.signatures import MAX_SIGNATURE_BYTES, Checked, Signer, read_signature, signature_check
 from extadmin.storage import LockBusy, NodeStorage, Swap, write_chk
@@ -99,6 +100,7 @@ class ImportResult:
     operation: Operation | None
     plan: ImportPlan
     sha256: str
+    label: str | None = None  # the file (or bundle/member) it came from, when it was one of several
 
 
 def limits_from_settings() -> Limits:
@@ -413,9 +415,11 @@ def package_import(
         except BaseException as exc:
             raise _failure(exc, plans, recorders) from None
         results = []
-        for (package, digest), rec, (_, plan) in zip(done, recorders, plans, strict=True):
+        for (package, digest), rec, (item, plan) in zip(done, recorders, plans, strict=True):
             rec.operation.sha256 = digest  # the audit names exactly which zip was imported
-            results.append(ImportResult(package=package, operation=rec.finish(), plan=plan, sha256=digest))
+            results.append(
+                ImportResult(package=package, operation=rec.finish(), plan=plan, sha256=digest, label=item.label)
+            )
         return results
 
 
@@ -501,8 +505,9 @@ class _StepsRun:
     committed: bool = False
 
     def unpack(self) -> None:
-        for (item, plan), rec in zip(self.plans, self.recorders, strict=True):
+        for i, ((item, plan), rec) in enumerate(zip(self.plans, self.recorders, strict=True), start=1):
             name = plan.metadata.name
+            phase_reached("unpacking", f"{name} ({i} of {len(self.plans)})" if len(self.plans) > 1 else name)
             self.staging = self.storage.new_staging(name)
             with rec.step(1, "checksum"):
                 digest = item.sha256 or file_sha256(item.path)
@@ -522,6 +527,7 @@ class _StepsRun:
 
     def persist(self) -> None:
         together = {p.metadata.name: p.metadata.version for _, p in self.plans} if len(self.plans) > 1 else {}
+        phase_reached("saving", ", ".join(p.metadata.name for _, p in self.plans))  # before the transaction
         with transaction.atomic():
             # The first hook, so it runs first once the commit is done: from then on every other node
             # installs these packages, so this node keeps its new folders whatever fails next.

@@ -212,6 +212,7 @@ class Operation(models.Model):
     error_step = models.CharField(max_length=32, blank=True)
     error = models.TextField(blank=True)
     warnings = models.TextField(blank=True)
+    reason = models.CharField(max_length=200, blank=True, help_text="why, in the operator's words (a pause)")
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -245,3 +246,21 @@ class OperationStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number}. {self.name}: {self.outcome}"
+
+
+class UploadPhase(models.Model):
+    """Where the server is with one upload from the console (validating, unpacking, saving), so the
+    page can say it while the POST runs. Written outside the import's transaction, deleted when the
+    upload answers; ``upload_id`` is the page's random id for that submission."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    upload_id = models.CharField(max_length=64)
+    phase = models.CharField(max_length=32)
+    detail = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "upload_id"], name="upload_phase_one_per_upload")]
+
+    def __str__(self) -> str:
+        return f"{self.upload_id}: {self.phase} {self.detail}".strip()

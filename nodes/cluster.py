@@ -16,26 +16,30 @@ from extadmin.models import Operation
 from extadmin.operations import Actor, OperationRecorder
 from nodes.models import ClusterSettings
 from nodes.services import nodes_nudge_on_commit
+from nodes.sync_switch import pause_reason_clean
 from webhooks import events as webhook_events
 
 SETTINGS_ID = 1
 
 
-def cluster_pause(*, actor: Actor) -> tuple[ClusterSettings, Operation]:
-    """Pause syncing on every node; one transaction, one audit row.
+def cluster_pause(*, actor: Actor, reason: str = "") -> tuple[ClusterSettings, Operation]:
+    """Pause syncing on every node; one transaction, one audit row (with the operator's reason).
 
-    Pausing a paused cluster keeps who paused it first and when (the time the nodes fell behind),
-    but is still recorded: the operator did ask.
+    Pausing a paused cluster keeps who paused it first, when (the time the nodes fell behind) and
+    why, but is still recorded with its own reason: the operator did ask. A reason that is not
+    text or too long is refused (step ``pause``) before anything is written.
     """
+    reason = pause_reason_clean(reason)
     with transaction.atomic():
         row = _locked_row()
         if not row.sync_paused:
             row.sync_paused = True
             row.paused_at = timezone.now()
             row.paused_by = actor.user if getattr(actor.user, "pk", None) else None
+            row.paused_reason = reason
             row.save()
-        operation = _record(Operation.Kind.PAUSE, actor)
-        webhook_events.sync_switched(paused=True, by=actor.username)
+        operation = _record(Operation.Kind.PAUSE, actor, reason=reason)
+        webhook_events.sync_switched(paused=True, by=actor.username, reason=reason)
     return row, operation
 
 
@@ -46,6 +50,7 @@ def cluster_resume(*, actor: Actor) -> tuple[ClusterSettings, Operation]:
         row.sync_paused = False
         row.paused_at = None
         row.paused_by = None
+        row.paused_reason = ""
         row.save()
         operation = _record(Operation.Kind.RESUME, actor)
         webhook_events.sync_switched(paused=False, by=actor.username)
@@ -60,5 +65,7 @@ def _locked_row() -> ClusterSettings:
     return ClusterSettings.objects.select_for_update().get(pk=SETTINGS_ID)
 
 
-def _record(kind: str, actor: Actor) -> Operation:
-    return OperationRecorder.start(kind=kind, package_name="", actor=actor, node=settings.EXTADMIN_NODE).finish()
+def _record(kind: str, actor: Actor, *, reason: str = "") -> Operation:
+    return OperationRecorder.start(
+        kind=kind, package_name="", actor=actor, node=settings.EXTADMIN_NODE, reason=reason
+    ).finish()

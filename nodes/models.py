@@ -120,6 +120,9 @@ class ClusterSettings(models.Model):
     paused_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    paused_reason = models.CharField(
+        max_length=200, blank=True, help_text="why syncing is paused, in the operator's words"
+    )
 
     class Meta:
         verbose_name_plural = "cluster settings"

@@ -1,7 +1,8 @@
 """The cluster as documents: ``cluster_status --json``, ``/api/cluster/`` and the ``nodes`` of
 ``/api/extensions/<name>/``, with the words and the rule of ``nodes.convergence``::
 
-    {"nodes": [{"name", "online", "state", "last_seen", "degraded", "degraded_reason"}],
+    {"sync": {"paused", "paused_at", "paused_by", "paused_reason", "text"},
+     "nodes": [{"name", "online", "state", "last_seen", "degraded", "degraded_reason"}],
      "extensions": [{"name", "version", "checksum", "state", "converged", "online", "offline",
                      "nodes": {NODE: {"state", "reported", "up_to_date", "version", "checksum", "error",
                                       "retry", "failures", "next_retry_at", "degraded"}}}]}
@@ -23,6 +24,7 @@ from extadmin.models import ExtensionPackage
 from nodes.convergence import Verdict, tally, verdict
 from nodes.presenters import degraded_cells, degraded_nodes, retry_words
 from nodes.selectors import ClusterSnapshot, NodeRow, StateRow, cluster_snapshot, node_rows, package_state_rows
+from nodes.sync_switch import sync_switch_document
 from nodes.tampering import package_tampering
 
 
@@ -72,7 +74,7 @@ def cluster_document(snapshot: ClusterSnapshot | None = None) -> dict[str, Any]:
             cell["degraded"] = (e["name"], ids[node_name]) in cells
     nodes = [{**_node(n), "degraded": n[0] in reasons, "degraded_reason": reasons.get(n[0], "")}
              for n in snapshot.nodes]
-    return {"nodes": nodes, "extensions": extensions}
+    return {"sync": sync_switch_document(), "nodes": nodes, "extensions": extensions}
 
 
 def _node_state(row: NodeRow, v: Verdict, s: StateRow | None) -> dict[str, Any]:
@@ -108,7 +110,9 @@ def package_nodes_document(*, package: ExtensionPackage) -> dict[str, Any]:
 def render_table(document: dict[str, Any]) -> str:
     """The document as a plain-text table for a terminal."""
     nodes = document["nodes"]
-    lines = ["nodes:"] + [
+    sync = document.get("sync") or {}
+    lines = [f"{sync['text']}\n"] if sync.get("paused") else []
+    lines += ["nodes:"] + [
         f"  {n['name']:<24} {'online ' if n['online'] else 'OFFLINE'}  last seen {n['last_seen'] or 'never'}"
         + (f"\n    DEGRADED: {n['degraded_reason']}" if n.get("degraded") else "")
         for n in nodes

@@ -125,6 +125,9 @@ def package_removed(*, package: ExtensionPackage, node: str, by: str) -> None:
     event_emit(event="package.removed", data=_package(package, node, by))
 
 
-def sync_switched(*, paused: bool, by: str) -> None:
-    """In the pause's or resume's transaction (``nodes.cluster``)."""
-    event_emit(event="sync.paused" if paused else "sync.resumed", data={"paused": paused, "by": by})
+def sync_switched(*, paused: bool, by: str, reason: str = "") -> None:
+    """In the pause's or resume's transaction (``nodes.cluster``); a pause says why."""
+    data: dict[str, object] = {"paused": paused, "by": by}
+    if paused:
+        data["reason"] = reason
+    event_emit(event="sync.paused" if paused else "sync.resumed", data=data)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from extadmin.models import Entity, ExtensionPackage, Operation
-from extadmin.selectors import package_list
+from extadmin.selectors import OperationFilters, operation_search, package_list
 from nodes.models import Node
 
 MAX_OPERATIONS = 1000
@@ -19,12 +19,10 @@ def package_entities(*, package: ExtensionPackage) -> QuerySet[Entity]:
     return Entity.objects.filter(package=package).order_by("type", "name", "id")
 
 
-def operation_list(*, package: str | None = None, limit: int = 100) -> QuerySet[Operation]:
-    """The audit trail, newest first; ``package`` narrows it to one package's operations."""
-    ops = Operation.objects.select_related("user").prefetch_related("steps")
-    if package:
-        ops = ops.filter(package_name=package)
-    return ops.order_by("-started_at", "-id")[: max(1, min(limit, MAX_OPERATIONS))]
+def operation_list(*, filters: OperationFilters | None = None, limit: int = 100) -> QuerySet[Operation]:
+    """The audit trail, newest first, narrowed as the console's operations page narrows it."""
+    ops = operation_search(filters or OperationFilters()).select_related("user")
+    return ops[: max(1, min(limit, MAX_OPERATIONS))]
 
 
 def node_get(*, name: str) -> Node | None:

@@ -75,6 +75,10 @@ class PackageSerializer(serializers.Serializer):
 class ImportedPackageSerializer(PackageSerializer):
     operation = serializers.IntegerField(help_text="the audit record of this import")
     kind = serializers.CharField(help_text="import, upgrade or reimport")
+    file = serializers.CharField(
+        required=False, help_text="among several: the file it came in (File.zip, Bundle.zip/Member.zip)"
+    )
+    warnings = serializers.ListField(child=serializers.CharField(), help_text="this package's own warnings")
 
 
 class ImportDocumentSerializer(ImportedPackageSerializer):
@@ -132,7 +136,7 @@ class OperationSerializer(serializers.ModelSerializer):
         fields = [
             "id", "kind", "package", "version", "previous_version", "checksum", "node", "user",
             "remote_addr", "via", "started_at", "finished_at", "outcome", "error_step", "error",
-            "warnings", "steps",
+            "warnings", "reason", "steps",
         ]
 
     def get_warnings(self, op: Operation) -> list[str]:
@@ -202,4 +206,10 @@ class ClusterSyncSerializer(serializers.Serializer):
     sync_paused = serializers.BooleanField()
     paused_at = serializers.DateTimeField(allow_null=True)
     paused_by = serializers.CharField(allow_null=True, help_text="who paused syncing")
+    paused_reason = serializers.CharField(help_text="why, in the words of who paused it ('' when none was given)")
+    text = serializers.CharField(help_text="the sentence every page shows: 'Syncing paused by alice at 14:05 (UTC): …'")
     operation = serializers.IntegerField(help_text="the audit record of this pause or resume")
+
+
+class ClusterPauseSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, help_text="why syncing is paused (at most 200 characters)")

@@ -31,11 +31,20 @@ from extadmin.models import Entity
 from extadmin.operations import Actor
 from extadmin.packaging import Conflict, Refusal, TooLarge
 from extadmin.removal import package_remove
-from extadmin.selectors import package_dependents, package_list, package_operations
+from extadmin.selectors import (
+    OPERATION_FILTERS,
+    OperationFilters,
+    operation_filters_refusal,
+    package_dependents,
+    package_list,
+    package_operations,
+)
 from extadmin.services import package_import_files, package_validate_files, signatures_matched
 from extadmin.uploads import UNREADABLE_BODY, body_refusal, upload_folder_full
 from nodes.cluster import cluster_pause, cluster_resume
 from nodes.status import cluster_document, package_nodes_document
+from nodes.sync_switch import DENIED as SYNC_SWITCH_DENIED
+from nodes.sync_switch import may_switch_syncing, sync_switch_sentence
 
 ERRORS = {
     400: OpenApiResponse(s.ErrorSerializer, description="refused: the step and the reason"),
@@ -64,9 +73,10 @@ class MethodPermission(BasePermission):
 class CanPauseSyncing(BasePermission):
     """Pausing the cluster's syncing is for staff, or for whoever may change the cluster settings."""
 
+    message = SYNC_SWITCH_DENIED
+
     def has_permission(self, request: Request, view: Any) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and (user.is_staff or user.has_perm("nodes.change_clustersettings")))
+        return may_switch_syncing(request.user)
 
 
 def api_actor(request: Request) -> Actor:
@@ -236,6 +246,10 @@ class OperationListView(ApiView):
     @extend_schema(
         parameters=[
             OpenApiParameter("package", str, description="only this package's operations"),
+            OpenApiParameter("node", str, description="only those run on (or forgetting) this node"),
+            OpenApiParameter("user", str, description="only this user's"),
+            OpenApiParameter("kind", str, description="import, upgrade, reimport, remove, pause, resume, …"),
+            OpenApiParameter("outcome", str, description="running, succeeded, failed or interrupted"),
             OpenApiParameter("limit", int, description="at most this many, newest first (default 100, max 1000)"),
         ],
         responses={200: s.OperationSerializer(many=True), **ERRORS},
@@ -245,7 +259,11 @@ class OperationListView(ApiView):
             limit = int(request.query_params.get("limit", 100))
         except ValueError:
             raise Refusal("request", "limit must be a whole number") from None
-        ops = operation_list(package=request.query_params.get("package") or None, limit=limit)
+        filters = OperationFilters(**{f: request.query_params.get(f, "").strip() for f in OPERATION_FILTERS})
+        refusal = operation_filters_refusal(filters)
+        if refusal is not None:
+            raise refusal
+        ops = operation_list(filters=filters, limit=limit)
         return Response(s.OperationSerializer(ops, many=True).data)
 
 
@@ -259,24 +277,28 @@ class ClusterView(ApiView):
 
 class _SyncSwitchView(ApiView):
     permission_classes = [IsAuthenticated, CanPauseSyncing]
-    service: Any
 
-    @extend_schema(request=None, responses={200: s.ClusterSyncSerializer, **ERRORS})
-    def post(self, request: Request) -> Response:
-        row, op = self.service(actor=api_actor(request))
+    def switched(self, row: Any, op: Any) -> Response:
         return Response(
             {"sync_paused": row.sync_paused, "paused_at": row.paused_at,
-             "paused_by": row.paused_by.username if row.paused_by else None, "operation": op.pk}
+             "paused_by": row.paused_by.username if row.paused_by else None,
+             "paused_reason": row.paused_reason, "text": sync_switch_sentence(row) or "Syncing runs",
+             "operation": op.pk}
         )
 
 
 class ClusterPauseView(_SyncSwitchView):
-    """Pause syncing on every node (before a bulk import)."""
+    """Pause syncing on every node (before a bulk import), saying why (``reason``, shown on every page)."""
 
-    service = staticmethod(cluster_pause)
+    @extend_schema(request=s.ClusterPauseSerializer, responses={200: s.ClusterSyncSerializer, **ERRORS})
+    def post(self, request: Request) -> Response:
+        reason = request.data.get("reason", "") if hasattr(request.data, "get") else ""
+        return self.switched(*cluster_pause(actor=api_actor(request), reason=reason))
 
 
 class ClusterResumeView(_SyncSwitchView):
     """Resume syncing; every node is nudged and syncs the batch once."""
 
-    service = staticmethod(cluster_resume)
+    @extend_schema(request=None, responses={200: s.ClusterSyncSerializer, **ERRORS})
+    def post(self, request: Request) -> Response:
+        return self.switched(*cluster_resume(actor=api_actor(request)))

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from django.urls import path
 
-from extadmin.web import live, versions, views
+from extadmin.web import live, operations, versions, views
+from nodes import switch_views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("live/events/", live.live_events, name="live-events"),
     path("extensions/upload/", views.package_upload, name="package-upload"),
+    path("extensions/upload/phase/", views.package_upload_phase, name="package-upload-phase"),
     path("extensions/<str:name>/", views.package_detail, name="package"),
     path("extensions/<str:name>/delete/", views.package_delete, name="package-delete"),
     path("extensions/<str:name>/rollback/", versions.package_rollback_view, name="package-rollback"),
@@ -15,4 +17,7 @@ urlpatterns = [
         "extensions/<str:name>/versions/<str:version>/quarantine/", versions.package_quarantine_view,
         name="package-quarantine",
     ),
+    path("cluster/pause/", switch_views.cluster_pause_view, name="cluster-pause"),
+    path("cluster/resume/", switch_views.cluster_resume_view, name="cluster-resume"),
+    path("operations/", operations.operations_page, name="operations"),
 ]

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.files.uploadhandler import StopUpload
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.templatetags.static import static
@@ -26,17 +26,21 @@ from extadmin.packaging import Refusal, TooLarge
 from extadmin.removal import package_remove
 from extadmin.selectors import package_dependents
 from extadmin.services import package_import_files, package_validate_files, signatures_matched
+from extadmin.upload_phases import upload_phase_get, upload_phases_reported
 from extadmin.uploads import upload_folder_full
 from extadmin.web.forms import UploadForm
 from extadmin.web.http import HtmxHttpRequest, browser_actor, redirect_to
 from extadmin.web.live import conditional, live_context, request_token
 from extadmin.web.pages import package_page
+from extadmin.web.upload_summary import upload_imported_summary, upload_refused_summary
 from nodes.dashboard_query import cell_match, grid_page, parse_grid_query, searched_nodes
 from nodes.presenters import dashboard as present_dashboard
 from nodes.selectors import cluster_snapshot
 from rollouts.forms import FIELDS as ROLLOUT_FIELDS
 from rollouts.forms import rollout_fields
 from rollouts.services import cluster_policy
+
+SUMMARY_KEY = "extadmin.upload_summary"
 
 
 @require_GET
@@ -69,7 +73,8 @@ def _grid(request: HtmxHttpRequest, token: str) -> dict[str, Any]:
 @require_http_methods(["GET", "POST"])
 def package_upload(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "GET":
-        return _upload_page(request, UploadForm())
+        # After several files (POST-redirect-GET without JavaScript): the summary, shown once.
+        return _upload_page(request, UploadForm(), summary=request.session.pop(SUMMARY_KEY, None))
     try:
         form = UploadForm(request.POST, request.FILES)  # reading FILES runs the upload handler
     except StopUpload:  # refused from its Content-Length, before a byte was read
@@ -82,6 +87,13 @@ def package_upload(request: HtmxHttpRequest) -> HttpResponse:
         return _upload_page(request, UploadForm(), refusal=upload_folder_full())
     if not form.is_valid():
         return _upload_page(request, form, status=400)
+    # While it runs, the page may ask where the server is with it (extadmin/upload_phases.py).
+    with upload_phases_reported(user=request.user, upload_id=request.POST.get("upload_id", "")):
+        return _uploaded(request, form)
+
+
+def _uploaded(request: HtmxHttpRequest, form: UploadForm) -> HttpResponse:
+    """Validate or import the form's files; the answer for one file, for several, or for a refusal."""
     uploads = form.cleaned_data["file"]
     files = [(Path(f.temporary_file_path()), getattr(f, "sha256", None)) for f in uploads]
     names = [f.name or "upload" for f in uploads]  # the client's names: the temp paths are random
@@ -96,12 +108,33 @@ def package_upload(request: HtmxHttpRequest) -> HttpResponse:
             files=files, actor=browser_actor(request), names=names, signatures=signatures, rollout=rollout
         )
     except Refusal as refusal:
-        return _upload_page(request, form, refusal=refusal)
+        summary = upload_refused_summary(names=names, refusal=refusal) if len(names) > 1 else None
+        return _upload_page(request, form, refusal=refusal, summary=summary)
+    if len(names) > 1:
+        return _uploaded_several(request, upload_imported_summary(names=names, document=document))
     for warning in document["warnings"]:
         messages.warning(request, warning)
     imported = document.get("packages", [document])
     # A bundle is ordered by its dependencies: the last package is the one the others serve.
     return redirect_to(request, reverse("package", args=[imported[-1]["name"]]))
+
+
+def _uploaded_several(request: HtmxHttpRequest, summary: list[dict[str, Any]]) -> HttpResponse:
+    """Every file's outcome instead of the last package's page: in place for htmx, else after a redirect."""
+    if request.htmx:
+        return _upload_page(request, UploadForm(), summary=summary)
+    request.session[SUMMARY_KEY] = summary
+    return redirect_to(request, reverse("package-upload"))
+
+
+@login_required
+@permission_required("extadmin.add_extensionpackage", raise_exception=True)
+@require_GET
+def package_upload_phase(request: HtmxHttpRequest) -> JsonResponse:
+    """Where the server is with the upload ``?id=`` (the page's id for it): ``{"phase", "detail"}``,
+    both "" when it is not (or no longer) running."""
+    row = upload_phase_get(user=request.user, upload_id=request.GET.get("id", ""))
+    return JsonResponse({"phase": row.phase if row else "", "detail": row.detail if row else ""})
 
 
 def upload_refused(request: HtmxHttpRequest, refusal: Refusal) -> HttpResponse:
@@ -111,9 +144,10 @@ def upload_refused(request: HtmxHttpRequest, refusal: Refusal) -> HttpResponse:
 
 def _upload_page(
     request: HtmxHttpRequest, form: UploadForm, *, refusal: Refusal | None = None,
-    validated: dict[str, Any] | None = None, status: int = 200,
+    validated: dict[str, Any] | None = None, status: int = 200, summary: list[dict[str, Any]] | None = None,
 ) -> HttpResponse:
     context = {
+        "summary": summary,
         "form": form,
         "refusal": refusal,
         "validated": validated,

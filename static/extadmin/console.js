@@ -1,4 +1,5 @@
-// extadmin console: the upload form's drop zone and progress bar, and keeping live parts honest.
+// extadmin console: the upload form's drop zone, its chosen files (removable) and progress bar, and
+// keeping live parts honest.
 // Everything here is an enhancement: without JavaScript the forms post and the pages render.
 (function () {
   "use strict";
@@ -15,6 +16,80 @@
     if (!out) return;
     var names = Array.prototype.map.call(input.files, function (f) { return f.name + " (" + formatBytes(f.size) + ")"; });
     out.textContent = names.length ? names.join(", ") : "";
+    listChosen(input);
+  }
+
+  // Each chosen file with a Remove button: take one out of the selection before sending (say, the
+  // one the last try refused). Without JavaScript the browser's own file picker is all there is.
+  function listChosen(input) {
+    var list = document.getElementById("chosen-list");
+    if (!list || typeof DataTransfer === "undefined") return;
+    list.textContent = "";
+    Array.prototype.forEach.call(input.files, function (f, i) {
+      var li = document.createElement("li");
+      li.dataset.file = f.name;
+      var name = document.createElement("code");
+      name.textContent = f.name;
+      var size = document.createElement("span");
+      size.className = "muted";
+      size.textContent = formatBytes(f.size);
+      var remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "remove-file";
+      remove.textContent = "✕ Remove";
+      remove.setAttribute("aria-label", "Remove " + f.name + " from the selection");
+      remove.addEventListener("click", function () { removeChosen(input, i); });
+      li.append(name, size, remove);
+      list.appendChild(li);
+    });
+  }
+
+  function removeChosen(input, index) {
+    var kept = new DataTransfer();
+    Array.prototype.forEach.call(input.files, function (f, i) { if (i !== index) kept.items.add(f); });
+    input.files = kept.files;
+    showChosen(input);
+    var next = document.querySelector("#chosen-list .remove-file") || input;
+    next.focus();
+  }
+
+  // After the last byte is sent the server still validates, unpacks and saves before it answers.
+  // The page asks it where it is (the phase its import reached, under this submission's random
+  // id); until the server has said, the line says only that those steps are under way.
+  var PHASE_WORDS = {validating: "validating", unpacking: "unpacking", saving: "saving"};
+
+  function newUploadId(form) {
+    var field = form.querySelector("input[name=upload_id]");
+    if (!field) return;
+    var bytes = new Uint8Array(16);
+    (window.crypto || window.msCrypto).getRandomValues(bytes);
+    field.value = Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+
+  function processingPhase(form, text, total) {
+    var started = Date.now(), said = "", stopped = false;
+    var field = form.querySelector("input[name=upload_id]");
+    function tick() {
+      var s = Math.round((Date.now() - started) / 1000);
+      text.textContent = "uploaded " + formatBytes(total) + " (100%); processing on the server: " +
+        (said || "validating, unpacking, saving") + "… " + s + " s";
+    }
+    function ask() {
+      if (stopped || !field || !field.value || !form.dataset.phaseUrl || !window.fetch) return;
+      fetch(form.dataset.phaseUrl + "?id=" + encodeURIComponent(field.value), {credentials: "same-origin"})
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (doc) {
+          if (stopped || !doc || !PHASE_WORDS[doc.phase]) return;
+          said = PHASE_WORDS[doc.phase] + (doc.detail ? " " + doc.detail : "");
+          form.dataset.serverPhase = doc.phase;
+          tick();
+        })
+        .catch(function () { /* the generic words stay */ });
+    }
+    tick();
+    ask();
+    var timer = window.setInterval(function () { tick(); ask(); }, 500);
+    return function stop() { stopped = true; window.clearInterval(timer); };
   }
 
   function refuse(result, message) {
@@ -55,6 +130,7 @@
     var text = document.getElementById("upload-progress-text");
     var result = document.getElementById("upload-result");
 
+    newUploadId(form);
     input.addEventListener("change", function () { showChosen(input); });
     ["dragenter", "dragover"].forEach(function (type) {
       zone.addEventListener(type, function (e) { e.preventDefault(); zone.classList.add("over"); });
@@ -85,20 +161,37 @@
       text.textContent = "uploading…";
       form.classList.add("busy");
     });
+    var phase = null;
     form.addEventListener("htmx:xhr:progress", function (e) {
-      if (!e.detail.lengthComputable || !e.detail.total) return;
+      if (!e.detail.lengthComputable || !e.detail.total || phase) return;
       var pct = Math.round((e.detail.loaded / e.detail.total) * 100);
       progress.value = pct;
-      text.textContent = pct + "% of " + formatBytes(e.detail.total) + (pct === 100 ? " — uploaded; checking…" : "");
+      text.textContent = pct + "% of " + formatBytes(e.detail.total) + " uploaded";
+      if (e.detail.loaded >= e.detail.total) {
+        progress.removeAttribute("value");  // indeterminate: the bytes are sent, the server is working
+        phase = processingPhase(form, text, e.detail.total);
+        form.dataset.phase = "processing";
+      }
     });
     form.addEventListener("htmx:afterRequest", function (e) {
       if (e.target !== form) return;
+      if (phase) phase();
+      phase = null;
+      delete form.dataset.phase;
+      delete form.dataset.serverPhase;
+      newUploadId(form);  // the next submission is another upload
+      progress.value = 100;
       form.classList.remove("busy");
       var status = e.detail.xhr.status;
+      var summary = document.getElementById("upload-summary");
       if (!status) text.textContent = "";
-      else if (status >= 400) text.textContent = "refused";
-      else if (!e.detail.xhr.getResponseHeader("HX-Redirect")) text.textContent = "checked";
-      else text.textContent = "imported; opening the package page…";
+      else if (status >= 400) text.textContent = summary ? "refused: see each file below" : "refused";
+      else if (e.detail.xhr.getResponseHeader("HX-Redirect")) text.textContent = "imported; opening the package page…";
+      else if (summary) {
+        text.textContent = "imported: see each file below";
+        input.value = "";  // sent and kept: a second click must not import them again
+        showChosen(input);
+      } else text.textContent = "checked";
     });
     form.addEventListener("htmx:sendError", function () {
       refuse(result, "upload: the connection closed before an answer came (is the file over the limit of " +

@@ -155,7 +155,9 @@ def test_it_imports_several_files_as_one_operation(
     top = build_package(pkgdir, "Top", depends_on="Base:1.0.0")
     response = upload(operator_client, top, base)
     assert response.status_code == 302
-    assert response["Location"] == reverse("package", args=["Top"])
+    # Several files: every file's outcome on the upload page (tests/web/test_upload_summary.py),
+    # not the last package's page.
+    assert response["Location"] == reverse("package-upload")
     assert set(ExtensionPackage.objects.values_list("name", flat=True)) == {"Base", "Top"}
 
 
@@ -400,10 +402,12 @@ def test_it_keeps_the_dashboard_query_count_constant(viewer_client: Client, djan
     with django_assert_num_queries(page):
         viewer_client.get("/")
     # session and user, the change token's four (nodes.changes: states, packages, nodes, cluster
-    # settings; the live part's ETag), then the grid's four: packages, nodes, states, cluster settings
-    assert partial == 10
-    # the page's menu asks for the user's permissions (user and group); its rollouts' progress, one query
-    assert page == partial + 3
+    # settings; the live part's ETag), then the grid's four: packages, nodes, states, cluster settings;
+    # and the user's permissions (user and group), asked once for the cells' actions (retry…, forget node…)
+    assert partial == 12
+    # the menu's permissions are those already asked; the sync banner and the pause form read the
+    # cluster's switch once; its rollouts' progress, one query
+    assert page == partial + 2
 
 
 def test_it_renders_100_nodes_by_300_packages_compactly(viewer_client: Client) -> None:

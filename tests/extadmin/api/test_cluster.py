@@ -33,4 +33,7 @@ def test_it_serves_the_cluster_status_document(
 
 
 def test_it_shows_an_empty_cluster(api: APIClient) -> None:
-    assert api.get("/api/cluster/").json() == {"nodes": [], "extensions": []}
+    assert api.get("/api/cluster/").json() == {
+        "sync": {"paused": False, "paused_at": None, "paused_by": None, "paused_reason": "", "text": "Syncing runs"},
+        "nodes": [], "extensions": [],
+    }
