@@ -265,7 +265,8 @@ def test_a_get_caused_by_an_event_takes_the_events_token(viewer_client: Client, 
     plain = viewer_client.get("/", HTTP_HX_REQUEST="true")
     said = viewer_client.get("/", HTTP_HX_REQUEST="true", HTTP_X_LIVE_TOKEN=token)
     assert said["ETag"] == plain["ETag"]  # the same data, the same label
-    with django_assert_num_queries(6):  # session, user and the grid's four: no token read again
+    # session, user, the grid's four and the user's permissions (the cells' actions): no token read again
+    with django_assert_num_queries(8):
         viewer_client.get("/", HTTP_HX_REQUEST="true", HTTP_X_LIVE_TOKEN=token)
-    with django_assert_num_queries(10):  # not a token: read as usual
+    with django_assert_num_queries(12):  # not a token: read as usual
         viewer_client.get("/", HTTP_HX_REQUEST="true", HTTP_X_LIVE_TOKEN="'; drop table x; --")
