@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from extadmin.quarantine import package_quarantine
@@ -12,6 +14,7 @@ from nodes.models import SyncState
 from nodes.status import cluster_document, package_nodes_document
 from tests.nodes.conftest import Importer, Syncer
 from tests.packages import folder_files, zip_files
+from tests.processes import run_command
 
 pytestmark = pytest.mark.django_db
 
@@ -58,6 +61,12 @@ def test_it_flags_a_node_that_holds_the_quarantined_bytes_on_every_door(
     )
     doc = package_nodes_document(package=v2)
     assert not doc["converged"]
+    browser = Client()
+    browser.force_login(admin_user)
+    for url in (reverse("package", args=["Alpha"]), reverse("node", args=["n1"])):
+        assert "holds quarantined 2.0.0" in browser.get(url).content.decode(), url
+    code, text, _ = run_command("cluster_status")
+    assert code == 0 and "n1: holds quarantined 2.0.0" in text
     api = APIClient()
     api.force_authenticate(admin_user)
     api_cells = {n["node"]: n for n in api.get("/api/extensions/Alpha/").json()["nodes"]}
