@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from extadmin.quarantine import package_quarantine
 from extadmin.storage import NodeStorage
+from nodes.convergence import Verdict, degraded, quarantine_words, verdict
 from nodes.models import SyncState
 from nodes.status import cluster_document, package_nodes_document
 from tests.nodes.conftest import Importer, Syncer
@@ -86,3 +87,17 @@ def test_it_goes_back_to_the_good_version_after_a_quarantine_with_rollback(
     state = _state("n1", "Alpha")
     assert (state.state, state.installed_version) == ("installed", "1.0.0")
     assert folder_files(n1.package_dir("Alpha"), skip="Alpha.chk") == zip_files(pkgdir / "Alpha-1.0.0.zip")
+
+
+@pytest.mark.parametrize(("online", "proved", "expected"), [
+    (True, True, Verdict("quarantined", False, False, "")),  # holds the quarantined bytes: never installed
+    (True, False, Verdict("quarantined", False, False, "")),  # kept what it had: never pending for ever
+    (False, True, Verdict("offline", False, False, "quarantined")),
+])
+def test_it_never_calls_a_quarantined_cell_installed_converged_or_degraded(online, proved, expected) -> None:
+    v = verdict(online, "active", "quarantined", proved)
+    assert v == expected
+    assert not degraded(v, overdue=True, paused=False)  # the operator's word, like a pause
+    assert quarantine_words("2.0.0", holds=proved) == (
+        "holds quarantined 2.0.0" if proved else "not installed: 2.0.0 is quarantined"
+    )
