@@ -21,3 +21,5 @@ urlpatterns = [
     path("webhooks/", include("webhooks.urls")),
     path("", include("extadmin.web.urls")),
 ]
+
+handler404 = "extadmin.web.errors.not_found"
