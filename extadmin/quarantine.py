@@ -86,19 +86,21 @@ def _record(
 ) -> Operation:
     user = actor.user if getattr(actor.user, "pk", None) else None
     with transaction.atomic():
-        for sha in checksums:
-            if quarantine_reason(sha) is None:
-                try:
-                    with transaction.atomic():
-                        Quarantine.objects.create(
-                            package_name=package.name, version=version, sha256=sha, reason=reason, user=user,
-                            username=actor.username,
-                        )
-                except IntegrityError:
-                    pass  # quarantined by another operator at the same moment: it is, either way
-        operation = OperationRecorder.start(
+        recorder = OperationRecorder.start(
             kind=Operation.Kind.QUARANTINE, package_name=package.name, actor=actor, node=settings.EXTADMIN_NODE,
             version=version, sha256=checksums[0], warnings=f"reason: {reason}",
-        ).finish()
+        )
+        with recorder.step(1, "record"):
+            for sha in checksums:
+                if quarantine_reason(sha) is None:
+                    try:
+                        with transaction.atomic():
+                            Quarantine.objects.create(
+                                package_name=package.name, version=version, sha256=sha, reason=reason, user=user,
+                                username=actor.username,
+                            )
+                    except IntegrityError:
+                        pass  # quarantined by another operator at the same moment: it is, either way
+        operation = recorder.finish()
         nodes_nudge_on_commit()
     return operation

@@ -30,7 +30,8 @@ console's process, the database's clock *is* this machine's clock.
 
 A node is *degraded* while it is online and has not converged a package whose version was imported
 longer than ``EXTADMIN_DEGRADED_AFTER`` ago (two sync intervals unless set), by the database's clock
-too. While syncing is paused the nodes are behind on the operator's word, not degraded.
+too. While syncing is paused the nodes are behind on the operator's word, not degraded; so are the
+cells of a quarantined version.
 """
 from __future__ import annotations
 
@@ -141,8 +142,13 @@ def quarantine_words(version: str, *, holds: bool) -> str:
 
 
 def degraded(v: Verdict, *, overdue: bool, paused: bool) -> bool:
-    """The degraded rule for one cell: online, not converged, and the package's version is overdue."""
-    return overdue and not paused and v.state != OFFLINE and not v.converged and v.state not in HELD_BY_ROLLOUT
+    """The degraded rule for one cell: online, not converged, and the package's version is overdue.
+
+    A quarantined cell is not: like a pause, it is the operator's word, and it says so itself. Nor is
+    a node the package's rollout holds on the previous version: it holds what it was told to.
+    """
+    return (overdue and not paused and v.state not in (OFFLINE, QUARANTINED) and not v.converged
+            and v.state not in HELD_BY_ROLLOUT)
 
 
 class Tally(NamedTuple):

@@ -4,14 +4,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from extadmin.quarantine import package_quarantine
 from extadmin.storage import NodeStorage
+from nodes.convergence import Verdict, degraded, quarantine_words, verdict
 from nodes.models import SyncState
 from nodes.status import cluster_document, package_nodes_document
 from tests.nodes.conftest import Importer, Syncer
 from tests.packages import folder_files, zip_files
+from tests.processes import run_command
 
 pytestmark = pytest.mark.django_db
 
@@ -58,6 +62,12 @@ def test_it_flags_a_node_that_holds_the_quarantined_bytes_on_every_door(
     )
     doc = package_nodes_document(package=v2)
     assert not doc["converged"]
+    browser = Client()
+    browser.force_login(admin_user)
+    for url in (reverse("package", args=["Alpha"]), reverse("node", args=["n1"])):
+        assert "holds quarantined 2.0.0" in browser.get(url).content.decode(), url
+    code, text, _ = run_command("cluster_status")
+    assert code == 0 and "n1: holds quarantined 2.0.0" in text
     api = APIClient()
     api.force_authenticate(admin_user)
     api_cells = {n["node"]: n for n in api.get("/api/extensions/Alpha/").json()["nodes"]}
@@ -77,3 +87,17 @@ def test_it_goes_back_to_the_good_version_after_a_quarantine_with_rollback(
     state = _state("n1", "Alpha")
     assert (state.state, state.installed_version) == ("installed", "1.0.0")
     assert folder_files(n1.package_dir("Alpha"), skip="Alpha.chk") == zip_files(pkgdir / "Alpha-1.0.0.zip")
+
+
+@pytest.mark.parametrize(("online", "proved", "expected"), [
+    (True, True, Verdict("quarantined", False, False, "")),  # holds the quarantined bytes: never installed
+    (True, False, Verdict("quarantined", False, False, "")),  # kept what it had: never pending for ever
+    (False, True, Verdict("offline", False, False, "quarantined")),
+])
+def test_it_never_calls_a_quarantined_cell_installed_converged_or_degraded(online, proved, expected) -> None:
+    v = verdict(online, "active", "quarantined", proved)
+    assert v == expected
+    assert not degraded(v, overdue=True, paused=False)  # the operator's word, like a pause
+    assert quarantine_words("2.0.0", holds=proved) == (
+        "holds quarantined 2.0.0" if proved else "not installed: 2.0.0 is quarantined"
+    )

@@ -1,18 +1,23 @@
 """A property-based state machine over a three-node cluster, in one process (fast).
 
-Random imports, upgrades, re-imports, removals, tampering with a node's folder (alter a file, flip
-a byte, delete the folder, delete or falsify the ``.chk``), crashes (a fault raised at a random
-import, removal or sync step) and syncs — calling the services and ``nodes.reconcile`` directly.
+Random imports, upgrades, re-imports, removals, rollbacks, quarantines (with and without rollback),
+tampering with a node's folder (alter a file, flip a byte, delete the folder, delete or falsify the
+``.chk``), crashes (a fault raised at a random import, removal, rollback or sync step) and syncs —
+calling the services and ``nodes.reconcile`` directly.
 
 Invariants:
 * at every step, no node shows "installed" for a checksum or files its disk does not have
   (except for what was tampered with by hand since that node last synced: it cannot know yet);
 * a refused or failed import or removal changes nothing in the database;
 * after every node synced (contents verified), every node's disk equals the database: the same
-  packages, each folder exactly the archive's files, each ``.chk`` the archive's SHA-256.
+  packages, each folder exactly the archive's files, each ``.chk`` the archive's SHA-256 — except a
+  package whose checksum is quarantined, which no node installs nor removes, each saying so;
+* at every step, no node holds a quarantined checksum unless it held it when it was quarantined,
+  and after a pass a node that still holds the quarantined current version is flagged as holding it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -25,11 +30,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from extadmin.importing import ImportItem, file_sha256, package_import
-from extadmin.models import ExtensionPackage, Operation
+from extadmin.models import ExtensionPackage, Operation, Quarantine, RetainedVersion
 from extadmin.operations import Actor
 from extadmin.packaging import Refusal
+from extadmin.quarantine import package_quarantine
 from extadmin.removal import package_remove
+from extadmin.rollback import package_rollback
 from extadmin.storage import NodeStorage
+from nodes.convergence import quarantine_words
 from nodes.models import Node, SyncRun, SyncState
 from nodes.reconcile import reconcile
 from tests.packages import build_package
@@ -87,15 +95,25 @@ def database() -> dict[str, tuple[str, str, str]]:
     return {p.name: (p.version, p.sha256, p.state) for p in ExtensionPackage.objects.all()}
 
 
+def retained() -> set[tuple[str, str, str]]:
+    return set(RetainedVersion.objects.values_list("package__name", "version", "sha256"))
+
+
+def quarantined() -> set[str]:
+    return set(Quarantine.objects.values_list("sha256", flat=True))
+
+
 class Cluster(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        for model in (SyncState, SyncRun, Node, ExtensionPackage, Operation):
+        for model in (SyncState, SyncRun, Node, ExtensionPackage, Operation, Quarantine):
             model.objects.all().delete()
         self.root = Path(tempfile.mkdtemp(prefix="extadmin-sm-nodes-"))
         self.storages = {n: NodeStorage(self.root / n) for n in NODES}
         self.tampered: dict[str, dict[str, str]] = {n: {} for n in NODES}
-        self.counts = {"steps": 0, "faults": 0, "tampered": 0, "syncs": 0}
+        self.counts = {"steps": 0, "faults": 0, "tampered": 0, "syncs": 0, "rollbacks": 0, "quarantines": 0}
+        # (node, package, checksum) each node held when that checksum was quarantined: only these may stay.
+        self.held_at_quarantine: set[tuple[str, str, str]] = set()
 
     def teardown(self) -> None:
         try:
@@ -109,9 +127,11 @@ class Cluster(RuleBasedStateMachine):
 
     @initialize()
     def a_cluster_with_one_package(self) -> None:
-        """Start from Alpha installed everywhere, so tampering and upgrades have something to act on."""
-        package_import(items=[ImportItem(path=package_zip("Alpha", "1.0.0"))], actor=Actor(), node_name="a",
-                       storage_root=self.storages["a"].root)
+        """Start from Alpha installed everywhere, so tampering and upgrades have something to act on;
+        upgraded once, so a rollback and a quarantine of a retained version can happen from the first step."""
+        for version in ("1.0.0", "1.1.0"):
+            package_import(items=[ImportItem(path=package_zip("Alpha", version))], actor=Actor(), node_name="a",
+                           storage_root=self.storages["a"].root)
         for node in NODES:
             assert reconcile(node_name=node, storage_root=self.storages[node].root, trigger="startup",
                              verify_contents=True).ok
@@ -148,6 +168,49 @@ class Cluster(RuleBasedStateMachine):
             self.counts["faults"] += bool(fault)
             return
         assert fault is None and name not in database()
+
+    @precondition(lambda self: RetainedVersion.objects.exists())
+    @rule(node=st.sampled_from(NODES), fault=st.sampled_from([None, *IMPORT_FAULTS]), data=st.data())
+    def rollback(self, node: str, fault: str | None, data: st.DataObject) -> None:
+        """To the previous version, or a named retained one (a quarantined one is refused)."""
+        name = data.draw(st.sampled_from(sorted({r[0] for r in retained()})))
+        to = data.draw(st.sampled_from([None, *sorted({r[1] for r in retained() if r[0] == name})]))
+        self.counts["steps"] += 1
+        before, kept = database(), retained()
+        target = next((r for r in sorted(kept) if r[0] == name and r[1] == to), None)
+        try:
+            with Faults(fault):
+                package_rollback(name=name, to=to, actor=Actor(), node_name=node, storage_root=self.storages[node].root)
+        except Refusal:
+            assert (database(), retained()) == (before, kept), "a refused rollback changed the database"
+            self.counts["faults"] += bool(fault)
+            return
+        assert fault is None, f"the rollback went through its fault {fault}"
+        self.counts["rollbacks"] += 1  # the ones that went through
+        now = database()[name]
+        assert now[1] not in quarantined(), "rolled back to a quarantined checksum"
+        if target is not None:
+            assert now[:2] == (target[1], target[2])
+        assert (name, before[name][0], before[name][1]) in retained(), "the version rolled back from was not kept"
+
+    @precondition(lambda self: ExtensionPackage.objects.exists())
+    @rule(rollback=st.booleans(), data=st.data())
+    def quarantine(self, rollback: bool, data: st.DataObject) -> None:
+        """The current or a retained version of a package (or one never kept: refused), rolled back or not."""
+        current = database()
+        name = data.draw(st.sampled_from(sorted(current)))
+        kept = sorted({current[name][0], *(r[1] for r in retained() if r[0] == name)})
+        version = data.draw(st.sampled_from([*kept, "9.9.9"]))
+        self.counts["steps"] += 1
+        held = {(n, pkg, s.read_chk(pkg)) for n, s in self.storages.items() for pkg in s.installed_names()}
+        before = quarantined()
+        # Refused: nothing was quarantined, or it was and only the rollback after it was refused.
+        with contextlib.suppress(Refusal):
+            package_quarantine(name=name, version=version, reason="bad", rollback=rollback, node_name="a",
+                               storage_root=self.storages["a"].root)
+        new = quarantined() - before
+        self.counts["quarantines"] += bool(new)
+        self.held_at_quarantine |= {h for h in held if h[2] in new}
 
     @precondition(lambda self: any(s.installed_names() for s in self.storages.values()))
     @rule(node=st.sampled_from(NODES), how=st.sampled_from(TAMPER), data=st.data())
@@ -188,6 +251,7 @@ class Cluster(RuleBasedStateMachine):
             assert result.ok, result.error
             # It has looked at everything now: what it missed on a quick pass is only a flipped byte.
             self.tampered[node] = {k: v for k, v in self.tampered[node].items() if v == "flip" and not contents}
+            self.assert_holders_of_quarantined_bytes_say_so(node)
 
     @rule()
     def sync_every_node(self) -> None:
@@ -197,6 +261,7 @@ class Cluster(RuleBasedStateMachine):
             assert result.ok, result.error
             self.tampered[node] = {}
             self.counts["syncs"] += 1
+            self.assert_holders_of_quarantined_bytes_say_so(node)
         self.assert_every_disk_equals_the_database()
 
     # --- invariants -------------------------------------------------------------------------
@@ -212,10 +277,32 @@ class Cluster(RuleBasedStateMachine):
             problem = storage.verify(s.package_name, _manifests[s.installed_sha256], contents=False)
             assert problem is None, f"{node} shows {s.package_name} installed but {problem}"
 
-    def assert_every_disk_equals_the_database(self) -> None:
-        packages = {p.name: p for p in ExtensionPackage.objects.select_related("archive")}
+    @invariant()
+    def no_node_holds_a_quarantined_checksum_it_did_not_hold_before(self) -> None:
+        bad = quarantined()
         for node, storage in self.storages.items():
-            assert storage.installed_names() == sorted(packages), node
+            for name in storage.installed_names():
+                chk = storage.read_chk(name)
+                if chk in bad:
+                    assert (node, name, chk) in self.held_at_quarantine, f"{node} installed quarantined {name} {chk}"
+
+    def assert_holders_of_quarantined_bytes_say_so(self, node: str) -> None:
+        """After a pass: a node holding the quarantined current version is flagged, never shown installed."""
+        bad = quarantined()
+        for p in ExtensionPackage.objects.filter(sha256__in=bad):
+            s = SyncState.objects.filter(node__name=node, package_name=p.name).first()
+            holds = self.storages[node].read_chk(p.name) == p.sha256
+            assert s is not None and (s.state, s.error) == (
+                SyncState.State.QUARANTINED, quarantine_words(p.version, holds=holds),
+            ), (node, p.name, s and s.state, s and s.error)
+
+    def assert_every_disk_equals_the_database(self) -> None:
+        bad = quarantined()
+        every = {p.name: p for p in ExtensionPackage.objects.select_related("archive")}
+        packages = {name: p for name, p in every.items() if p.sha256 not in bad}
+        for node, storage in self.storages.items():
+            held = set(storage.installed_names())
+            assert held - (set(every) - set(packages)) == set(packages), node  # quarantined: kept or not, as it was
             for name, p in packages.items():
                 assert storage.read_chk(name) == p.sha256 == p.archive.sha256, (node, name)
                 assert storage.verify(name, p.archive.manifest, contents=True) is None, (node, name)

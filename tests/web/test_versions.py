@@ -141,3 +141,12 @@ def test_it_answers_404_for_a_version_or_package_that_is_not_kept(operator_clien
     assert json.loads(api.post("/api/extensions/Alpha/versions/9.9.9/quarantine/", {"reason": "x"},
                                format="json").content)["error"]["step"] == "validate"
 
+
+
+def test_it_says_at_the_top_of_the_list_when_the_current_version_is_quarantined(
+    operator_client: Client, two_versions
+) -> None:
+    operator_client.post(reverse("package-quarantine", args=["Alpha", "2.0.0"]), {"reason": "crashes"})
+    html = operator_client.get(reverse("package", args=["Alpha"])).content.decode()
+    assert "<strong>2.0.0 is quarantined</strong>: crashes. No node installs it" in html
+    assert "Roll back to 1.0.0" in html and "Quarantine 2.0.0" not in html

@@ -7,9 +7,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from extadmin.archive import ArchiveIncomplete
+from extadmin.archive import ArchiveIncomplete, archive_copy_to
 from extadmin.models import Archive, ArchiveChunk, RetainedVersion
 from extadmin.removal import package_remove
+from extadmin.rollback import package_rollback
 from extadmin.versions import package_versions, retained_copy_to, retained_version
 from tests.extadmin.conftest import import_path, sha256_of
 
@@ -36,9 +37,11 @@ def test_it_retains_the_previous_version_on_upgrade_and_streams_it_byte_identica
 
 @pytest.mark.django_db
 def test_it_moves_the_previous_chunks_with_one_update_not_through_python(node_storage, make_package):
-    import_path(make_package("Alpha", "1.0.0"))
+    (first,) = import_path(make_package("Alpha", "1.0.0"))
+    rows = set(ArchiveChunk.objects.filter(package=first.package).values_list("id", flat=True))
     with CaptureQueriesContext(connection) as queries:
         import_path(make_package("Alpha", "2.0.0"))
+    assert set(ArchiveChunk.objects.filter(retained__isnull=False).values_list("id", flat=True)) == rows
     moves = [q["sql"] for q in queries if q["sql"].startswith('UPDATE "extadmin_archivechunk"')]
     assert len(moves) == 1 and '"retained_id"' in moves[0]
     assert not [q for q in queries if 'FROM "extadmin_archivechunk"' in q["sql"] and "SELECT" in q["sql"][:10]]
@@ -81,3 +84,20 @@ def test_it_deletes_the_retained_versions_with_the_package(node_storage, make_pa
     package_remove(name="Alpha")
     assert not RetainedVersion.objects.exists()
     assert not ArchiveChunk.objects.exists()
+
+
+@pytest.mark.django_db
+def test_it_re_points_the_retained_chunks_back_when_an_upload_brings_those_bytes_again(node_storage, make_package):
+    v1, v2 = make_package("Alpha", "1.0.0"), make_package("Alpha", "2.0.0")
+    import_path(v1)
+    import_path(v2)
+    package_rollback(name="Alpha")  # 1.0.0 current, 2.0.0 retained
+    rows = set(ArchiveChunk.objects.filter(retained__version="2.0.0").values_list("id", flat=True))
+    (result,) = import_path(v2)  # an upgrade to bytes the database already holds
+
+    # The very rows went back to the package: re-pointed, not written again.
+    assert set(ArchiveChunk.objects.filter(package=result.package).values_list("id", flat=True)) == rows
+    assert list(RetainedVersion.objects.values_list("version", flat=True)) == ["1.0.0"]
+    out = io.BytesIO()
+    archive_copy_to(package_id=result.package.pk, out=out, expected_sha256=sha256_of(v2))
+    assert out.getvalue() == v2.read_bytes()
