@@ -25,6 +25,7 @@ from django.db import connection
 
 from extadmin.archive import ArchiveIncomplete, archive_write
 from extadmin.models import Archive, ArchiveChunk, ExtensionPackage, Quarantine, RetainedVersion
+from extadmin.packaging import Unknown, is_safe_name
 
 CHUNKS = ArchiveChunk._meta.db_table
 
@@ -78,6 +79,23 @@ def package_versions(*, package: ExtensionPackage) -> list[VersionEntry]:
         quarantined=reasons.get(r.sha256),
     ) for r in retained]
     return entries
+
+
+def package_get_for_version_change(*, name: str) -> ExtensionPackage:
+    """The installed package ``name``, or a refusal (step ``validate``, 404) that says there is none."""
+    package = ExtensionPackage.objects.filter(name=name).first() if is_safe_name(name) else None
+    if package is None:
+        raise Unknown("validate", f"no extension package named {name!r} is installed")
+    return package
+
+
+def versions_document(*, name: str) -> dict[str, Any]:
+    """``versions NAME --json`` and ``GET /api/extensions/<name>/versions/``."""
+    package = package_get_for_version_change(name=name)
+    return {
+        "name": package.name, "keep": settings.EXTADMIN_KEEP_VERSIONS,
+        "versions": [v.as_dict() for v in package_versions(package=package)],
+    }
 
 
 def quarantine_reason(sha256: str) -> str | None:

@@ -16,6 +16,7 @@ from nodes.convergence import (
     HELD_BY_ROLLOUT,
     INSTALLED,
     OFFLINE,
+    QUARANTINED,
     SYNCING,
     Tally,
     Verdict,
@@ -144,6 +145,8 @@ class Cell:
             return f"pending (has {self.version})"
         if self.state in HELD_BY_ROLLOUT and self.error:
             return self.error  # the rollout's sentence: "waiting for batch 2"
+        if self.state == QUARANTINED:
+            return self.error or QUARANTINED  # "holds quarantined 2.0.0" (nodes.convergence.quarantine_words)
         return self.state
 
     @property
@@ -526,6 +529,8 @@ def why_not_converged(
             base = last_run.finished_at or last_run.started_at
             retry = f", retry at {clock(base + timedelta(seconds=settings.EXTADMIN_SYNC_INTERVAL))}"
         return f"sync failed: {cell.error or 'no error recorded'}{retry}"
+    if cell.state == QUARANTINED:
+        return f"quarantined: {cell.error}"
     if cell.state == "syncing":
         return f"syncing since {clock(cell.started_at)}"
     if cell.state in ("removing", "removed"):

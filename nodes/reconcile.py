@@ -39,7 +39,7 @@ from extadmin import faults
 from extadmin.archive import ArchiveIncomplete, archive_copy_to
 from extadmin.importing import limits_from_settings
 from extadmin.logs import logged_as
-from extadmin.models import Archive, ExtensionPackage, Operation
+from extadmin.models import Archive, ExtensionPackage, Operation, Quarantine
 from extadmin.operations import describe_error
 from extadmin.packaging import (
     Refusal,
@@ -52,6 +52,7 @@ from extadmin.packaging import (
 from extadmin.signatures import signature_check
 from extadmin.storage import LockBusy, NodeStorage, Swap, write_chk
 from extadmin.versions import retained_copy_to, retained_version
+from nodes.convergence import quarantine_words
 from nodes.lease import Lease, LeaseLost, lease_claim
 from nodes.models import ClusterSettings, Node, SyncRun, SyncState
 from nodes.services import node_get_or_register, node_seen
@@ -90,6 +91,7 @@ class Desired:
     retained: bool = False  # the rollout's from-version: its bytes come from the retained archives
     holding: str = ""  # the state the node reports once it holds this version (waiting, reverted)
     note: str = ""  # why, in the operator's words ("waiting for batch 2")
+    quarantined: bool = False  # never installed nor removed (``extadmin.quarantine``)
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ class Plan:
     installs: list[Work]
     proven: list[Desired]
     removals: list[str]
+    held: list[Desired] = field(default_factory=list)  # quarantined: left as they are
 
 
 @dataclass
@@ -265,6 +268,7 @@ def _sync(p: _Pass, *, verify_contents: bool) -> None:
             "is it pointed at the wrong database? nothing was removed"
         )
     _record_proven(p, plan.proven, states)
+    _record_held(p, plan.held, states)
     for work in plan.installs:
         _mark(p, work.package, SyncState.State.PENDING, started_at=None, finished_at=None, duration_ms=None)
     _install_all(p, plan.installs)  # 4.
@@ -289,6 +293,7 @@ def read_desired() -> tuple[dict[str, Desired], set[str]]:
                 )
             )
             manifests = _manifests_of(rows)
+            quarantined = set(Quarantine.objects.values_list("sha256", flat=True))
     except DatabaseError as exc:
         raise DesiredStateUnreadable(
             f"could not read the packages from the database ({describe_error(exc)}); nothing was changed"
@@ -304,6 +309,7 @@ def read_desired() -> tuple[dict[str, Desired], set[str]]:
         desired[row.name] = Desired(
             package_id=row.pk, name=row.name, version=row.version, sha256=archive.sha256,
             manifest=manifest, depends_on=_dependency_names(row.depends_on), signature=row.signature,
+            quarantined=archive.sha256 in quarantined,
         )
     return desired, {row.name for row in rows}
 
@@ -348,15 +354,19 @@ def make_plan(
 ) -> Plan:
     installs: list[Work] = []
     proven: list[Desired] = []
+    held: list[Desired] = []
     order = order_by_dependencies({name: d.depends_on for name, d in desired.items()})
     for name in order:
+        if desired[name].quarantined:
+            held.append(desired[name])
+            continue
         work = _work_for(storage, desired[name], states.get(name), contents=contents)
         if work is None:
             proven.append(desired[name])
         else:
             installs.append(work)
     removals = [name for name in storage.installed_names() if name not in known]
-    return Plan(installs=installs, proven=proven, removals=removals)
+    return Plan(installs=installs, proven=proven, removals=removals, held=held)
 
 
 def _work_for(storage: NodeStorage, pkg: Desired, state: SyncState | None, *, contents: bool) -> Work | None:
@@ -389,6 +399,19 @@ def _record_proven(p: _Pass, proven: list[Desired], states: dict[str, SyncState]
         ):
             continue
         _mark(p, pkg, _proved_state(pkg), installed_version=pkg.version, installed_sha256=pkg.sha256, error=pkg.note)
+
+
+def _record_held(p: _Pass, held: list[Desired], states: dict[str, SyncState]) -> None:
+    """Quarantined packages: nothing installed, nothing removed; the node says whether it holds those bytes."""
+    for pkg in held:
+        holds = p.storage.read_chk(pkg.name) == pkg.sha256
+        words = quarantine_words(pkg.version, holds=holds)
+        s = states.get(pkg.name)
+        if s is not None and (s.state, s.error, s.desired_sha256) == (SyncState.State.QUARANTINED, words, pkg.sha256):
+            continue
+        installed = {"installed_version": pkg.version, "installed_sha256": pkg.sha256} if holds else {}
+        _mark(p, pkg, SyncState.State.QUARANTINED, error=words, **installed)
+        p.act(f"{pkg.name}: {words}")
 
 
 # --- 4. install -------------------------------------------------------------------------------
@@ -461,6 +484,8 @@ LOCK_POLL_SECONDS = 0.2
 
 
 def _still_desired(pkg: Desired) -> bool:
+    if Quarantine.objects.filter(sha256=pkg.sha256).exists():  # quarantined since the pass read it
+        return False
     if pkg.retained:  # the rollout's from-version: the package is still there to go back to
         return ExtensionPackage.objects.filter(pk=pkg.package_id).exists()
     return Archive.objects.filter(package_id=pkg.package_id, sha256=pkg.sha256).exists()
@@ -601,7 +626,10 @@ def _remove(p: _Pass, name: str) -> None:
 # --- rollouts (``rollouts.rules`` decides; these hooks only apply it) ---------------------------
 def rollout_desired(node: Node, desired: dict[str, Desired]) -> tuple[dict[str, Desired], list[Desired]]:
     """``desired`` as this node's rollouts say (what to hold now), and the versions to stage only."""
-    targets = node_targets(node_id=node.pk, packages={name: d.sha256 for name, d in desired.items()})
+    # A quarantined checksum is never the answer: quarantine wins over any rollout.
+    targets = node_targets(node_id=node.pk, packages={n: d.sha256 for n, d in desired.items() if not d.quarantined})
+    barred = set(Quarantine.objects.filter(sha256__in={t.rollout.from_sha256 for t in targets.values()})
+                 .values_list("sha256", flat=True)) if targets else set()
     out: dict[str, Desired] = {}
     staged: list[Desired] = []
     for name, pkg in desired.items():
@@ -611,7 +639,7 @@ def rollout_desired(node: Node, desired: dict[str, Desired]) -> tuple[dict[str, 
         elif target.kind == STAGE:
             staged.append(replace(pkg, stage_only=True))
         elif target.kind == HOLD:
-            held = _held(pkg, target)
+            held = _held(pkg, target, quarantined=target.rollout.from_sha256 in barred)
             if held is not None:
                 out[name] = held
         elif target.kind != KEEP:
@@ -619,14 +647,14 @@ def rollout_desired(node: Node, desired: dict[str, Desired]) -> tuple[dict[str, 
     return out, staged
 
 
-def _held(pkg: Desired, target: Target) -> Desired | None:
+def _held(pkg: Desired, target: Target, *, quarantined: bool) -> Desired | None:
     """The rollout's from-version of ``pkg``; None when there is none (a first import: hold nothing)."""
     r = target.rollout
     if not r.from_sha256:
         return None
     return replace(
         pkg, version=r.from_version, sha256=r.from_sha256, manifest=r.from_manifest, signature=r.from_signature,
-        retained=True, holding=target.word, note=target.sentence,
+        retained=True, holding=target.word, note=target.sentence, quarantined=quarantined,
     )
 
 
