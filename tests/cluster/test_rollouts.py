@@ -114,10 +114,12 @@ def test_canary_then_batches_of_one_halts_on_the_failing_node_and_never_touches_
     # Abort: the nodes that changed fetch 1.0.0 from the retained versions and put it back, byte for byte.
     code, out, err = run_command("rollout_abort", "Pump")
     assert code == 0, err
-    wait_for(lambda: all(cluster.storage(n).read_chk("Pump") == v1.sha256 for n in names)
-             and _status()["nodes"][n1] == _status()["nodes"][n2] == "reverted", timeout=60, what="the abort")
+    def reverted() -> bool:
+        states = SyncState.objects.filter(node__name__in=names, package_name="Pump").values_list("state", flat=True)
+        return list(states) == ["reverted"] * 4 and _status()["nodes"][n1] == _status()["nodes"][n2] == "reverted"
+
+    wait_for(reverted, timeout=60, what="every node back on 1.0.0, saying so")
     assert {n: _files(cluster.storage(n)) for n in names} == before
-    assert [SyncState.objects.get(node__name=n, package_name="Pump").state for n in names] == ["reverted"] * 4
 
 
 def test_an_agent_killed_mid_install_and_a_console_killed_after_its_commit_do_not_stop_the_rollout(
