@@ -167,8 +167,8 @@ class Quarantine(models.Model):
 
 
 class Operation(models.Model):
-    """One operator action (import, upgrade, removal, pause, resume, forget a node, a rollout control)
-    and its outcome: the audit trail."""
+    """One operator action (import, upgrade, removal, pause, resume, forget a node, sync or retry a node,
+    a rollout control) and its outcome: the audit trail."""
 
     class Kind(models.TextChoices):
         IMPORT = "import", "import"
@@ -184,6 +184,8 @@ class Operation(models.Model):
         ROLLOUT_POLICY = "rollout_policy", "rollout policy"
         ROLLBACK = "rollback", "rollback"
         QUARANTINE = "quarantine", "quarantine"
+        SYNC_NOW = "sync_now", "sync now"
+        RETRY = "retry", "retry now"
 
     class Outcome(models.TextChoices):
         RUNNING = "running", "running"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 from pathlib import Path
 
 import dj_database_url
@@ -178,6 +179,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("TZ", "UTC")
 USE_I18N = True
 USE_TZ = True
+# Every time on every page, Django admin's too, in the one zone above and saying it (extadmin/formats/).
+FORMAT_MODULE_PATH = ["extadmin.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
@@ -289,6 +292,19 @@ EXTADMIN_SYNC_DEADLINE = float(os.environ.get("EXTADMIN_SYNC_DEADLINE", "900"))
 # How long a removal waits for this node's folder lock of a package (held by a sync or an import)
 # before it answers "try again"; a request is never blocked for ever behind a hung sync.
 EXTADMIN_LOCK_WAIT = float(os.environ.get("EXTADMIN_LOCK_WAIT", "30"))
+# The operator's health probe (nodes.probe): a command line, split like a shell's words, run without
+# a shell after a node swaps a package in; it must exit 0 within the timeout or the swap is undone.
+try:
+    EXTADMIN_HEALTH_PROBE = shlex.split(os.environ.get("EXTADMIN_HEALTH_PROBE", ""))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"EXTADMIN_HEALTH_PROBE is not a command line: {exc}") from None
+EXTADMIN_HEALTH_PROBE_TIMEOUT = float(os.environ.get("EXTADMIN_HEALTH_PROBE_TIMEOUT") or "60")
+# A node that failed a package's checksum retries it after EXTADMIN_SYNC_RETRY_BACKOFF seconds,
+# doubled each time up to EXTADMIN_SYNC_RETRY_BACKOFF_MAX, at most EXTADMIN_SYNC_RETRIES times; then
+# it gives up until a new version, a "retry now" or an operator action (nodes.retries).
+EXTADMIN_SYNC_RETRIES = env_int("EXTADMIN_SYNC_RETRIES", 5)
+EXTADMIN_SYNC_RETRY_BACKOFF = float(os.environ.get("EXTADMIN_SYNC_RETRY_BACKOFF") or "5")
+EXTADMIN_SYNC_RETRY_BACKOFF_MAX = float(os.environ.get("EXTADMIN_SYNC_RETRY_BACKOFF_MAX") or "300")
 # An online node that has not converged a package this long after its import is degraded (seconds).
 EXTADMIN_DEGRADED_AFTER = float(os.environ.get("EXTADMIN_DEGRADED_AFTER") or 2 * EXTADMIN_SYNC_INTERVAL)
 # Test-only fault injection ("step=raise" or "step=kill", comma separated). Ignored in production.

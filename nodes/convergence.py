@@ -8,12 +8,12 @@ Every door (the dashboard, the package and node pages, ``cluster_status``, ``/ap
                   pending too ("has 1.0.0": ``outdated``);
 - ``syncing``, ``failed``, ``removing`` — as the node reported them;
 - ``removed``   — the package left the database and this online node holds no trace of it;
+- ``quarantined`` — the package's checksum is quarantined: never installed nor converged; the
+                  node's words say "holds quarantined 2.0.0" or "not installed: 2.0.0 is quarantined";
 - ``waiting``, ``staged``, ``reverted`` — the package's rollout (``rollouts.rules``) keeps this node on
                   the previous version for now: waiting for its batch ("waiting for batch 2", the
                   state's sentence), built beside it until all activate together, or put back by an
                   abort. Never failed, never degraded: the node holds what it was told to hold;
-- ``quarantined`` — the package's checksum is quarantined: never installed nor converged; the
-                  node's words say "holds quarantined 2.0.0" or "not installed: 2.0.0 is quarantined";
 - ``offline``   — the node stopped reporting. Whatever it last said is kept apart (``reported``):
                   an offline node is never ``installed`` nor up to date.
 
@@ -53,14 +53,14 @@ REMOVING = "removing"
 REMOVED = "removed"
 OFFLINE = "offline"
 ONLINE = "online"
+# The package's desired checksum is quarantined: the node neither installs nor removes it, and is
+# never installed nor converged for it; its cell says whether it holds those bytes (``quarantine_words``).
+QUARANTINED = "quarantined"
 WAITING = "waiting"
 STAGED = "staged"
 REVERTED = "reverted"
 # Held on the previous version by the package's rollout: what the node was told to hold.
 HELD_BY_ROLLOUT = frozenset({WAITING, STAGED, REVERTED})
-# The package's desired checksum is quarantined: the node neither installs nor removes it, and is
-# never installed nor converged for it; its cell says whether it holds those bytes (``quarantine_words``).
-QUARANTINED = "quarantined"
 
 # The package's own states (``ExtensionPackage.State``), and None once it left the database.
 ACTIVE_PACKAGE = "active"

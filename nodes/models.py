@@ -63,6 +63,12 @@ class SyncState(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.FloatField(null=True, blank=True)
+    # Retries of a failed checksum (``nodes.retries``): how many tries of ``desired_sha256`` failed in a
+    # row (the first included; 0 after a success, a new checksum or a "retry now"), and when the next
+    # automatic one is due. Failed with ``failures`` > 0 and no next retry: the node gave up on it.
+    # A database default too: an agent of the previous release, still running, inserts rows without it.
+    failures = models.PositiveIntegerField(default=0, db_default=0)
+    next_retry_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["node", "package_name"]

@@ -11,7 +11,9 @@ duplicated or reordered nudge changes nothing about where a node ends up. One pa
                (contents too at startup and for ``sync_node``; names and sizes on periodic passes)
   4. install — missing, outdated or damaged packages, dependencies first: stream the archive from the
                database → verify SHA-256 → verify its signature against this node's own allowed
-               signers (EXTADMIN_SIGNATURES) → unzip into staging → ``.chk`` → atomic swap → prove → commit
+               signers (EXTADMIN_SIGNATURES) → unzip into staging → ``.chk`` → atomic swap → prove →
+               health probe (EXTADMIN_HEALTH_PROBE, ``nodes.probe``) → commit. A checksum that failed
+               waits for its next retry (``nodes.retries``); until then the pass leaves it alone
   5. remove  — folders of packages the database no longer has, dependents before their dependencies
   6. report  — every state change is written to ``SyncState`` as it happens; the pass to ``SyncRun``
 
@@ -24,7 +26,7 @@ import errno
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -55,13 +57,17 @@ from extadmin.versions import retained_copy_to, retained_version
 from nodes.convergence import quarantine_words
 from nodes.lease import Lease, LeaseLost, lease_claim
 from nodes.models import ClusterSettings, Node, SyncRun, SyncState
+from nodes.probe import HealthProbeFailed, health_probe_run
+from nodes.retries import retry_due
 from nodes.services import node_get_or_register, node_seen
 from nodes.sync_states import (
+    sync_state_fail,
     sync_state_fail_removal,
     sync_state_forget,
     sync_state_mark,
     sync_state_mark_removing,
     sync_states_prune,
+    sync_states_retry_now,
 )
 from rollouts.engine import rollout_node_report
 from rollouts.rules import HOLD, KEEP, STAGE, Target, node_targets
@@ -86,12 +92,12 @@ class Desired:
     manifest: list[list]
     depends_on: tuple[str, ...]
     signature: str = ""  # the detached signature stored with the package at import
+    quarantined: bool = False  # never installed nor removed (``extadmin.quarantine``)
     # Set by the package's rollout (``rollouts.rules``), else the defaults: install it as always.
     stage_only: bool = False  # together mode: build it beside the old version, swap when activating
     retained: bool = False  # the rollout's from-version: its bytes come from the retained archives
     holding: str = ""  # the state the node reports once it holds this version (waiting, reverted)
     note: str = ""  # why, in the operator's words ("waiting for batch 2")
-    quarantined: bool = False  # never installed nor removed (``extadmin.quarantine``)
 
 
 @dataclass(frozen=True)
@@ -204,6 +210,8 @@ def _run(*, node: Node, storage: NodeStorage, lease: Lease, trigger: str, verify
             error = _note_behind(p)
         else:
             Node.objects.filter(pk=node.pk, behind_since__isnull=False).update(behind_since=None)
+            if trigger == SyncRun.Trigger.MANUAL:  # sync_node: an operator's "retry now" (nodes.retries)
+                sync_states_retry_now(node=node)
             _sync(p, verify_contents=verify_contents)
             if p.failures:
                 outcome = SyncRun.Outcome.FAILED
@@ -269,9 +277,10 @@ def _sync(p: _Pass, *, verify_contents: bool) -> None:
         )
     _record_proven(p, plan.proven, states)
     _record_held(p, plan.held, states)
+    waiting = _hold_back(plan, states)  # failed checksums whose retry is not due: untouched, nothing written
     for work in plan.installs:
         _mark(p, work.package, SyncState.State.PENDING, started_at=None, finished_at=None, duration_ms=None)
-    _install_all(p, plan.installs)  # 4.
+    _install_all(p, plan.installs, waiting=waiting)  # 4.
     _stage_all(p, p.staged)  # 4b. together mode: built now, swapped in when the rollout activates
     _remove_all(p, plan.removals)  # 5.
     sync_states_prune(node=p.node, known=known, on_disk=p.storage.installed_names())
@@ -415,14 +424,29 @@ def _record_held(p: _Pass, held: list[Desired], states: dict[str, SyncState]) ->
 
 
 # --- 4. install -------------------------------------------------------------------------------
-def _install_all(p: _Pass, installs: list[Work]) -> None:
-    failed: set[str] = set()
+def _hold_back(plan: Plan, states: dict[str, SyncState]) -> set[str]:
+    """Take out of ``plan`` the failed checksums whose next retry is not due (or that the node gave up
+    on), and the dependents already failed waiting for them; returns their names."""
+    now, waiting = timezone.now(), set()
+    for work in plan.installs:  # dependencies first
+        pkg, state = work.package, states.get(work.package.name)
+        if not retry_due(state, desired_sha256=pkg.sha256, now=now) or (
+            state is not None and state.state == SyncState.State.FAILED and state.desired_sha256 == pkg.sha256
+            and any(d in waiting for d in pkg.depends_on)
+        ):
+            waiting.add(pkg.name)
+    plan.installs = [w for w in plan.installs if w.package.name not in waiting]
+    return waiting
+
+
+def _install_all(p: _Pass, installs: list[Work], *, waiting: Collection[str] = ()) -> None:
+    failed: set[str] = set(waiting)
     for work in installs:  # already in dependency order
         p.lease.check()
         blocked = [d for d in work.package.depends_on if d in failed]
         if blocked:
             reason = f"waits for {', '.join(blocked)}, which could not be installed"
-            _fail(p, work.package, reason, started_at=timezone.now(), t0=time.perf_counter())
+            _fail(p, work.package, reason, started_at=timezone.now(), t0=time.perf_counter(), counted=False)
             failed.add(work.package.name)
             continue
         if not _install(p, work):
@@ -443,7 +467,7 @@ def _install(p: _Pass, work: Work) -> bool:
             p.storage.clean_leftovers_of(pkg.name)
             _fetch_unzip_swap(p, pkg)
     except LeaseLost as exc:
-        _fail(p, pkg, f"interrupted: {exc}", started_at=started, t0=t0)
+        _fail(p, pkg, f"interrupted: {exc}", started_at=started, t0=t0, counted=False)
         raise
     except Exception as exc:
         log.warning("installing %s on %s failed: %s", pkg.name, p.node.name, exc)
@@ -507,6 +531,8 @@ def _fetch_unzip_swap(p: _Pass, pkg: Desired) -> None:
         problem = p.storage.verify(pkg.name, pkg.manifest, contents=False)
         if problem is not None or p.storage.read_chk(pkg.name) != pkg.sha256:
             raise RuntimeError(f"the unpacked copy does not match the archive: {problem or 'wrong .chk'}")
+        # Until it passes, the previous version waits in retired/; a failure puts it back (below).
+        health_probe_run(node=p.node.name, name=pkg.name, version=pkg.version, folder=swap.target)
         swap.commit()
         swap = None
     except BaseException:
@@ -568,10 +594,10 @@ def _check_signature(p: _Pass, pkg: Desired, zip_path: Path) -> None:
                     p.node.name, pkg.name, pkg.version, checked.warning)
 
 
-def _fail(p: _Pass, pkg: Desired, reason: str, *, started_at: datetime, t0: float) -> None:
-    _mark(
-        p, pkg, SyncState.State.FAILED, error=reason, started_at=started_at,
-        finished_at=timezone.now(), duration_ms=_ms(t0),
+def _fail(p: _Pass, pkg: Desired, reason: str, *, started_at: datetime, t0: float, counted: bool = True) -> None:
+    sync_state_fail(
+        node=p.node, name=pkg.name, version=pkg.version, sha256=pkg.sha256, error=reason,
+        started_at=started_at, duration_ms=_ms(t0), counted=counted,
     )
     p.failures[pkg.name] = reason
     p.act(f"failed {pkg.name} {pkg.version}: {reason}")
@@ -732,7 +758,7 @@ def describe_sync_error(exc: BaseException) -> str:
         if "No space left on device" in exc.reason:
             return f"disk full ({exc.reason})"
         return exc.reason
-    if isinstance(exc, ArchiveIncomplete | DesiredStateUnreadable):
+    if isinstance(exc, ArchiveIncomplete | DesiredStateUnreadable | HealthProbeFailed):
         return str(exc)
     if isinstance(exc, DatabaseError):
         return f"database: {describe_error(exc)}"

@@ -161,6 +161,12 @@ class NodePackageStateSerializer(serializers.Serializer):
     installed_version = serializers.CharField()
     installed_checksum = serializers.CharField()
     error = serializers.CharField()
+    retry = serializers.CharField(
+        help_text="a failed checksum's next retry ('retry 3/5 at 14:05:10 UTC') or 'gave up after 5 retries'; "
+        "else empty"
+    )
+    failures = serializers.IntegerField(help_text="failed tries of the desired checksum in a row")
+    next_retry_at = serializers.DateTimeField(allow_null=True, help_text="when the node tries it again; null: no retry")
     changed_at = serializers.DateTimeField(allow_null=True)
     duration_ms = serializers.FloatField(allow_null=True)
 

@@ -19,6 +19,8 @@ urlpatterns = [
     ),
     path("operations/", views.OperationListView.as_view(), name="operations"),
     path("nodes/<str:name>/", nodes.NodeDetailView.as_view(), name="node"),
+    path("nodes/<str:name>/sync/", nodes.NodeSyncView.as_view(), name="node-sync"),
+    path("nodes/<str:name>/retry/", nodes.NodeRetryView.as_view(), name="node-retry"),
     path("cluster/", views.ClusterView.as_view(), name="cluster"),
     path("cluster/pause/", views.ClusterPauseView.as_view(), name="cluster-pause"),
     path("cluster/resume/", views.ClusterResumeView.as_view(), name="cluster-resume"),

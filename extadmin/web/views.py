@@ -13,9 +13,10 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.files.uploadhandler import StopUpload
-from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
+from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -34,6 +35,12 @@ from nodes.selectors import cluster_snapshot
 from rollouts.forms import FIELDS as ROLLOUT_FIELDS
 from rollouts.forms import rollout_fields
 from rollouts.services import cluster_policy
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """``/favicon.ico``, asked for by browsers and pages outside the console's (Django admin's)."""
+    return redirect(static("extadmin/favicon.svg"))
 
 
 @login_required

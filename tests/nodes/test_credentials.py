@@ -253,6 +253,8 @@ def test_it_lets_a_node_write_its_own_rows(
     ).fetchone()[0]
     node.execute("SELECT * FROM nodes_syncstate WHERE id = %s FOR UPDATE", [state])  # update_or_create locks first
     node.execute("UPDATE nodes_syncstate SET state = 'installed' WHERE id = %s", [state])
+    # Its retries of a failed checksum (nodes.retries, migration nodes.0006's column grant).
+    node.execute("UPDATE nodes_syncstate SET failures = 2, next_retry_at = now() WHERE id = %s", [state])
     run = node.execute(
         "INSERT INTO nodes_syncrun (node_id, trigger, started_at, outcome, actions, error) "
         "VALUES (%s, 'manual', now(), 'running', '[]', '') RETURNING id", [own],
@@ -260,6 +262,7 @@ def test_it_lets_a_node_write_its_own_rows(
     node.execute("UPDATE nodes_syncrun SET outcome = 'succeeded' WHERE id = %s", [run])
 
     assert SyncState.objects.get(pk=state).state == "installed"
+    assert SyncState.objects.get(pk=state).failures == 2
     assert SyncRun.objects.get(pk=run).outcome == "succeeded"
     assert Node.objects.get(pk=own).sync_lock_owner == "x"
     assert node.execute("DELETE FROM nodes_syncrun WHERE id = %s", [run]).rowcount == 1
@@ -298,6 +301,9 @@ FORBIDDEN = {
     ),
     "another node's state made installed": (
         "UPDATE nodes_syncstate SET state = 'installed', error = '' WHERE package_name = 'Beta'"
+    ),
+    "another node's retries started over": (
+        "UPDATE nodes_syncstate SET failures = 0, next_retry_at = NULL WHERE package_name = 'Beta'"
     ),
     "its own state moved to another node": (
         "UPDATE nodes_syncstate SET node_id = (SELECT id FROM nodes_node WHERE name = %(b)s) WHERE package_name = 'Own'"
@@ -560,7 +566,7 @@ def _snapshot() -> tuple[object, ...]:
     """Everything a refused write might have changed."""
     return (
         list(Node.objects.values_list("name", "db_role", "last_heartbeat", "sync_lock_owner")),
-        list(SyncState.objects.values_list("node__name", "package_name", "state")),
+        list(SyncState.objects.values_list("node__name", "package_name", "state", "failures", "next_retry_at")),
         list(SyncRun.objects.values_list("node__name", "outcome")),
         list(ExtensionPackage.objects.values_list("name", "sha256")),
         [(c.seq, bytes(c.data)) for c in ArchiveChunk.objects.order_by("package", "seq")],

@@ -328,7 +328,7 @@ def test_it_shows_the_package_page(viewer_client: Client, imported: Imported) ->
     assert 'href="/extensions/Top/"' in html  # dependents
     assert "checksum" in html and "unzip" in html and "persist" in html and "archive" in html  # steps
     assert "via browser" in html
-    assert '<svg class="timeline"' in html
+    assert '<ol class="timeline"' in html
     top = viewer_client.get(reverse("package", args=["Top"])).content.decode()
     assert 'href="/extensions/Base/"' in top and "(1.0.0 installed)" in top
 
