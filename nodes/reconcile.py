@@ -543,12 +543,11 @@ LOCK_POLL_SECONDS = 0.2
 
 
 def _still_desired(pkg: Desired) -> bool:
+    if Quarantine.objects.filter(sha256=pkg.sha256).exists():  # quarantined since the pass read it
+        return False
     if pkg.retained:  # the rollout's from-version: the package is still there to go back to
         return ExtensionPackage.objects.filter(pk=pkg.package_id).exists()
-    return (
-        Archive.objects.filter(package_id=pkg.package_id, sha256=pkg.sha256).exists()
-        and not Quarantine.objects.filter(sha256=pkg.sha256).exists()  # quarantined since the pass read it
-    )
+    return Archive.objects.filter(package_id=pkg.package_id, sha256=pkg.sha256).exists()
 
 
 def _fetch_unzip_swap(p: _Pass, pkg: Desired) -> None:
@@ -688,7 +687,10 @@ def _remove(p: _Pass, name: str) -> None:
 # --- rollouts (``rollouts.rules`` decides; these hooks only apply it) ---------------------------
 def rollout_desired(node: Node, desired: dict[str, Desired]) -> tuple[dict[str, Desired], list[Desired]]:
     """``desired`` as this node's rollouts say (what to hold now), and the versions to stage only."""
-    targets = node_targets(node_id=node.pk, packages={name: d.sha256 for name, d in desired.items()})
+    # A quarantined checksum is never the answer: quarantine wins over any rollout.
+    targets = node_targets(node_id=node.pk, packages={n: d.sha256 for n, d in desired.items() if not d.quarantined})
+    barred = set(Quarantine.objects.filter(sha256__in={t.rollout.from_sha256 for t in targets.values()})
+                 .values_list("sha256", flat=True)) if targets else set()
     out: dict[str, Desired] = {}
     staged: list[Desired] = []
     for name, pkg in desired.items():
@@ -698,7 +700,7 @@ def rollout_desired(node: Node, desired: dict[str, Desired]) -> tuple[dict[str, 
         elif target.kind == STAGE:
             staged.append(replace(pkg, stage_only=True))
         elif target.kind == HOLD:
-            held = _held(pkg, target)
+            held = _held(pkg, target, quarantined=target.rollout.from_sha256 in barred)
             if held is not None:
                 out[name] = held
         elif target.kind != KEEP:
@@ -706,14 +708,14 @@ def rollout_desired(node: Node, desired: dict[str, Desired]) -> tuple[dict[str, 
     return out, staged
 
 
-def _held(pkg: Desired, target: Target) -> Desired | None:
+def _held(pkg: Desired, target: Target, *, quarantined: bool) -> Desired | None:
     """The rollout's from-version of ``pkg``; None when there is none (a first import: hold nothing)."""
     r = target.rollout
     if not r.from_sha256:
         return None
     return replace(
         pkg, version=r.from_version, sha256=r.from_sha256, manifest=r.from_manifest, signature=r.from_signature,
-        retained=True, holding=target.word, note=target.sentence,
+        retained=True, holding=target.word, note=target.sentence, quarantined=quarantined,
     )
 
 

@@ -2,8 +2,9 @@
 
 The test process imports on node ``web`` through the command line (``import_extension --canary
 …``); each agent's own passes admit, install, fail, halt and activate. A failing node is an agent
-started with ``EXTADMIN_FAULTS=sync.after_fetch=raise``: every install it tries fails there, before
-its folder changes, as a bad signature or a failing probe would.
+started with a health probe that fails (``EXTADMIN_HEALTH_PROBE``: the node puts the previous version
+back), or with ``EXTADMIN_FAULTS=sync.after_fetch=raise`` (every install it tries fails there, before
+its folder changes, as a bad signature would).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from tests.processes import child_env, manage, run_command, wait_for
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
 FAIL = {"EXTADMIN_FAULTS": "sync.after_fetch=raise"}
+PROBE_FAILS = "sh -c 'echo pump did not load >&2; exit 1'"
 CHANGING = ("waiting", "admitted", "staged")  # admitted, not yet installed nor failed
 
 
@@ -89,7 +91,7 @@ def test_canary_then_batches_of_one_halts_on_the_failing_node_and_never_touches_
     cluster.wait_converged(names, [v1])
     before = {n: _files(cluster.storage(n)) for n in names}
     n1, n2, n3, n4 = names
-    _restart(cluster, n3, **FAIL)
+    _restart(cluster, n3, EXTADMIN_HEALTH_PROBE=PROBE_FAILS)  # its probe rejects whatever it swaps in
     last_run_of_n4 = SyncRun.objects.filter(node__name=n4).order_by("-id").values_list("id", flat=True).first()
 
     sampler = Sampler(names)
@@ -97,11 +99,12 @@ def test_canary_then_batches_of_one_halts_on_the_failing_node_and_never_touches_
     sampler.until(lambda: _status()["state"] == "halted", timeout=60, what="the rollout to halt")
 
     r = _status()
-    assert r["reason"] == f"halted at batch 2: 1 node failed (max-failures 1): {n3}: fault injected at sync.after_fetch"
+    assert r["reason"] == (f"halted at batch 2: 1 node failed (max-failures 1): {n3}: "
+                           "health probe exit 1: pump did not load")
     assert r["nodes"] == {n1: "installed", n2: "installed", n3: "failed", n4: "waiting", "web": "installed"}
     assert sampler.most == 1, sampler.seen  # batch 1: never two agents changing at once
     assert [cluster.storage(n).read_chk("Pump") for n in names] == [v2.sha256, v2.sha256, v1.sha256, v1.sha256]
-    assert _files(cluster.storage(n3)) == before[n3]  # its backout put 1.0.0 back, byte for byte
+    assert _files(cluster.storage(n3)) == before[n3]  # the failed probe put 1.0.0 back, byte for byte
     assert _files(cluster.storage(n4)) == before[n4]
     n4_state = SyncState.objects.get(node__name=n4, package_name="Pump")
     assert (n4_state.state, n4_state.error) == ("waiting", "waiting for batch 3")
@@ -114,10 +117,12 @@ def test_canary_then_batches_of_one_halts_on_the_failing_node_and_never_touches_
     # Abort: the nodes that changed fetch 1.0.0 from the retained versions and put it back, byte for byte.
     code, out, err = run_command("rollout_abort", "Pump")
     assert code == 0, err
-    wait_for(lambda: all(cluster.storage(n).read_chk("Pump") == v1.sha256 for n in names)
-             and _status()["nodes"][n1] == _status()["nodes"][n2] == "reverted", timeout=60, what="the abort")
+    def reverted() -> bool:
+        states = SyncState.objects.filter(node__name__in=names, package_name="Pump").values_list("state", flat=True)
+        return list(states) == ["reverted"] * 4 and _status()["nodes"][n1] == _status()["nodes"][n2] == "reverted"
+
+    wait_for(reverted, timeout=60, what="every node back on 1.0.0, saying so")
     assert {n: _files(cluster.storage(n)) for n in names} == before
-    assert [SyncState.objects.get(node__name=n, package_name="Pump").state for n in names] == ["reverted"] * 4
 
 
 def test_an_agent_killed_mid_install_and_a_console_killed_after_its_commit_do_not_stop_the_rollout(
