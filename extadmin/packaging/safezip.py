@@ -209,6 +209,8 @@ def _normalise_name(raw: str, limits: Limits) -> tuple[str, bool]:
         raise _refuse(f"entry '{label}' escapes the package folder")
     if not parts:
         raise _refuse(f"entry '{label}' has an empty name")
+    if _DRIVE_RE.match(parts[0]):  # './C:x' is 'C:x' once the '.' is dropped: a drive on Windows
+        raise _refuse(f"entry '{label}' has an absolute path")
     if any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in parts):
         raise _refuse(f"entry '{label}' has a path component longer than 255 bytes")
     if any(part.endswith((".", " ")) for part in parts):

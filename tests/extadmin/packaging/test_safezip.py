@@ -160,6 +160,8 @@ def test_it_does_not_mistake_other_zips_for_bundles(tmp_path: Path, entries: lis
         ("/abs", "absolute path"),
         ("/etc/passwd", "absolute path"),
         ("C:/x", "absolute path"),
+        ("./C:", "absolute path"),  # found by hypothesis: the drive appears once "." is dropped
+        (".//C:x/y", "absolute path"),
         ("C:\\x", "backslash"),
         ("..\\x", "backslash"),
         ("lib\\x.jar", "backslash"),
