@@ -51,6 +51,7 @@ from common import (
 )
 from live import fig_live
 from packages import MB, build_mixed, build_small, unpacked_size
+from rollout import fig_rollout
 
 BENCH = Path(__file__).resolve().parent
 DEAD_BROKER = "redis://127.0.0.1:9/0"  # nothing listens on port 9 (discard): connection refused
@@ -590,6 +591,34 @@ def fig_upload(b: Bench) -> None:
 
 
 # --- main -----------------------------------------------------------------------------------------
+# --- 7. a quiet periodic pass on a node holding many packages -----------------------------------
+def fig_periodic(b: Bench) -> None:
+    db = "extadmin_bench_steady"
+    from common import admin_sql
+
+    count = 100 if b.quick else 1000
+    storage = b.work / "storage-steady"
+    try:
+        admin_sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)", f"CREATE DATABASE {db}")
+        env = b.env(DATABASE_URL=database_url(db), node="bench-steady", storage=str(storage))
+        manage("migrate", "-v0", env=env)
+        done = subprocess.run(
+            [PYTHON, str(BENCH / "periodic_probe.py"), "--packages", str(count), "--files", "100", "--runs", "7"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"periodic probe failed: {done.stderr[-3000:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+    finally:
+        admin_sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        shutil.rmtree(storage, ignore_errors=True)
+    ms = round(result["pass_ms"], 1)
+    note = (f"{count} packages × 100 files, nothing to do, median of 7 passes; the raw floor "
+            f"(find listing every file's size) {result['raw_ms']:.0f} ms: {ms / result['raw_ms']:.1f}×")
+    b.add(f"periodic_pass_ms_{count}", ms, "< 1000 ms" if count == 1000 else "(quick: 100 packages)",
+          ms < 1000 if count == 1000 else None, note)
+
+
 FIGURES: dict[str, Callable[[Bench], None]] = {
     "import": fig_import,
     "sync": fig_sync,
@@ -597,6 +626,8 @@ FIGURES: dict[str, Callable[[Bench], None]] = {
     "upload": fig_upload,
     "dashboard": fig_dashboard,
     "converge": fig_converge,
+    "periodic": fig_periodic,
+    "rollout": lambda b: fig_rollout(b, agents=Agents),  # activation_skew_s_8, rollout_s_8 (bench/rollout.py)
     "live": fig_live,  # bench/live.py: live_latency_ms, idle_dashboard_cpu_ms_per_min
 }
 

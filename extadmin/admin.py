@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
-from extadmin.models import Archive, Entity, ExtensionPackage, Operation, OperationStep
+from extadmin.models import Archive, Entity, ExtensionPackage, Operation, OperationStep, Quarantine, RetainedVersion
 from extadmin.operations import Actor
 from extadmin.packaging import Refusal
 from extadmin.removal import package_remove
@@ -112,6 +112,23 @@ class EntityAdmin(ReadOnlyAdmin):
 class ArchiveAdmin(ReadOnlyAdmin):
     list_display = ["package", "sha256", "size", "chunk_count", "chunk_size", "created_at"]
     exclude = ["manifest"]
+
+
+@admin.register(RetainedVersion)
+class RetainedVersionAdmin(ReadOnlyAdmin):
+    """Earlier versions kept for rollback (``extadmin.versions``); a rollback is the way to use one."""
+
+    list_display = ["package", "version", "sha256", "size", "imported_at", "imported_by_name", "retained_at"]
+    list_select_related = ["package"]
+    exclude = ["manifest", "signature"]
+
+
+@admin.register(Quarantine)
+class QuarantineAdmin(ReadOnlyAdmin):
+    """Quarantined checksums (``extadmin.quarantine``): set through ``quarantine``, the API or the package page."""
+
+    list_display = ["package_name", "version", "sha256", "reason", "username", "created_at"]
+    search_fields = ["package_name", "reason"]
 
 
 class OperationStepInline(admin.TabularInline):

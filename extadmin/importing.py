@@ -23,6 +23,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
@@ -30,7 +31,6 @@ from django.db.models import Model
 from django.utils import timezone
 
 from extadmin import faults
-from extadmin.archive import archive_write
 from extadmin.claim import storage_claim
 from extadmin.collisions import entity_collisions_check, entity_collisions_together, entity_declarations_lock
 from extadmin.logs import logged_as
@@ -45,13 +45,16 @@ from extadmin.packaging import (
     check_ratio,
     extract_zip,
     order_by_dependencies,
+    parse_depends_on,
     parse_version,
     validate_package,
 )
 from extadmin.packaging.errors import shown
 from extadmin.packaging.policy import check_import_policy, check_imports_enabled, effective_policy
+from extadmin.selectors import package_dependents
 from extadmin.signatures import MAX_SIGNATURE_BYTES, Checked, Signer, read_signature, signature_check
 from extadmin.storage import LockBusy, NodeStorage, Swap, write_chk
+from extadmin.versions import archive_replace, quarantine_reason
 from nodes.models import Node
 from nodes.services import (
     node_get_or_register,
@@ -64,6 +67,9 @@ from nodes.sync_states import (
     sync_state_record_local_install,
     sync_state_restore_installed,
 )
+from rollouts.engine import rollout_create
+from rollouts.policy import Policy
+from rollouts.services import import_policy
 from webhooks import events as webhook_events
 
 HASH_BLOCK = 1024 * 1024
@@ -117,13 +123,15 @@ def file_sha256(path: Path) -> str:
 
 
 def import_plan(
-    *, path: Path, also_importing: dict[str, str] | None = None, validate_only: bool = False
+    *, path: Path, also_importing: dict[str, str] | None = None, validate_only: bool = False,
+    rollback: bool = False,
 ) -> ImportPlan:
     """Every check of an import, with no side effect (validate-only stops here).
 
     ``also_importing`` maps name → version of packages imported together in the same bundle, which
     satisfy dependencies as if already present. ``validate_only`` words the warnings for a check
-    that imports nothing ("would be imported").
+    that imports nothing ("would be imported"). ``rollback``: a retained version goes back in
+    (``extadmin.rollback``), the one way to an older version; an uploaded downgrade is refused.
     """
     validated = validate_package(path, limits=limits_from_settings())
     meta = validated.metadata
@@ -137,12 +145,16 @@ def import_plan(
         if previous.state == ExtensionPackage.State.REMOVING:
             raise Conflict("validate", f"{meta.name} is being removed; wait for the removal to finish")
         installed = parse_version(previous.version)
-        if version < installed:
+        if rollback:
+            _check_dependents(meta)
+            kind = Operation.Kind.ROLLBACK
+        elif version < installed:
             raise Conflict(
                 "validate",
                 f"{meta.name}:{previous.version} is installed; remove it before importing {meta.name}:{meta.version}",
             )
-        kind = Operation.Kind.UPGRADE if version > installed else Operation.Kind.REIMPORT
+        else:
+            kind = Operation.Kind.UPGRADE if version > installed else Operation.Kind.REIMPORT
     _check_dependencies(meta, also_importing or {})
     entity_collisions_check(meta=meta, together=also_importing or {})
     warnings = _check_ha_policy(meta, outcome="would be imported" if validate_only else "was imported")
@@ -199,6 +211,25 @@ def _check_dependencies(meta: PackageMetadata, also_importing: dict[str, str], *
             raise refusal(step, f"{wanted}, but {dep.name}:{have} is installed{meanwhile}")
 
 
+def _check_dependents(meta: PackageMetadata, *, at_commit: bool = False) -> None:
+    """A rollback to ``meta.version`` leaves every installed dependent's dependsOn satisfied.
+
+    ``at_commit``: again with the package's row locked, so a dependent's import committing meanwhile
+    (it locks this row to check its dependencies) is seen, or sees the older version.
+    """
+    if at_commit:
+        list(ExtensionPackage.objects.select_for_update().filter(name=meta.name).values_list("pk"))
+    version = parse_version(meta.version)
+    for dependent in package_dependents(name=meta.name):
+        for dep in parse_depends_on(dependent.depends_on):
+            if dep.name == meta.name and parse_version(dep.version) > version:
+                raise Conflict(
+                    "persist" if at_commit else "validate",
+                    f"{dependent.name}:{dependent.version} depends on {meta.name}:{dep.version}; "
+                    f"rolling {meta.name} back to {meta.version} would break it",
+                )
+
+
 def _check_ha_policy(meta: PackageMetadata, *, outcome: str) -> list[str]:
     if meta.ha_compatible:
         return []
@@ -224,6 +255,7 @@ class ImportItem:
     # The bundle this member came in, with the bundle's own signature: checked when there is one,
     # never stored (nodes receive the member's own archive, which only ``signed`` covers).
     bundle: SignedFile | None = None
+    rollback: bool = False  # a retained version going back in (``extadmin.rollback``)
 
 
 @dataclass(frozen=True)
@@ -253,7 +285,9 @@ def import_plans(*, items: list[ImportItem], validate_only: bool = False) -> lis
     check_imports_enabled(import_policy_from_settings())  # before a byte of any package is read
     if len(items) == 1:
         with refusing_as(items[0].label):
-            return [(items[0], import_plan(path=items[0].path, validate_only=validate_only))]
+            return [(items[0], import_plan(
+                path=items[0].path, validate_only=validate_only, rollback=items[0].rollback,
+            ))]
     validated = []
     for item in items:
         with refusing_as(item.label):
@@ -344,14 +378,17 @@ def package_import(
     actor: Actor | None = None,
     node_name: str | None = None,
     storage_root: Path | None = None,
+    rollout: dict[str, Any] | None = None,
 ) -> list[ImportResult]:
     """Import packages on this node (see the module docstring for the steps), all or nothing.
 
     Several packages (a bundle) go through steps 1–2 one by one in dependency order, then steps
     3–4 for all of them in one transaction: either every one reaches the database or none does.
     Raises ``Refusal`` (or ``Conflict``) naming the step and the reason; then nothing is kept.
+    ``rollout``: the import's own rollout fields (``rollouts.policy``) over the cluster's default.
     """
     actor = actor or Actor()
+    policy = import_policy(rollout)  # refused before a byte is read
     node_name = node_name or settings.EXTADMIN_NODE
     node_name_check(name=node_name, setting="EXTADMIN_NODE")  # before a byte is written anywhere
     storage = NodeStorage(storage_root or settings.EXTADMIN_STORAGE)
@@ -372,7 +409,7 @@ def package_import(
             for _, plan in plans
         ]
         try:
-            done = _run_steps(plans, recorders, storage, node_name, actor)
+            done = _run_steps(plans, recorders, storage, node_name, actor, policy)
         except BaseException as exc:
             raise _failure(exc, plans, recorders) from None
         results = []
@@ -420,9 +457,11 @@ def _claim_storage(storage: NodeStorage, node_name: str) -> None:
 
 def _run_steps(
     plans: list[tuple[ImportItem, ImportPlan]], recorders: list[OperationRecorder],
-    storage: NodeStorage, node_name: str, actor: Actor,
+    storage: NodeStorage, node_name: str, actor: Actor, policy: Policy,
 ) -> list[tuple[ExtensionPackage, str]]:
-    run = _StepsRun(plans=plans, recorders=recorders, storage=storage, node_name=node_name, actor=actor)
+    run = _StepsRun(
+        plans=plans, recorders=recorders, storage=storage, node_name=node_name, actor=actor, policy=policy
+    )
     try:
         run.unpack()  # 1. checksum, 2. unzip: each member into its folder, the old one kept aside
         run.persist()  # 3. persist, 4. archive: every member in one transaction
@@ -452,6 +491,7 @@ class _StepsRun:
     storage: NodeStorage
     node_name: str
     actor: Actor
+    policy: Policy = field(default_factory=Policy)
     t0: float = field(default_factory=time.perf_counter)
     started: datetime = field(default_factory=timezone.now)
     swaps: list[Swap] = field(default_factory=list)
@@ -466,6 +506,7 @@ class _StepsRun:
             self.staging = self.storage.new_staging(name)
             with rec.step(1, "checksum"):
                 digest = item.sha256 or file_sha256(item.path)
+                _refuse_quarantined(digest)
                 write_chk(self.staging, name, digest)
                 self.digests.append(digest)
                 faults.checkpoint("import.after_checksum")
@@ -493,6 +534,8 @@ class _StepsRun:
                     # Dependencies must hold at commit, not only at validation: a removal may have
                     # committed while this import unzipped.
                     _check_dependencies(plan.metadata, together, at_commit=True)
+                    if plan.kind == Operation.Kind.ROLLBACK:
+                        _check_dependents(plan.metadata, at_commit=True)
                     entity_collisions_check(meta=plan.metadata, together=together, at_commit=True)
                     # Inside the step, so a lost connection here is reported as "persist", not "unzip".
                     node = node or node_get_or_register(name=self.node_name, storage=self.storage.root)
@@ -502,10 +545,17 @@ class _StepsRun:
                         duration_ms=(time.perf_counter() - self.t0) * 1000,
                     )
                     node_seen(name=self.node_name)  # an import on a node is its proof of life
+                    # Before step 4 replaces the previous archive, whose manifest waiting nodes still prove.
+                    rollout_create(package=package, previous=plan.previous, policy=self.policy,
+                                   importing_node=self.node_name, by=self.actor.username)
                     faults.checkpoint("import.after_persist")
                 with rec.step(4, "archive"):
                     manifest = plan.package.plan.manifest()
-                    archive_write(package=package, path=item.path, sha256=digest, size=size, manifest=manifest)
+                    _refuse_quarantined(digest, step="archive")  # quarantined while this import ran
+                    archive_replace(
+                        package=package, previous=plan.previous, path=item.path, sha256=digest, size=size,
+                        manifest=manifest,
+                    )
                     faults.checkpoint("import.after_archive")
                 self.packages.append(package)
             nodes_nudge_on_commit(exclude=self.node_name)
@@ -530,6 +580,13 @@ class _StepsRun:
 
     def done(self) -> list[tuple[ExtensionPackage, str]]:
         return list(zip(self.packages, self.digests, strict=True))
+
+
+def _refuse_quarantined(digest: str, *, step: str = "checksum") -> None:
+    """These bytes were quarantined (``extadmin.quarantine``): no import brings them back."""
+    reason = quarantine_reason(digest)
+    if reason is not None:
+        raise Conflict(step, f"quarantined: {reason}")
 
 
 def _show_installed_again(node_name: str, name: str) -> None:

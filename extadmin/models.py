@@ -79,22 +79,96 @@ class Archive(models.Model):
         return f"archive of {self.package_id} ({self.size} bytes)"
 
 
-class ArchiveChunk(models.Model):
-    """One fixed-size piece of a package's zip; never the whole zip in one row."""
+class RetainedVersion(models.Model):
+    """An earlier version of a package, kept for rollback (``extadmin.versions``): its zip (as
+    chunks pointing here), and everything its import stored, so it can be imported again."""
 
-    package = models.ForeignKey(ExtensionPackage, on_delete=models.CASCADE, related_name="chunks")
+    package = models.ForeignKey(ExtensionPackage, on_delete=models.CASCADE, related_name="retained_versions")
+    version = models.CharField(max_length=64)
+    sha256 = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    chunk_size = models.PositiveIntegerField()
+    chunk_count = models.PositiveIntegerField()
+    manifest = models.JSONField(default=list, help_text="[path, size, crc32] of every file in the zip")
+    vendor = models.CharField(max_length=512, blank=True)
+    depends_on = models.TextField(blank=True, help_text="dependsOn as written in metadata.xml")
+    ha_compatible = models.BooleanField(null=True)
+    imported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    imported_by_name = models.CharField(max_length=150, blank=True, help_text="kept when the user is deleted")
+    imported_at = models.DateTimeField()
+    imported_on_node = models.CharField(max_length=128)
+    signature = models.TextField(blank=True)
+    signer = models.TextField(blank=True)
+    signer_key = models.CharField(max_length=64, blank=True)
+    retained_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["package", "-imported_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["package", "sha256"], name="retained_version_unique_sha256")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.package_id}:{self.version} (retained)"
+
+
+class ArchiveChunk(models.Model):
+    """One fixed-size piece of a package's zip; never the whole zip in one row.
+
+    It belongs to the package's current archive (``package``) or to one retained version
+    (``retained``), never both: an upgrade re-points the old chunks, the bytes stay where they are.
+    """
+
+    package = models.ForeignKey(
+        ExtensionPackage, null=True, blank=True, on_delete=models.CASCADE, related_name="chunks"
+    )
+    retained = models.ForeignKey(  # no index of its own: the unique (retained, seq) below serves
+        RetainedVersion, null=True, blank=True, on_delete=models.CASCADE, related_name="chunks", db_index=False
+    )
     seq = models.PositiveIntegerField()
     data = models.BinaryField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["package", "seq"], name="chunk_unique_seq")]
+        constraints = [
+            models.UniqueConstraint(fields=["package", "seq"], name="chunk_unique_seq"),
+            models.UniqueConstraint(fields=["retained", "seq"], name="chunk_unique_retained_seq"),
+            models.CheckConstraint(
+                condition=models.Q(package__isnull=False, retained__isnull=True)
+                | models.Q(package__isnull=True, retained__isnull=False),
+                name="chunk_of_one_archive",
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"chunk {self.seq} of {self.package_id}"
+        return f"chunk {self.seq} of {self.package_id or f'retained {self.retained_id}'}"
+
+
+class Quarantine(models.Model):
+    """A checksum no node may install again, and why (``extadmin.quarantine``)."""
+
+    package_name = models.CharField(max_length=128, db_index=True)
+    version = models.CharField(max_length=64)
+    sha256 = models.CharField(max_length=64, unique=True)
+    reason = models.TextField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    username = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["package_name", "-created_at"]
+        verbose_name_plural = "quarantines"
+
+    def __str__(self) -> str:
+        return f"{self.package_name}:{self.version} quarantined"
 
 
 class Operation(models.Model):
-    """One operator action (import, upgrade, removal, pause, resume, forget a node) and its outcome: the audit trail."""
+    """One operator action (import, upgrade, removal, pause, resume, forget a node, sync or retry a node,
+    a rollout control) and its outcome: the audit trail."""
 
     class Kind(models.TextChoices):
         IMPORT = "import", "import"
@@ -104,6 +178,14 @@ class Operation(models.Model):
         PAUSE = "pause", "pause syncing"
         RESUME = "resume", "resume syncing"
         FORGET_NODE = "forget_node", "forget node"
+        ROLLOUT_PAUSE = "rollout_pause", "pause rollout"
+        ROLLOUT_RESUME = "rollout_resume", "resume rollout"
+        ROLLOUT_ABORT = "rollout_abort", "abort rollout"
+        ROLLOUT_POLICY = "rollout_policy", "rollout policy"
+        ROLLBACK = "rollback", "rollback"
+        QUARANTINE = "quarantine", "quarantine"
+        SYNC_NOW = "sync_now", "sync now"
+        RETRY = "retry", "retry now"
 
     class Outcome(models.TextChoices):
         RUNNING = "running", "running"

@@ -24,6 +24,7 @@ from extadmin.importing import (
 from extadmin.operations import Actor
 from extadmin.packaging import Refusal, extract_zip, inspect_zip
 from extadmin.packaging.errors import shown
+from rollouts.services import import_policy
 
 
 @contextmanager
@@ -85,22 +86,25 @@ def _inside(folder: Path, name: str | None) -> Path | None:
 
 def package_import_files(
     *, files: list[tuple[Path, str | None]], actor: Actor, names: list[str] | None = None,
-    signatures: list[Path | None] | None = None,
+    signatures: list[Path | None] | None = None, rollout: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Import one or more files (each a package or a bundle) as one all-or-nothing operation.
 
     ``names``: the files' names as the operator gave them, for refusals (see ``unpacked_items``);
-    ``signatures``: each file's signature file or None (``signatures_matched`` pairs uploads).
+    ``signatures``: each file's signature file or None (``signatures_matched`` pairs uploads);
+    ``rollout``: the import's own rollout fields (``rollouts.policy``), over the cluster's default.
     """
+    import_policy(rollout)  # a bad field is refused before a byte of any file is read
     with unpacked_items(files, names, signatures) as items:
-        return import_results_document(package_import(items=items, actor=actor))
+        return import_results_document(package_import(items=items, actor=actor, rollout=rollout))
 
 
 def package_validate_files(
     *, files: list[tuple[Path, str | None]], names: list[str] | None = None,
-    signatures: list[Path | None] | None = None,
+    signatures: list[Path | None] | None = None, rollout: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Every check of the import, no side effect at all."""
+    import_policy(rollout)
     with unpacked_items(files, names, signatures) as items:
         plans = import_plans(items=items, validate_only=True)
         signatures_check(plans, validate_only=True)
@@ -108,13 +112,16 @@ def package_validate_files(
 
 
 def package_import_file(
-    *, path: Path, actor: Actor, sha256: str | None = None, signature: Path | None = None
+    *, path: Path, actor: Actor, sha256: str | None = None, signature: Path | None = None,
+    rollout: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return package_import_files(files=[(path, sha256)], actor=actor, signatures=[signature])
+    return package_import_files(files=[(path, sha256)], actor=actor, signatures=[signature], rollout=rollout)
 
 
-def package_validate_file(*, path: Path, signature: Path | None = None) -> dict[str, Any]:
-    return package_validate_files(files=[(path, None)], signatures=[signature])
+def package_validate_file(
+    *, path: Path, signature: Path | None = None, rollout: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return package_validate_files(files=[(path, None)], signatures=[signature], rollout=rollout)
 
 
 def signatures_matched(*, names: list[str], signatures: list[tuple[str, Path]]) -> list[Path | None]:

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from extadmin.logs import logging_config
+from extadmin.packaging import Refusal
 from extadmin.packaging.policy import PolicyError, parse_import_policy
 from extadmin.sso.config import oidc_config
+from rollouts.policy import parse_rollout_setting
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("EXTADMIN_VAR", BASE_DIR / "var"))
@@ -105,6 +108,7 @@ INSTALLED_APPS = [
     "extadmin.apps.ExtadminConfig",
     "nodes.apps.NodesConfig",
     "webhooks.apps.WebhooksConfig",
+    "rollouts.apps.RolloutsConfig",
     "extadmin.sso.apps.SsoConfig",  # after extadmin and nodes: its roles take their permissions
 ]
 
@@ -175,6 +179,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("TZ", "UTC")
 USE_I18N = True
 USE_TZ = True
+# Every time on every page, Django admin's too, in the one zone above and saying it (extadmin/formats/).
+FORMAT_MODULE_PATH = ["extadmin.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
@@ -262,8 +268,19 @@ try:
     EXTADMIN_IMPORT_POLICY = parse_import_policy(os.environ.get("EXTADMIN_IMPORT_POLICY"))
 except PolicyError as exc:
     raise ImproperlyConfigured(str(exc)) from None
+# The default rollout policy (``rollouts.policy``) until an operator sets the cluster's own:
+# "canary=node-1 batch=2 max-failures=1 activation=together"; empty: every node at once, as always.
+try:
+    EXTADMIN_ROLLOUT = parse_rollout_setting(os.environ.get("EXTADMIN_ROLLOUT"))
+except Refusal as exc:
+    raise ImproperlyConfigured(exc.reason) from None
 # Archive chunk size: fixed-size rows keep memory flat and work on SQLite and PostgreSQL alike.
 EXTADMIN_CHUNK_BYTES = env_int("EXTADMIN_CHUNK_BYTES", 4 * 1024 * 1024)
+# Versions of each package kept in the database for rollback, the current one included (so 3:
+# the current and the two before it); 1 keeps none but the current (docs/rollouts.md).
+EXTADMIN_KEEP_VERSIONS = env_int("EXTADMIN_KEEP_VERSIONS", 3)
+if EXTADMIN_KEEP_VERSIONS < 1:
+    raise ImproperlyConfigured("EXTADMIN_KEEP_VERSIONS must be at least 1 (the current version counts as one)")
 
 # --- This process's node --------------------------------------------------------------------
 EXTADMIN_NODE = os.environ.get("EXTADMIN_NODE", "node-1")
@@ -275,6 +292,19 @@ EXTADMIN_SYNC_DEADLINE = float(os.environ.get("EXTADMIN_SYNC_DEADLINE", "900"))
 # How long a removal waits for this node's folder lock of a package (held by a sync or an import)
 # before it answers "try again"; a request is never blocked for ever behind a hung sync.
 EXTADMIN_LOCK_WAIT = float(os.environ.get("EXTADMIN_LOCK_WAIT", "30"))
+# The operator's health probe (nodes.probe): a command line, split like a shell's words, run without
+# a shell after a node swaps a package in; it must exit 0 within the timeout or the swap is undone.
+try:
+    EXTADMIN_HEALTH_PROBE = shlex.split(os.environ.get("EXTADMIN_HEALTH_PROBE", ""))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"EXTADMIN_HEALTH_PROBE is not a command line: {exc}") from None
+EXTADMIN_HEALTH_PROBE_TIMEOUT = float(os.environ.get("EXTADMIN_HEALTH_PROBE_TIMEOUT") or "60")
+# A node that failed a package's checksum retries it after EXTADMIN_SYNC_RETRY_BACKOFF seconds,
+# doubled each time up to EXTADMIN_SYNC_RETRY_BACKOFF_MAX, at most EXTADMIN_SYNC_RETRIES times; then
+# it gives up until a new version, a "retry now" or an operator action (nodes.retries).
+EXTADMIN_SYNC_RETRIES = env_int("EXTADMIN_SYNC_RETRIES", 5)
+EXTADMIN_SYNC_RETRY_BACKOFF = float(os.environ.get("EXTADMIN_SYNC_RETRY_BACKOFF") or "5")
+EXTADMIN_SYNC_RETRY_BACKOFF_MAX = float(os.environ.get("EXTADMIN_SYNC_RETRY_BACKOFF_MAX") or "300")
 # An online node that has not converged a package this long after its import is degraded (seconds).
 EXTADMIN_DEGRADED_AFTER = float(os.environ.get("EXTADMIN_DEGRADED_AFTER") or 2 * EXTADMIN_SYNC_INTERVAL)
 # Live pages (server-sent events, docs/operations.md "Live updates"): one stream lasts this long,

@@ -6,6 +6,7 @@ Layout::
     <root>/extensions/<name>/<name>.chk  the zip's SHA-256 (hex)
     <root>/.extadmin/staging/            new versions are built here, then renamed into place
     <root>/.extadmin/retired/            the previous version waits here until the new one is committed
+    <root>/.extadmin/staged/             a version built ahead of a rollout's activation (together mode)
     <root>/.extadmin/locks               one writer per package folder per node (a byte-range lock per name)
     <root>/.extadmin/holder.<name>       who holds ``name``'s lock (pid, since when), while it is held
 
@@ -202,6 +203,49 @@ class NodeStorage:
                     continue
         return removed
 
+    # --- staged versions (rollouts activating together) -----------------------------------
+    def staged_path(self, name: str, sha256: str) -> Path:
+        """Where a version built ahead of its activation waits: ``.extadmin/staged/<name>-<sha256>``.
+
+        Kept across passes (unlike staging/), until it is swapped in or no longer wanted.
+        """
+        return self.work / "staged" / f"{name}-{sha256}"
+
+    def keep_staged(self, staging: Path, name: str, sha256: str) -> Path:
+        target = self.staged_path(name, sha256)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            _delete(target)
+        os.replace(staging, target)
+        _fsync_dir(target.parent)
+        return target
+
+    def take_staged(self, name: str, sha256: str) -> Path | None:
+        """The staged version of ``name``, moved into staging/ for the swap; None when there is none."""
+        staged = self.staged_path(name, sha256)
+        if not staged.is_dir():
+            return None
+        path = self._workdir("staging") / f"{name}-{uuid.uuid4().hex}"
+        os.replace(staged, path)
+        return path
+
+    def clean_staged(self, keep: set[str]) -> list[str]:
+        """Staged versions no longer wanted (``keep``: the folder names still to activate)."""
+        removed: list[str] = []
+        folder = self.work / "staged"
+        if not folder.is_dir():
+            return removed
+        for entry in folder.iterdir():
+            if entry.name in keep:
+                continue
+            try:
+                with self.lock(entry.name.rsplit("-", 1)[0], wait=False):
+                    _delete(entry)
+                    removed.append(f"staged/{entry.name}")
+            except LockBusy:
+                continue
+        return removed
+
     # --- reading what is installed ------------------------------------------------------
     def installed_names(self) -> list[str]:
         if not self.extensions.is_dir():
@@ -210,7 +254,8 @@ class NodeStorage:
 
     def read_chk(self, name: str) -> str | None:
         try:
-            return self.chk_path(name).read_text().strip() or None
+            with open(self.chk_path(name), "rb") as f:  # bytes: no text layer for 65 characters
+                return f.read(4096).decode("ascii", "replace").strip() or None
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
 
@@ -223,21 +268,15 @@ class NodeStorage:
         folder = self.package_dir(name)
         if folder.is_symlink() or not folder.is_dir():
             return "the folder is missing"
-        chk = f"{name}.chk"
         expected = {path: (size, crc) for path, size, crc in manifest}
         actual: dict[str, int] = {}
-        for dirpath, dirnames, filenames in os.walk(folder):
-            for d in dirnames:
-                if os.path.islink(os.path.join(dirpath, d)):
-                    return f"unexpected link {os.path.relpath(os.path.join(dirpath, d), folder)}"
-            for f in filenames:
-                full = os.path.join(dirpath, f)
-                rel = os.path.relpath(full, folder).replace(os.sep, "/")
-                if rel == chk:
-                    continue
-                if os.path.islink(full):
-                    return f"unexpected link {rel}"
-                actual[rel] = os.stat(full).st_size
+        try:
+            link = _sizes_under(str(folder), "", actual)
+        except OSError as exc:  # an unreadable subfolder: the copy cannot be proved, so it is repaired
+            return f"a folder could not be read ({exc.strerror}: {exc.filename})"
+        if link is not None:
+            return f"unexpected link {link}"
+        actual.pop(f"{name}.chk", None)
         missing = sorted(set(expected) - set(actual))
         if missing:
             return f"file {missing[0]} is missing" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
@@ -250,6 +289,26 @@ class NodeStorage:
             if contents and _crc32(folder / rel) != crc:
                 return f"file {rel} was altered (its content does not match the archive)"
         return None
+
+
+def _sizes_under(folder: str, prefix: str, sizes: dict[str, int]) -> str | None:
+    """Every file's size under ``folder`` into ``sizes`` (by "/"-joined path); the first link found, if any.
+
+    ``os.scandir`` knows each entry's type from the directory listing itself, so the only system
+    call per file is its ``lstat``: a periodic pass over 100,000 files stays cheap.
+    """
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            rel = prefix + entry.name
+            if entry.is_symlink():
+                return rel
+            if entry.is_dir(follow_symlinks=False):
+                link = _sizes_under(entry.path, rel + "/", sizes)
+                if link is not None:
+                    return link
+            else:
+                sizes[rel] = entry.stat(follow_symlinks=False).st_size
+    return None
 
 
 def _flock(kind: int, offset: int) -> bytes:

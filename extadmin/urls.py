@@ -6,6 +6,7 @@ from django.urls import include, path
 from extadmin.sso.views import LogoutView
 from extadmin.web.accounts import PasswordResetView
 from extadmin.web.metrics import metrics
+from extadmin.web.views import favicon
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -17,7 +18,11 @@ urlpatterns = [
     path("oidc/", include("extadmin.sso.urls")),
     path("api/", include("extadmin.api.urls")),
     path("nodes/", include("nodes.urls")),
+    path("favicon.ico", favicon),  # browsers ask for it at the root; pages link the static one
     path("metrics", metrics, name="metrics"),  # Prometheus: a bearer token or loopback, no session
     path("webhooks/", include("webhooks.urls")),
+    path("rollouts/", include("rollouts.urls")),
     path("", include("extadmin.web.urls")),
 ]
+
+handler404 = "extadmin.web.errors.not_found"

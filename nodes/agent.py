@@ -7,7 +7,9 @@ Start-up order matters:
   2. register the node (host, storage, pid, agent version, started) and start the heartbeat
   3. startup reconcile, verifying file contents, before anything else touches the disk
   4. the periodic reconcile thread — runs directly, not through the broker, so a node converges
-     even while the broker is down or its messages are lost
+     even while the broker is down or its messages are lost; it also wakes when the next retry of a
+     failed checksum is due (``nodes.retries``); and, while this node holds a version staged for a
+     rollout that activates all nodes together, a watch for that activation
   5. a Celery worker (solo pool: one task at a time) consuming only ``node.<name>`` for nudges, and
      taking no remote control commands
 Every sync, whatever started it, takes the node's lease (``nodes.lease``): one at a time.
@@ -29,6 +31,7 @@ from types import FrameType
 from celery.signals import setup_logging, worker_shutting_down
 from django.conf import settings
 from django.db import DatabaseError, connection
+from django.utils import timezone
 
 from extadmin.celery import app
 from extadmin.claim import storage_claim
@@ -40,12 +43,19 @@ from nodes.broker import agent_broker_options
 from nodes.credentials import database_refused, describe_refusal
 from nodes.lease import LeaseLost
 from nodes.models import SyncRun
-from nodes.reconcile import SyncRunResult, reconcile
+from nodes.reconcile import SKIPPED, SyncRunResult, reconcile
+from nodes.selectors import node_next_retry_at
 from nodes.services import node_heartbeat, node_queue, node_register_agent
+from rollouts.engine import rollout_activating
 
 log = logging.getLogger(__name__)
 
 AGENT_VERSION = "0.1.0"
+# The periodic loop looks this often whether a pass is due (a retry scheduled by another pass, the
+# interval); and wakes this much after a retry's time, so that the pass finds it due.
+PERIODIC_TICK = 1.0
+RETRY_MARGIN = 0.05
+ACTIVATION_POLL_SECONDS = 0.1  # while a staged version waits: how soon this node sees the activation
 
 
 # --- the agent --------------------------------------------------------------------------------
@@ -57,6 +67,8 @@ class Agent:
     heartbeat_interval: float
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
+    retry_due: float | None = None  # time.monotonic() of the next due retry, read after every pass
+    staged: bool = False  # the last pass left a rollout's version staged: watch for its activation
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit status. Raises ``Refusal`` when it may not start."""
@@ -73,6 +85,7 @@ class Agent:
             if self.stop.is_set():
                 return 0
             self._start_thread("periodic", self._periodic_loop)  # 4.
+            self._start_thread("activation", self._activation_loop)
             _restore_signals(previous)  # the worker installs its own (warm shutdown)
             return self._work()  # 5.
         finally:
@@ -119,8 +132,22 @@ class Agent:
             log.exception("%s sync of node %s could not run", trigger, self.name)
             return None
         agent_sync_observed(trigger=trigger, outcome=result.outcome, seconds=time.monotonic() - t0)
+        if result.outcome != SKIPPED:
+            self.staged = result.staged
         log.info("%s sync of %s: %s %s", trigger, self.name, result.outcome, "; ".join(result.actions))
+        self._note_next_retry()
         return result
+
+    def _note_next_retry(self) -> None:
+        try:
+            at = node_next_retry_at(name=self.name)
+        except DatabaseError:
+            log.warning("could not read when node %s retries next; it retries at its periodic pass", self.name)
+            return
+        ahead = None if at is None else (at - timezone.now()).total_seconds()
+        # One already due that this pass left (syncing is paused, say) waits for the periodic pass:
+        # waking for it at once would only repeat the pass.
+        self.retry_due = None if ahead is None or ahead <= 0 else time.monotonic() + ahead
 
     def _start_thread(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=self._in_thread(target), name=f"{self.name}-{name}", daemon=True)
@@ -155,9 +182,35 @@ class Agent:
                 return
 
     def _periodic_loop(self) -> None:
-        while not self.stop.wait(self.sync_interval):
+        last = time.monotonic()
+        while not self.stop.wait(min(max(self._periodic_due_in(last), 0.0), PERIODIC_TICK)):
+            if self._periodic_due_in(last) > 0:
+                continue
             self._sync(SyncRun.Trigger.PERIODIC, verify_contents=False)
+            last = time.monotonic()
             connection.close()  # never hold a connection across a whole interval
+
+    def _periodic_due_in(self, last: float) -> float:
+        """Seconds until the next periodic pass: the interval after the last one, or a due retry if sooner.
+
+        Any pass (a nudge's too) may schedule a retry, so the loop looks again every tick, in memory.
+        """
+        due = last + self.sync_interval
+        if self.retry_due is not None:
+            due = min(due, self.retry_due + RETRY_MARGIN)
+        return due - time.monotonic()
+    def _activation_loop(self) -> None:
+        """Swap a staged version in as soon as its rollout activates: every admitted node within a
+        fraction of a second of the others, whether or not the broker's nudge reaches this node."""
+        while not self.stop.wait(ACTIVATION_POLL_SECONDS):
+            try:
+                due = self.staged and rollout_activating(node_name=self.name)
+            except DatabaseError as exc:
+                log.warning("%s: could not look at its rollouts: %s", self.name, exc)
+                connection.close()
+                continue
+            if due:
+                self._sync(SyncRun.Trigger.NUDGE, verify_contents=False)
 
     def _work(self) -> int:
         # Keep retrying a broker that is down: meanwhile the periodic pass keeps the node in sync.

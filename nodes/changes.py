@@ -8,7 +8,7 @@ their latest import, how many are active and how many overdue by the database's 
 and whether syncing is paused. Time alone changes some of it (a node going offline, a version
 becoming overdue), so a page is never told "nothing changed" only because nobody wrote a row.
 
-Waiting (``ChangeListener``): on PostgreSQL, triggers (migration ``0005_change_feed``) send a
+Waiting (``ChangeListener``): on PostgreSQL, triggers (migration ``0008_change_feed``) send a
 ``NOTIFY extadmin_changes`` when a transaction that wrote sync states, packages, nodes or the
 cluster settings commits; the listener ``LISTEN``s on a connection of its own and sleeps until one
 comes (a heartbeat alone sends none: a node's liveness is rechecked every few seconds instead).

@@ -8,6 +8,12 @@ Every door (the dashboard, the package and node pages, ``cluster_status``, ``/ap
                   pending too ("has 1.0.0": ``outdated``);
 - ``syncing``, ``failed``, ``removing`` — as the node reported them;
 - ``removed``   — the package left the database and this online node holds no trace of it;
+- ``quarantined`` — the package's checksum is quarantined: never installed nor converged; the
+                  node's words say "holds quarantined 2.0.0" or "not installed: 2.0.0 is quarantined";
+- ``waiting``, ``staged``, ``reverted`` — the package's rollout (``rollouts.rules``) keeps this node on
+                  the previous version for now: waiting for its batch ("waiting for batch 2", the
+                  state's sentence), built beside it until all activate together, or put back by an
+                  abort. Never failed, never degraded: the node holds what it was told to hold;
 - ``offline``   — the node stopped reporting. Whatever it last said is kept apart (``reported``):
                   an offline node is never ``installed`` nor up to date.
 
@@ -47,6 +53,14 @@ REMOVING = "removing"
 REMOVED = "removed"
 OFFLINE = "offline"
 ONLINE = "online"
+# The package's desired checksum is quarantined: the node neither installs nor removes it, and is
+# never installed nor converged for it; its cell says whether it holds those bytes (``quarantine_words``).
+QUARANTINED = "quarantined"
+WAITING = "waiting"
+STAGED = "staged"
+REVERTED = "reverted"
+# Held on the previous version by the package's rollout: what the node was told to hold.
+HELD_BY_ROLLOUT = frozenset({WAITING, STAGED, REVERTED})
 
 # The package's own states (``ExtensionPackage.State``), and None once it left the database.
 ACTIVE_PACKAGE = "active"
@@ -116,12 +130,19 @@ def _reported(package_state: str | None, reported: str | None, proved: bool) -> 
         return Verdict(PENDING, False, False, "")
     if reported == INSTALLED:
         return Verdict(INSTALLED, True, False, "") if proved else Verdict(PENDING, False, True, "")
+    if reported == QUARANTINED:
+        return Verdict(QUARANTINED, False, False, "")
     return Verdict(reported, False, False, "")
+
+
+def quarantine_words(version: str, *, holds: bool) -> str:
+    """What a quarantined cell says, on every door: the node holds the quarantined bytes, or keeps what it had."""
+    return f"holds quarantined {version}" if holds else f"not installed: {version} is quarantined"
 
 
 def degraded(v: Verdict, *, overdue: bool, paused: bool) -> bool:
     """The degraded rule for one cell: online, not converged, and the package's version is overdue."""
-    return overdue and not paused and v.state != OFFLINE and not v.converged
+    return overdue and not paused and v.state != OFFLINE and not v.converged and v.state not in HELD_BY_ROLLOUT
 
 
 class Tally(NamedTuple):

@@ -42,6 +42,13 @@ class SyncState(models.Model):
         INSTALLED = "installed", "installed"
         FAILED = "failed", "failed"
         REMOVING = "removing", "removing"
+        # A rollout's words (``rollouts.rules``): the node holds the version its rollout says for now.
+        WAITING = "waiting", "waiting"  # keeps the previous version until its batch is admitted
+        STAGED = "staged", "staged"  # the new version is built beside the old one, until activation
+        REVERTED = "reverted", "reverted"  # back on the previous version: the rollout was aborted
+        # The package's desired checksum is quarantined: the node neither installs nor removes it
+        # (``error`` says whether it holds those bytes: ``nodes.convergence.quarantine_words``).
+        QUARANTINED = "quarantined", "quarantined"
 
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="states")
     # By name, not a foreign key: the state of a removal outlives the package row.
@@ -56,6 +63,12 @@ class SyncState(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.FloatField(null=True, blank=True)
+    # Retries of a failed checksum (``nodes.retries``): how many tries of ``desired_sha256`` failed in a
+    # row (the first included; 0 after a success, a new checksum or a "retry now"), and when the next
+    # automatic one is due. Failed with ``failures`` > 0 and no next retry: the node gave up on it.
+    # A database default too: an agent of the previous release, still running, inserts rows without it.
+    failures = models.PositiveIntegerField(default=0, db_default=0)
+    next_retry_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["node", "package_name"]

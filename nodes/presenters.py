@@ -4,6 +4,7 @@ the timeline's geometry. Built from what ``nodes.selectors`` read, with the word
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -12,9 +13,21 @@ from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from nodes.convergence import FAILED, INSTALLED, OFFLINE, SYNCING, Tally, Verdict, degraded, tally, verdict
+from nodes.convergence import (
+    FAILED,
+    HELD_BY_ROLLOUT,
+    INSTALLED,
+    OFFLINE,
+    QUARANTINED,
+    SYNCING,
+    Tally,
+    Verdict,
+    degraded,
+    tally,
+    verdict,
+)
 from nodes.models import Node, SyncRun
-from nodes.selectors import ClusterSnapshot, NodeRow, NodeSnapshot, StateRow
+from nodes.selectors import ClusterSnapshot, NodeRow, NodeSnapshot, StateRow, by_name
 
 # Above this many nodes the grid would be unreadable: the dashboard shows a summary per package
 # and only the cells that are not converged.
@@ -49,9 +62,60 @@ def clock(moment: datetime | None) -> str:
     return timezone.localtime(moment).strftime("%H:%M:%S %Z") if moment else "?"
 
 
+def retry_words(*, state: str, failures: int, next_retry_at: datetime | None) -> str:
+    """``retry 3/5 at 14:05:10 UTC`` or ``gave up after 5 retries`` for a counted failure (``nodes.retries``);
+    ``''`` for anything else (a failure not counted, a "retry now" not yet tried, any other state)."""
+    if state != FAILED or failures <= 0:
+        return ""
+    if next_retry_at is None:
+        used = failures - 1
+        return f"gave up after {used} {'retry' if used == 1 else 'retries'}"
+    return f"retry {failures}/{settings.EXTADMIN_SYNC_RETRIES} at {clock(next_retry_at)}"
+
+
 def moment_text(moment: datetime | None, *, never: str = "never") -> str:
     """A date and time in the console's time zone, with the zone: ``2026-12-01 14:02:31 UTC``."""
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z") if moment else never
+
+
+# What an operating system's error means, in the console's words (by the phrase its text holds).
+_OS_ERRORS = (
+    ("No space left on device", "the disk is full"),
+    ("disk full", "the disk is full"),
+    ("Disk quota exceeded", "the disk quota is used up"),
+    ("Permission denied", "permission denied on the node's storage"),
+    ("Operation not permitted", "permission denied on the node's storage"),
+    ("Read-only file system", "the node's storage is read-only"),
+    ("No such file or directory", "a file or folder is missing"),
+    ("Input/output error", "the disk could not be read or written"),
+    ("Too many open files", "the agent has too many files open"),
+    ("File name too long", "a file name is too long for the node's file system"),
+)
+_ERRNO = re.compile(r"\[Errno \d+\] ([^:']+)")
+_PATH = re.compile(r"""\(?['"]?/[^\s'")]*['"]?\)?""")
+
+
+def error_words(error: str) -> str:
+    """An error said in words, short enough for a cell and never cut mid-path: ``unzip: the disk is
+    full`` for ``unzip: [Errno 28] No space left on device: '/srv/…/lib/a.jar'``; a sync's several
+    failures (``A: …; B: …``) each so. The full text goes in the element's title."""
+    return "; ".join(_one_error_in_words(part) for part in error.split("; ")) if error else ""
+
+
+def _one_error_in_words(error: str) -> str:
+    prefix, rest = "", error
+    while True:  # the steps and names it starts with ("Base: unzip: …") stay as they are
+        head, sep, tail = rest.partition(": ")
+        if not sep or " " in head or "/" in head or head.startswith("["):
+            break
+        prefix, rest = prefix + head + sep, tail
+    for phrase, words in _OS_ERRORS:
+        if phrase.lower() in rest.lower():
+            return prefix + words
+    errno_text = _ERRNO.search(rest)
+    if errno_text:
+        return prefix + errno_text.group(1).strip().lower()
+    return prefix + (" ".join(_PATH.sub("", rest).split()) or rest)
 
 
 def node_url(name: str) -> str:
@@ -107,6 +171,7 @@ class Cell:
     outdated: bool = False  # holds an older checksum than the database's
     reported: str = ""  # for an offline node: what it last reported, kept for the operator
     degraded: str = ""  # the sentence saying why this cell makes its node degraded
+    retry: str = ""  # a failed checksum's next retry, or that the node gave up (``retry_words``)
 
     @property
     def short_sha(self) -> str:
@@ -115,6 +180,11 @@ class Cell:
     @property
     def duration(self) -> str:
         return format_duration(self.duration_ms / 1000 if self.duration_ms is not None else None)
+
+    @property
+    def error_words(self) -> str:
+        """The error in words for a cell (``error_words``); ``error`` is the full text, for its title."""
+        return error_words(self.error)
 
     @property
     def kind(self) -> str:
@@ -134,6 +204,10 @@ class Cell:
             return f"offline (last reported {self.reported_label})" if self.reported_label else "offline"
         if self.outdated:
             return f"pending (has {self.version})"
+        if self.state == QUARANTINED:
+            return self.error or QUARANTINED  # "holds quarantined 2.0.0" (nodes.convergence.quarantine_words)
+        if self.state in HELD_BY_ROLLOUT and self.error:
+            return self.error  # the rollout's sentence: "waiting for batch 2"
         return self.state
 
     @property
@@ -146,8 +220,10 @@ class Cell:
             parts.append(f"sha256 {self.sha256}")
         if self.duration_ms is not None:
             parts.append(f"took {self.duration}")
-        if self.error:
+        if self.error and self.state not in HELD_BY_ROLLOUT:
             parts.append(f"error: {self.error}")
+        if self.retry:
+            parts.append(self.retry)
         if self.degraded:
             parts.append(f"degraded: {self.degraded}")
         return "; ".join(parts)
@@ -160,6 +236,7 @@ def cell_of(node: NodeView, v: Verdict, row: StateRow | None) -> Cell:
         node=node, state=v.state, version=row.installed_version, sha256=row.installed_sha256, error=row.error,
         converged=v.converged, started_at=row.started_at, finished_at=row.finished_at,
         duration_ms=row.duration_ms, outdated=v.outdated, reported=v.reported,
+        retry=retry_words(state=v.state, failures=row.failures, next_retry_at=row.next_retry_at),
     )
 
 
@@ -241,11 +318,6 @@ class PackageRow:
     @property
     def short_sha(self) -> str:
         return self.sha256[:10]
-
-    @property
-    def since_import_seconds(self) -> str:
-        """For the page's clock (static/extadmin/live.js counts on from it between updates)."""
-        return f"{(self.now - self.imported_at).total_seconds():.0f}" if self.imported_at else ""
 
     @property
     def since_import(self) -> str:
@@ -353,7 +425,9 @@ def degraded_reason(*, node: str, package: str, version: str, cause: str, within
 
 def _degraded_cause(v: Verdict, values: tuple | None) -> str:
     if v.state == FAILED:
-        return f"sync failed: {(values[5] if values else '') or 'no error recorded'}"
+        said = f"sync failed: {(values[5] if values else '') or 'no error recorded'}"
+        retry = retry_words(state=v.state, failures=values[7], next_retry_at=values[8]) if values else ""
+        return f"{said}; {retry}" if retry else said
     if v.state == SYNCING:
         return "still syncing"
     if v.outdated and values is not None:
@@ -408,6 +482,8 @@ class TimelineBar:
     x: float = 0.0  # in the chart's coordinates, filled by ``timeline``
     width: float = 0.0
     y: float = 0.0
+    left_pct: float = 0.0  # where the bar starts and how long it is, in % of the chart's whole width
+    width_pct: float = 0.0
 
     @property
     def text_y(self) -> float:
@@ -466,6 +542,8 @@ def timeline(*, imported_at: datetime, cells: list[Cell], now: datetime | None =
         b.x = round(label_width + b.start * scale, 1)
         b.width = round(max((end - b.start) * scale, 2.0), 1)
         b.y = i * row_height + 4
+        b.left_pct = round(min(b.start / span * 100, 99.0), 2)
+        b.width_pct = round(min(max((end - b.start) / span * 100, 1.0), 100 - b.left_pct), 2)
     return chart
 
 
@@ -505,6 +583,11 @@ class NodeDetail:
     def not_converged(self) -> int:
         return sum(1 for p in self.packages if p.why)
 
+    @property
+    def retryable(self) -> list[str]:
+        """The packages whose sync failed here ("retry now" makes them due at once); removals retry anyway."""
+        return [p.package_name for p in self.packages if p.cell.state == FAILED and p.version]
+
 
 def _lock_held(node: Node, now: datetime) -> bool:
     return bool(node.sync_lock_owner) and node.sync_lock_until is not None and node.sync_lock_until > now
@@ -533,11 +616,15 @@ def why_not_converged(
         behind = f" (this node is behind since {clock(node.behind_since)})" if node.behind_since else ""
         return f"paused: cluster syncing is paused{behind}"
     if cell.state == "failed":
+        if cell.retry:
+            return f"sync failed: {cell.error or 'no error recorded'}; {cell.retry}"
         retry = ""
         if last_run is not None:
             base = last_run.finished_at or last_run.started_at
             retry = f", retry at {clock(base + timedelta(seconds=settings.EXTADMIN_SYNC_INTERVAL))}"
-        return f"sync failed: {cell.error or 'no error recorded'}{retry}"
+        return f"sync failed: {error_words(cell.error) or 'no error recorded'}{retry}"
+    if cell.state == QUARANTINED:
+        return f"quarantined: {cell.error}"
     if cell.state == "syncing":
         return f"syncing since {clock(cell.started_at)}"
     if cell.state in ("removing", "removed"):
@@ -563,7 +650,8 @@ def node_detail(snapshot: NodeSnapshot, *, now: datetime | None = None) -> NodeD
         (name, version, (sha256, state), imported_at)
         for name, version, sha256, state, imported_at in snapshot.packages
     ]
-    items += [(gone, "", None, None) for gone in sorted(set(states) - {p[0] for p in snapshot.packages})]
+    gone_names = sorted(set(states) - {p[0] for p in snapshot.packages}, key=by_name)
+    items += [(gone, "", None, None) for gone in gone_names]
     out = []
     for name, version, package, imported_at in items:
         [cell] = package_cells(nodes=[(view.id, view.name, view.last_seen, view.online)], package=package,

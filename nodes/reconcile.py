@@ -11,7 +11,9 @@ duplicated or reordered nudge changes nothing about where a node ends up. One pa
                (contents too at startup and for ``sync_node``; names and sizes on periodic passes)
   4. install — missing, outdated or damaged packages, dependencies first: stream the archive from the
                database → verify SHA-256 → verify its signature against this node's own allowed
-               signers (EXTADMIN_SIGNATURES) → unzip into staging → ``.chk`` → atomic swap → prove → commit
+               signers (EXTADMIN_SIGNATURES) → unzip into staging → ``.chk`` → atomic swap → prove →
+               health probe (EXTADMIN_HEALTH_PROBE, ``nodes.probe``) → commit. A checksum that failed
+               waits for its next retry (``nodes.retries``); until then the pass leaves it alone
   5. remove  — folders of packages the database no longer has, dependents before their dependencies
   6. report  — every state change is written to ``SyncState`` as it happens; the pass to ``SyncRun``
 
@@ -24,12 +26,12 @@ import errno
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
@@ -39,7 +41,7 @@ from extadmin import faults
 from extadmin.archive import ArchiveIncomplete, archive_copy_to
 from extadmin.importing import limits_from_settings
 from extadmin.logs import logged_as
-from extadmin.models import Archive, ExtensionPackage, Operation
+from extadmin.models import Archive, ExtensionPackage, Operation, Quarantine
 from extadmin.operations import describe_error
 from extadmin.packaging import (
     Refusal,
@@ -51,16 +53,24 @@ from extadmin.packaging import (
 )
 from extadmin.signatures import signature_check
 from extadmin.storage import LockBusy, NodeStorage, Swap, write_chk
+from extadmin.versions import retained_copy_to, retained_version
+from nodes.convergence import quarantine_words
 from nodes.lease import Lease, LeaseLost, lease_claim
 from nodes.models import ClusterSettings, Node, SyncRun, SyncState
+from nodes.probe import HealthProbeFailed, health_probe_run
+from nodes.retries import retry_due
 from nodes.services import node_get_or_register, node_seen
 from nodes.sync_states import (
+    sync_state_fail,
     sync_state_fail_removal,
     sync_state_forget,
     sync_state_mark,
     sync_state_mark_removing,
     sync_states_prune,
+    sync_states_retry_now,
 )
+from rollouts.engine import rollout_node_report
+from rollouts.rules import HOLD, KEEP, STAGE, Target, node_targets
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +92,12 @@ class Desired:
     manifest: list[list]
     depends_on: tuple[str, ...]
     signature: str = ""  # the detached signature stored with the package at import
+    quarantined: bool = False  # never installed nor removed (``extadmin.quarantine``)
+    # Set by the package's rollout (``rollouts.rules``), else the defaults: install it as always.
+    stage_only: bool = False  # together mode: build it beside the old version, swap when activating
+    retained: bool = False  # the rollout's from-version: its bytes come from the retained archives
+    holding: str = ""  # the state the node reports once it holds this version (waiting, reverted)
+    note: str = ""  # why, in the operator's words ("waiting for batch 2")
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,7 @@ class Plan:
     installs: list[Work]
     proven: list[Desired]
     removals: list[str]
+    held: list[Desired] = field(default_factory=list)  # quarantined: left as they are
 
 
 @dataclass
@@ -117,6 +134,7 @@ class SyncRunResult:
     error: str = ""
     failures: dict[str, str] = field(default_factory=dict)
     run_id: int | None = None
+    staged: bool = False  # a rollout's version waits staged for its activation (the agent watches)
 
     @property
     def ok(self) -> bool:
@@ -139,6 +157,7 @@ class _Pass:
     run: SyncRun
     actions: list[str] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
+    staged: list[Desired] = field(default_factory=list)
 
     def act(self, line: str) -> None:
         # Written as it happens, so a console watching a long sync sees its progress.
@@ -191,6 +210,8 @@ def _run(*, node: Node, storage: NodeStorage, lease: Lease, trigger: str, verify
             error = _note_behind(p)
         else:
             Node.objects.filter(pk=node.pk, behind_since__isnull=False).update(behind_since=None)
+            if trigger == SyncRun.Trigger.MANUAL:  # sync_node: an operator's "retry now" (nodes.retries)
+                sync_states_retry_now(node=node)
             _sync(p, verify_contents=verify_contents)
             if p.failures:
                 outcome = SyncRun.Outcome.FAILED
@@ -207,7 +228,7 @@ def _run(*, node: Node, storage: NodeStorage, lease: Lease, trigger: str, verify
         _forget_quiet_passes(p, outcome=outcome)
     return SyncRunResult(
         node=node.name, trigger=trigger, outcome=outcome, actions=p.actions, error=error,
-        failures=p.failures, run_id=run.pk,
+        failures=p.failures, run_id=run.pk, staged=bool(p.staged),
     )
 
 
@@ -243,6 +264,7 @@ def _forget_quiet_passes(p: _Pass, *, outcome: str) -> None:
 
 def _sync(p: _Pass, *, verify_contents: bool) -> None:
     desired, known = read_desired()  # 2. desired, read once; if it fails, nothing below runs
+    desired, p.staged = rollout_desired(p.node, desired)  # what each package's rollout says this node holds
     p.storage.clean_leftovers()  # staging/retired of a process that died mid-way
     states = {s.package_name: s for s in SyncState.objects.filter(node=p.node)}
     plan = make_plan(storage=p.storage, desired=desired, known=known, states=states, contents=verify_contents)  # 3.
@@ -254,11 +276,15 @@ def _sync(p: _Pass, *, verify_contents: bool) -> None:
             "is it pointed at the wrong database? nothing was removed"
         )
     _record_proven(p, plan.proven, states)
+    _record_held(p, plan.held, states)
+    waiting = _hold_back(plan, states)  # failed checksums whose retry is not due: untouched, nothing written
     for work in plan.installs:
         _mark(p, work.package, SyncState.State.PENDING, started_at=None, finished_at=None, duration_ms=None)
-    _install_all(p, plan.installs)  # 4.
+    _install_all(p, plan.installs, waiting=waiting)  # 4.
+    _stage_all(p, p.staged)  # 4b. together mode: built now, swapped in when the rollout activates
     _remove_all(p, plan.removals)  # 5.
     sync_states_prune(node=p.node, known=known, on_disk=p.storage.installed_names())
+    _report_rollouts(p)  # 6b. this node's place in each rollout, which then moves on if it can
 
 
 # --- 2. desired -------------------------------------------------------------------------------
@@ -272,10 +298,11 @@ def read_desired() -> tuple[dict[str, Desired], set[str]]:
         with transaction.atomic():  # one consistent snapshot; a savepoint keeps an error contained
             rows = list(
                 ExtensionPackage.objects.select_related("archive").only(
-                    "id", "name", "version", "sha256", "depends_on", "state", "signature",
-                    "archive__sha256", "archive__manifest",
+                    "id", "name", "version", "sha256", "depends_on", "state", "signature", "archive__sha256",
                 )
             )
+            manifests = _manifests_of(rows)
+            quarantined = set(Quarantine.objects.values_list("sha256", flat=True))
     except DatabaseError as exc:
         raise DesiredStateUnreadable(
             f"could not read the packages from the database ({describe_error(exc)}); nothing was changed"
@@ -285,11 +312,34 @@ def read_desired() -> tuple[dict[str, Desired], set[str]]:
         archive = _archive_of(row)
         if archive is None or row.state not in (ExtensionPackage.State.ACTIVE, ExtensionPackage.State.REMOVING):
             continue
+        manifest = manifests.get((row.pk, archive.sha256))
+        if manifest is None:  # its archive was replaced between the two reads: in flight, seen next pass
+            continue
         desired[row.name] = Desired(
             package_id=row.pk, name=row.name, version=row.version, sha256=archive.sha256,
-            manifest=archive.manifest, depends_on=_dependency_names(row.depends_on), signature=row.signature,
+            manifest=manifest, depends_on=_dependency_names(row.depends_on), signature=row.signature,
+            quarantined=archive.sha256 in quarantined,
         )
     return desired, {row.name for row in rows}
+
+
+# An archive's manifest never changes for a given package row and checksum, so an agent keeps the
+# ones it has read: a periodic pass on a node holding 1,000 packages then reads 1,000 short rows
+# instead of decoding 100,000 manifest entries every 30 seconds.
+_MANIFESTS: dict[tuple[int, str], list[list]] = {}
+
+
+def _manifests_of(rows: list[ExtensionPackage]) -> dict[tuple[int, str], list[list]]:
+    wanted = {(row.pk, a.sha256) for row in rows if (a := _archive_of(row)) is not None}
+    missing = wanted - _MANIFESTS.keys()
+    if missing:
+        found = Archive.objects.filter(
+            package_id__in={pk for pk, _ in missing}, sha256__in={sha for _, sha in missing}
+        ).values_list("package_id", "sha256", "manifest")
+        _MANIFESTS.update({(pk, sha): manifest for pk, sha, manifest in found})
+    for key in _MANIFESTS.keys() - wanted:  # packages gone or replaced: forget them
+        del _MANIFESTS[key]
+    return {key: _MANIFESTS[key] for key in wanted if key in _MANIFESTS}
 
 
 def _archive_of(row: ExtensionPackage) -> Archive | None:
@@ -313,15 +363,19 @@ def make_plan(
 ) -> Plan:
     installs: list[Work] = []
     proven: list[Desired] = []
+    held: list[Desired] = []
     order = order_by_dependencies({name: d.depends_on for name, d in desired.items()})
     for name in order:
+        if desired[name].quarantined:
+            held.append(desired[name])
+            continue
         work = _work_for(storage, desired[name], states.get(name), contents=contents)
         if work is None:
             proven.append(desired[name])
         else:
             installs.append(work)
     removals = [name for name in storage.installed_names() if name not in known]
-    return Plan(installs=installs, proven=proven, removals=removals)
+    return Plan(installs=installs, proven=proven, removals=removals, held=held)
 
 
 def _work_for(storage: NodeStorage, pkg: Desired, state: SyncState | None, *, contents: bool) -> Work | None:
@@ -349,22 +403,50 @@ def _record_proven(p: _Pass, proven: list[Desired], states: dict[str, SyncState]
     for pkg in proven:
         s = states.get(pkg.name)
         if (
-            s is not None and s.state == SyncState.State.INSTALLED and not s.error
+            s is not None and s.state == _proved_state(pkg) and s.error == pkg.note
             and s.installed_sha256 == s.desired_sha256 == pkg.sha256 and s.installed_version == pkg.version
         ):
             continue
-        _mark(p, pkg, SyncState.State.INSTALLED, installed_version=pkg.version, installed_sha256=pkg.sha256)
+        _mark(p, pkg, _proved_state(pkg), installed_version=pkg.version, installed_sha256=pkg.sha256, error=pkg.note)
+
+
+def _record_held(p: _Pass, held: list[Desired], states: dict[str, SyncState]) -> None:
+    """Quarantined packages: nothing installed, nothing removed; the node says whether it holds those bytes."""
+    for pkg in held:
+        holds = p.storage.read_chk(pkg.name) == pkg.sha256
+        words = quarantine_words(pkg.version, holds=holds)
+        s = states.get(pkg.name)
+        if s is not None and (s.state, s.error, s.desired_sha256) == (SyncState.State.QUARANTINED, words, pkg.sha256):
+            continue
+        installed = {"installed_version": pkg.version, "installed_sha256": pkg.sha256} if holds else {}
+        _mark(p, pkg, SyncState.State.QUARANTINED, error=words, **installed)
+        p.act(f"{pkg.name}: {words}")
 
 
 # --- 4. install -------------------------------------------------------------------------------
-def _install_all(p: _Pass, installs: list[Work]) -> None:
-    failed: set[str] = set()
+def _hold_back(plan: Plan, states: dict[str, SyncState]) -> set[str]:
+    """Take out of ``plan`` the failed checksums whose next retry is not due (or that the node gave up
+    on), and the dependents already failed waiting for them; returns their names."""
+    now, waiting = timezone.now(), set()
+    for work in plan.installs:  # dependencies first
+        pkg, state = work.package, states.get(work.package.name)
+        if not retry_due(state, desired_sha256=pkg.sha256, now=now) or (
+            state is not None and state.state == SyncState.State.FAILED and state.desired_sha256 == pkg.sha256
+            and any(d in waiting for d in pkg.depends_on)
+        ):
+            waiting.add(pkg.name)
+    plan.installs = [w for w in plan.installs if w.package.name not in waiting]
+    return waiting
+
+
+def _install_all(p: _Pass, installs: list[Work], *, waiting: Collection[str] = ()) -> None:
+    failed: set[str] = set(waiting)
     for work in installs:  # already in dependency order
         p.lease.check()
         blocked = [d for d in work.package.depends_on if d in failed]
         if blocked:
             reason = f"waits for {', '.join(blocked)}, which could not be installed"
-            _fail(p, work.package, reason, started_at=timezone.now(), t0=time.perf_counter())
+            _fail(p, work.package, reason, started_at=timezone.now(), t0=time.perf_counter(), counted=False)
             failed.add(work.package.name)
             continue
         if not _install(p, work):
@@ -385,15 +467,15 @@ def _install(p: _Pass, work: Work) -> bool:
             p.storage.clean_leftovers_of(pkg.name)
             _fetch_unzip_swap(p, pkg)
     except LeaseLost as exc:
-        _fail(p, pkg, f"interrupted: {exc}", started_at=started, t0=t0)
+        _fail(p, pkg, f"interrupted: {exc}", started_at=started, t0=t0, counted=False)
         raise
     except Exception as exc:
         log.warning("installing %s on %s failed: %s", pkg.name, p.node.name, exc)
         _fail(p, pkg, describe_sync_error(exc), started_at=started, t0=t0)
         return False
     _mark(
-        p, pkg, SyncState.State.INSTALLED, installed_version=pkg.version, installed_sha256=pkg.sha256,
-        started_at=started, finished_at=timezone.now(), duration_ms=_ms(t0),
+        p, pkg, _proved_state(pkg), installed_version=pkg.version, installed_sha256=pkg.sha256,
+        started_at=started, finished_at=timezone.now(), duration_ms=_ms(t0), error=pkg.note,
     )
     p.act(work.action())
     return True
@@ -426,25 +508,22 @@ LOCK_POLL_SECONDS = 0.2
 
 
 def _still_desired(pkg: Desired) -> bool:
-    return Archive.objects.filter(package_id=pkg.package_id, sha256=pkg.sha256).exists()
+    if pkg.retained:  # the rollout's from-version: the package is still there to go back to
+        return ExtensionPackage.objects.filter(pk=pkg.package_id).exists()
+    return (
+        Archive.objects.filter(package_id=pkg.package_id, sha256=pkg.sha256).exists()
+        and not Quarantine.objects.filter(sha256=pkg.sha256).exists()  # quarantined since the pass read it
+    )
 
 
 def _fetch_unzip_swap(p: _Pass, pkg: Desired) -> None:
     """Build the new version beside the old one; the old stays intact until the new one is proven."""
     download = p.storage.new_staging(pkg.name)  # under .extadmin/staging: found by leftover cleanup
-    staging: Path | None = None
+    staging: Path | None = p.storage.take_staged(pkg.name, pkg.sha256)  # built ahead (together mode)
     swap: Swap | None = None
     try:
-        zip_path = download / f"{pkg.name}.zip"
-        with zip_path.open("wb") as out:
-            archive_copy_to(package_id=pkg.package_id, out=out, expected_sha256=pkg.sha256)
-        faults.checkpoint("sync.after_fetch")
-        _check_signature(p, pkg, zip_path)
-        p.lease.check()
-        staging = p.storage.new_staging(pkg.name)
-        limits = limits_from_settings()
-        extract_zip(zip_path, staging, plan=inspect_zip(zip_path, limits=limits), limits=limits)
-        write_chk(staging, pkg.name, pkg.sha256)
+        if staging is None:
+            staging = _fetch_unzip(p, pkg, download)
         faults.checkpoint("sync.after_unzip")
         p.lease.check()  # last point before the disk changes
         swap = p.storage.swap_in(staging, pkg.name)
@@ -453,6 +532,8 @@ def _fetch_unzip_swap(p: _Pass, pkg: Desired) -> None:
         problem = p.storage.verify(pkg.name, pkg.manifest, contents=False)
         if problem is not None or p.storage.read_chk(pkg.name) != pkg.sha256:
             raise RuntimeError(f"the unpacked copy does not match the archive: {problem or 'wrong .chk'}")
+        # Until it passes, the previous version waits in retired/; a failure puts it back (below).
+        health_probe_run(node=p.node.name, name=pkg.name, version=pkg.version, folder=swap.target)
         swap.commit()
         swap = None
     except BaseException:
@@ -463,6 +544,39 @@ def _fetch_unzip_swap(p: _Pass, pkg: Desired) -> None:
         raise
     finally:
         p.storage.discard(download)
+
+
+def _fetch_unzip(p: _Pass, pkg: Desired, download: Path) -> Path:
+    """Fetch, verify (checksum, signature) and unzip ``pkg`` into a new staging folder, with its ``.chk``."""
+    zip_path = download / f"{pkg.name}.zip"
+    with zip_path.open("wb") as out:
+        _copy_archive(pkg, out)
+    faults.checkpoint("sync.after_fetch")
+    _check_signature(p, pkg, zip_path)
+    p.lease.check()
+    staging = p.storage.new_staging(pkg.name)
+    try:
+        limits = limits_from_settings()
+        extract_zip(zip_path, staging, plan=inspect_zip(zip_path, limits=limits), limits=limits)
+        write_chk(staging, pkg.name, pkg.sha256)
+    except BaseException:
+        p.storage.discard(staging)
+        raise
+    return staging
+
+
+def _copy_archive(pkg: Desired, out: BinaryIO) -> None:
+    """The current archive, or (a rollout's from-version) the retained version of those bytes."""
+    if not pkg.retained:
+        archive_copy_to(package_id=pkg.package_id, out=out, expected_sha256=pkg.sha256)
+        return
+    kept = retained_version(pkg.name, pkg.sha256)
+    if kept is None:
+        raise ArchiveIncomplete(
+            f"{pkg.name} {pkg.version} is no longer retained in the database (EXTADMIN_KEEP_VERSIONS), "
+            "so this node cannot fetch it"
+        )
+    retained_copy_to(version_id=kept.pk, out=out, expected_sha256=pkg.sha256)
 
 
 def _check_signature(p: _Pass, pkg: Desired, zip_path: Path) -> None:
@@ -481,10 +595,10 @@ def _check_signature(p: _Pass, pkg: Desired, zip_path: Path) -> None:
                     p.node.name, pkg.name, pkg.version, checked.warning)
 
 
-def _fail(p: _Pass, pkg: Desired, reason: str, *, started_at: datetime, t0: float) -> None:
-    _mark(
-        p, pkg, SyncState.State.FAILED, error=reason, started_at=started_at,
-        finished_at=timezone.now(), duration_ms=_ms(t0),
+def _fail(p: _Pass, pkg: Desired, reason: str, *, started_at: datetime, t0: float, counted: bool = True) -> None:
+    sync_state_fail(
+        node=p.node, name=pkg.name, version=pkg.version, sha256=pkg.sha256, error=reason,
+        started_at=started_at, duration_ms=_ms(t0), counted=counted,
     )
     p.failures[pkg.name] = reason
     p.act(f"failed {pkg.name} {pkg.version}: {reason}")
@@ -536,6 +650,86 @@ def _remove(p: _Pass, name: str) -> None:
     p.act(f"removed {name}")
 
 
+# --- rollouts (``rollouts.rules`` decides; these hooks only apply it) ---------------------------
+def rollout_desired(node: Node, desired: dict[str, Desired]) -> tuple[dict[str, Desired], list[Desired]]:
+    """``desired`` as this node's rollouts say (what to hold now), and the versions to stage only."""
+    targets = node_targets(node_id=node.pk, packages={name: d.sha256 for name, d in desired.items()})
+    out: dict[str, Desired] = {}
+    staged: list[Desired] = []
+    for name, pkg in desired.items():
+        target = targets.get(name)
+        if target is None:
+            out[name] = pkg
+        elif target.kind == STAGE:
+            staged.append(replace(pkg, stage_only=True))
+        elif target.kind == HOLD:
+            held = _held(pkg, target)
+            if held is not None:
+                out[name] = held
+        elif target.kind != KEEP:
+            out[name] = pkg
+    return out, staged
+
+
+def _held(pkg: Desired, target: Target) -> Desired | None:
+    """The rollout's from-version of ``pkg``; None when there is none (a first import: hold nothing)."""
+    r = target.rollout
+    if not r.from_sha256:
+        return None
+    return replace(
+        pkg, version=r.from_version, sha256=r.from_sha256, manifest=r.from_manifest, signature=r.from_signature,
+        retained=True, holding=target.word, note=target.sentence,
+    )
+
+
+def _proved_state(pkg: Desired) -> str:
+    return pkg.holding or SyncState.State.INSTALLED
+
+
+def _stage_all(p: _Pass, staged: list[Desired]) -> None:
+    for pkg in staged:
+        p.lease.check()
+        _stage(p, pkg)
+    p.storage.clean_staged(keep={p.storage.staged_path(d.name, d.sha256).name for d in staged})
+
+
+def _stage(p: _Pass, pkg: Desired) -> None:
+    """Build ``pkg`` under ``.extadmin/staged/`` and report ``staged``; the folder stays as it is."""
+    started, t0 = timezone.now(), time.perf_counter()
+    if p.storage.read_chk(pkg.name) == pkg.sha256 and p.storage.verify(pkg.name, pkg.manifest, contents=False) is None:
+        _mark(p, pkg, SyncState.State.INSTALLED, installed_version=pkg.version, installed_sha256=pkg.sha256)
+        return
+    if p.storage.staged_path(pkg.name, pkg.sha256).is_dir():
+        _mark(p, pkg, SyncState.State.STAGED)
+        return
+    download: Path | None = None
+    try:
+        with _package_lock(p, pkg.name):
+            _mark(p, pkg, SyncState.State.SYNCING, started_at=started, finished_at=None, duration_ms=None)
+            p.storage.clean_leftovers_of(pkg.name)
+            download = p.storage.new_staging(pkg.name)
+            p.storage.keep_staged(_fetch_unzip(p, pkg, download), pkg.name, pkg.sha256)
+    except LeaseLost as exc:
+        _fail(p, pkg, f"interrupted: {exc}", started_at=started, t0=t0)
+        raise
+    except Exception as exc:
+        log.warning("staging %s on %s failed: %s", pkg.name, p.node.name, exc)
+        _fail(p, pkg, describe_sync_error(exc), started_at=started, t0=t0)
+        return
+    finally:
+        if download is not None:
+            p.storage.discard(download)
+    _mark(p, pkg, SyncState.State.STAGED, started_at=started, finished_at=timezone.now(), duration_ms=_ms(t0))
+    p.act(f"staged {pkg.name} {pkg.version}")
+
+
+def _report_rollouts(p: _Pass) -> None:
+    try:
+        rollout_node_report(node=p.node)
+    except DatabaseError:  # the next pass reports again; the rollout waits, it never loses a node
+        log.exception("could not report node %s's place in its rollouts", p.node.name)
+
+
 # --- 1. pause ---------------------------------------------------------------------------------
 def _sync_paused() -> bool:
     # No row means nobody ever paused syncing.
@@ -562,7 +756,7 @@ def describe_sync_error(exc: BaseException) -> str:
         if "No space left on device" in exc.reason:
             return f"disk full ({exc.reason})"
         return exc.reason
-    if isinstance(exc, ArchiveIncomplete | DesiredStateUnreadable):
+    if isinstance(exc, ArchiveIncomplete | DesiredStateUnreadable | HealthProbeFailed):
         return str(exc)
     if isinstance(exc, DatabaseError):
         return f"database: {describe_error(exc)}"

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import Count, DurationField, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.fields import DateTimeField
-from django.db.models.functions import Now
+from django.db.models.functions import Lower, Now
 from django.utils import timezone
 
 from extadmin.models import Archive, ExtensionPackage, Operation
@@ -26,8 +26,21 @@ NodeRow = tuple[int, str, "datetime | None", bool]
 # (name, version, sha256, state, imported_at, last_finished)
 PackageTuple = tuple[str, str, str, str, datetime, "datetime | None"]
 
+# Every list of names is sorted the way a person reads it: case-insensitively ("alpha", "Beta",
+# "gamma"), the exact name breaking ties, the same on SQLite and on PostgreSQL whatever its collation.
+BY_NAME = (Lower("name"), "name")
+
+
+def by_name(name: str) -> tuple[str, str]:
+    """The sort key of ``BY_NAME`` for names sorted in Python."""
+    return name.casefold(), name
+
+
 # The grid reads no datetime column: converting 30,000 of them would cost more than the rest.
-GRID_FIELDS = ("node_id", "package_name", "state", "installed_version", "installed_sha256", "error", "duration_ms")
+GRID_FIELDS = (
+    "node_id", "package_name", "state", "installed_version", "installed_sha256", "error", "duration_ms",
+    "failures", "next_retry_at",  # a retry's time is NULL but in failed cells: nearly nothing to convert
+)
 STATE_FIELDS = (*GRID_FIELDS, "changed_at", "started_at", "finished_at")
 
 
@@ -42,6 +55,8 @@ class StateRow:
     installed_sha256: str
     error: str
     duration_ms: float | None
+    failures: int = 0
+    next_retry_at: datetime | None = None
     changed_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -62,11 +77,11 @@ class ClusterSnapshot:
     @property
     def removed_still_held(self) -> list[str]:
         """Packages gone from the database that some node still has a row for."""
-        return sorted(set(self.states) - {p[0] for p in self.packages})
+        return sorted(set(self.states) - {p[0] for p in self.packages}, key=by_name)
 
 
 def nodes_with_liveness() -> QuerySet[Node]:
-    return Node.objects.order_by("name").annotate(online=online_annotation())
+    return Node.objects.order_by(*BY_NAME).annotate(online=online_annotation())
 
 
 def node_is_online(*, name: str) -> bool:
@@ -77,7 +92,7 @@ def node_is_online(*, name: str) -> bool:
 def online_node_names(*, exclude: str | None = None) -> list[str]:
     """The names of the nodes online now (``nodes.convergence``), but ``exclude``."""
     online = Node.objects.filter(online_condition()).exclude(name=exclude or "")
-    return list(online.order_by("name").values_list("name", flat=True))
+    return list(online.order_by(*BY_NAME).values_list("name", flat=True))
 
 
 def node_rows() -> list[NodeRow]:
@@ -97,7 +112,7 @@ def cluster_snapshot() -> ClusterSnapshot:
         .values("finished_at")[:1]
     )
     rows = list(
-        ExtensionPackage.objects.order_by("name")
+        ExtensionPackage.objects.order_by(*BY_NAME)
         .annotate(last_finished=Subquery(last_finished), overdue=overdue_annotation())
         .values_list("name", "version", "sha256", "state", "imported_at", "last_finished", "overdue")
     )
@@ -148,10 +163,18 @@ def node_snapshot(*, name: str, runs: int = 20) -> NodeSnapshot | None:
         for s in (StateRow(*v) for v in SyncState.objects.filter(node=node).values_list(*STATE_FIELDS))
     }
     packages = list(
-        ExtensionPackage.objects.order_by("name").values_list("name", "version", "sha256", "state", "imported_at")
+        ExtensionPackage.objects.order_by(*BY_NAME).values_list("name", "version", "sha256", "state", "imported_at")
     )
     recent = list(SyncRun.objects.filter(node=node).order_by("-started_at", "-id")[:runs])
     return NodeSnapshot(node=node, states=states, packages=packages, runs=recent, paused=sync_paused())
+
+
+def node_next_retry_at(*, name: str) -> datetime | None:
+    """When the node's earliest automatic retry of a failed checksum is due (``nodes.retries``), if any."""
+    return (
+        SyncState.objects.filter(node__name=name, state=SyncState.State.FAILED, next_retry_at__isnull=False)
+        .order_by("next_retry_at").values_list("next_retry_at", flat=True).first()
+    )
 
 
 def node_list() -> list[Node]:

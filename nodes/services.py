@@ -65,7 +65,15 @@ def nodes_nudge(*, exclude: str | None = None) -> int:
     never a wait per node. Offline nodes are not asked: their agents sync at startup anyway, and
     messages for a node that never comes back would only pile up.
     """
-    names = online_node_names(exclude=exclude)
+    return _send_nudges(online_node_names(exclude=exclude))
+
+
+def node_nudge(*, name: str) -> bool:
+    """Ask the node ``name`` to sync soon (online or not: the caller judged); False when the broker failed."""
+    return _send_nudges([name]) == 1
+
+
+def _send_nudges(names: list[str]) -> int:
     if not names:
         return 0
     requested = timezone.now().isoformat()

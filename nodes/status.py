@@ -4,28 +4,35 @@
     {"nodes": [{"name", "online", "state", "last_seen", "degraded", "degraded_reason"}],
      "extensions": [{"name", "version", "checksum", "state", "converged", "online", "offline",
                      "nodes": {NODE: {"state", "reported", "up_to_date", "version", "checksum", "error",
-                                      "degraded"}}}]}
+                                      "retry", "failures", "next_retry_at", "degraded"}}}]}
 
 ``state`` of a node is ``online`` or ``offline``; of a cell, the dashboard's word. ``version`` and
 ``checksum`` are what the node last reported; for an offline node ``reported`` says what its cell
 would say were it online, and ``up_to_date`` is always false. A node is ``degraded`` (with the
-sentence saying why) by ``nodes.convergence.degraded``. Four queries, whatever the size.
+sentence saying why) by ``nodes.convergence.degraded``. ``retry`` says when a failed checksum is tried
+again ("retry 3/5 at 14:05:10 UTC") or that the node gave up on it ("gave up after 5 retries"), ``''``
+otherwise; ``failures`` counts its failed tries in a row and ``next_retry_at`` is the retry's time
+(``nodes.retries``). Four queries, whatever the size.
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from extadmin.models import ExtensionPackage
 from nodes.convergence import Verdict, tally, verdict
-from nodes.presenters import degraded_cells, degraded_nodes
+from nodes.presenters import degraded_cells, degraded_nodes, retry_words
 from nodes.selectors import ClusterSnapshot, NodeRow, StateRow, cluster_snapshot, node_rows, package_state_rows
 from nodes.tampering import package_tampering
 
 
-def _cell(v: Verdict, version: str, checksum: str, error: str) -> dict[str, Any]:
+def _cell(v: Verdict, version: str, checksum: str, error: str, failures: int = 0,
+          next_retry_at: datetime | None = None) -> dict[str, Any]:
     return {
         "state": v.state, "reported": v.reported, "up_to_date": v.converged,
         "version": version, "checksum": checksum, "error": error,
+        "retry": retry_words(state=v.state, failures=failures, next_retry_at=next_retry_at),
+        "failures": failures, "next_retry_at": next_retry_at.isoformat() if next_retry_at else None,
     }
 
 
@@ -43,7 +50,7 @@ def _extension(snapshot: ClusterSnapshot, name: str, version: str, sha256: str, 
         reported = values[2] if values else None
         v = verdict(bool(online), state, reported, values is not None and values[4] == sha256)
         verdicts.append(v)
-        cells[node_name] = _cell(v, values[3], values[4], values[5]) if values else _cell(v, "", "", "")
+        cells[node_name] = _cell(v, *values[3:6], *values[7:9]) if values else _cell(v, "", "", "")
     t = tally(verdicts)
     return {
         "name": name, "version": version, "checksum": sha256, "state": state or "removed",
@@ -72,7 +79,8 @@ def _node_state(row: NodeRow, v: Verdict, s: StateRow | None) -> dict[str, Any]:
     seen = row[2].isoformat() if row[2] else None
     return {
         **_node(row), "node": row[1], "last_heartbeat": seen,
-        **_cell(v, s.installed_version if s else "", s.installed_sha256 if s else "", s.error if s else ""),
+        **(_cell(v, s.installed_version, s.installed_sha256, s.error, s.failures, s.next_retry_at) if s
+           else _cell(v, "", "", "")),
         "installed_version": s.installed_version if s else "",
         "installed_checksum": s.installed_sha256 if s else "",
         "changed_at": s.changed_at.isoformat() if s and s.changed_at else None,
@@ -116,7 +124,8 @@ def render_table(document: dict[str, Any]) -> str:
         converged = f"{'yes' if e['converged'] else 'no'} ({e['online']} on, {e['offline']} off)"
         lines.append(f"{e['name']:<32} {e['version']:<16} {converged:<18}" + cells)
         lines += [
-            f"    {n}: {cell['error']}" for n, cell in e["nodes"].items() if cell["error"]
+            f"    {n}: {cell['error']}" + (f" ({cell['retry']})" if cell.get("retry") else "")
+            for n, cell in e["nodes"].items() if cell["error"]
         ]
     if not document["extensions"]:
         lines.append("(no extension packages)")

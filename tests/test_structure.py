@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("extadmin", "nodes", "webhooks")
+PACKAGES = ("extadmin", "nodes", "webhooks", "rollouts")
 MAX_FUNCTION_LINES = 50
 SYNC_STATE_WRITER = "nodes/sync_states.py"
 WRITES = {"update", "update_or_create", "create", "bulk_create", "delete", "get_or_create", "bulk_update"}

@@ -1,5 +1,7 @@
 """``/api/nodes/<name>/``: read a node (is it alive, where), and forget it — the same service as
-``manage.py forget_node`` and the console's "Forget this node…" page."""
+``manage.py forget_node`` and the console's "Forget this node…" page. ``POST …/sync/`` and
+``POST …/retry/`` (``{"package": NAME}`` optional): the node page's "Sync now" and "Retry now"
+(``nodes.actions``)."""
 from __future__ import annotations
 
 from typing import Any
@@ -12,6 +14,8 @@ from rest_framework.response import Response
 from extadmin.api.selectors import node_get
 from extadmin.api.serializers import ErrorSerializer
 from extadmin.api.views import ERRORS, ApiView, api_actor
+from extadmin.packaging import Refusal
+from nodes.actions import node_retry, node_sync_now
 from nodes.models import Node
 from nodes.services import node_forget, node_online
 
@@ -62,3 +66,49 @@ class NodeDetailView(ApiView):
         force = request.query_params.get("force", "").lower() in {"1", "true", "yes"}
         forgotten = node_forget(name=name, force=force, actor=api_actor(request))
         return Response(NodeForgottenSerializer(forgotten.as_dict()).data)
+
+
+class NodeActedSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    action = serializers.ChoiceField(choices=["sync_now", "retry"])
+    online = serializers.BooleanField()
+    nudged = serializers.BooleanField(help_text="the nudge reached the broker; else the node acts at its periodic pass")
+    packages = serializers.ListField(child=serializers.CharField(), help_text="retry: the failed packages now due")
+    operation = serializers.IntegerField(help_text="the audit record")
+    message = serializers.CharField(help_text="what happens, in the console's words")
+
+
+class NodeRetryRequestSerializer(serializers.Serializer):
+    package = serializers.CharField(
+        required=False, help_text="only this package; all the node's failed ones if left out"
+    )
+
+
+class NodeSyncView(ApiView):
+    """Ask the node's agent to sync now (audited as ``sync_now``); refused while it is offline."""
+
+    required_perms = {"POST": "nodes.change_node"}
+
+    @extend_schema(request=None, responses={
+        200: NodeActedSerializer, **ERRORS, 404: ErrorSerializer,
+        409: OpenApiResponse(ErrorSerializer, description="the node is offline: no agent to ask"),
+    })
+    def post(self, request: Request, name: str) -> Response:
+        return Response(NodeActedSerializer(node_sync_now(name=name, actor=api_actor(request)).as_dict()).data)
+
+
+class NodeRetryView(ApiView):
+    """Retry the node's failed packages now, their retry count started over (audited as ``retry``)."""
+
+    required_perms = {"POST": "nodes.change_node"}
+
+    @extend_schema(request=NodeRetryRequestSerializer, responses={
+        200: NodeActedSerializer, **ERRORS, 404: ErrorSerializer,
+        409: OpenApiResponse(ErrorSerializer, description="nothing failed there: nothing to retry"),
+    })
+    def post(self, request: Request, name: str) -> Response:
+        package = request.data.get("package") if hasattr(request.data, "get") else None
+        if package is not None and not isinstance(package, str):
+            raise Refusal("retry", "package must be a package's name (a string)")
+        acted = node_retry(name=name, actor=api_actor(request), package=package or None)
+        return Response(NodeActedSerializer(acted.as_dict()).data)

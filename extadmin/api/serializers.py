@@ -22,6 +22,11 @@ class UploadSerializer(serializers.Serializer):
         help_text="detached OpenSSH signatures (ssh-keygen -Y sign -n extadmin): X.zip.sig for the file X.zip, "
         "or the i-th for the i-th file; a bundle's covers the bundle file",
     )
+    canary = serializers.CharField(required=False, help_text="rollout: the node(s) that install first, comma separated")
+    batch = serializers.IntegerField(required=False, help_text="rollout: at most this many nodes change at once")
+    max_failures = serializers.IntegerField(required=False, help_text="rollout: halt when this many nodes failed")
+    activation = serializers.ChoiceField(choices=["each", "together"], required=False,
+                                         help_text="rollout: each node as it installs, or all together")
 
 
 class RefusalSerializer(serializers.Serializer):
@@ -156,6 +161,12 @@ class NodePackageStateSerializer(serializers.Serializer):
     installed_version = serializers.CharField()
     installed_checksum = serializers.CharField()
     error = serializers.CharField()
+    retry = serializers.CharField(
+        help_text="a failed checksum's next retry ('retry 3/5 at 14:05:10 UTC') or 'gave up after 5 retries'; "
+        "else empty"
+    )
+    failures = serializers.IntegerField(help_text="failed tries of the desired checksum in a row")
+    next_retry_at = serializers.DateTimeField(allow_null=True, help_text="when the node tries it again; null: no retry")
     changed_at = serializers.DateTimeField(allow_null=True)
     duration_ms = serializers.FloatField(allow_null=True)
 

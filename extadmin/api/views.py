@@ -161,9 +161,12 @@ class ExtensionListView(ApiView):
     def post(self, request: Request) -> Response:
         files, names = uploaded_files(request), uploaded_names(request)
         signatures = uploaded_signatures(request, names)
+        rollout = {k: request.data.get(k) for k in ("canary", "batch", "max_failures", "activation")}
         if request.query_params.get("validate", "").lower() in {"1", "true", "yes"}:
-            return Response(package_validate_files(files=files, names=names, signatures=signatures))
-        document = package_import_files(files=files, actor=api_actor(request), names=names, signatures=signatures)
+            return Response(package_validate_files(files=files, names=names, signatures=signatures, rollout=rollout))
+        document = package_import_files(
+            files=files, actor=api_actor(request), names=names, signatures=signatures, rollout=rollout
+        )
         return Response(document, status=status.HTTP_201_CREATED)
 
 

@@ -64,6 +64,8 @@ def shown(text: str, limit: int = 200) -> str:
     Reasons end up in logs, terminals and pages; a NUL or an escape sequence copied verbatim
     would corrupt them, and a 10 KB entry name would drown the message.
     """
+    if len(text) <= limit and text.isprintable():  # the usual case, checked in C: every entry name passes here
+        return text
     escaped = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
     if len(escaped) > limit:
         escaped = escaped[: limit - 1] + "…"

@@ -1,8 +1,9 @@
 """extadmin's roles: Django groups with the permissions the console's doors check.
 
-``operator`` may act (import and remove packages, pause and resume syncing, forget nodes); ``viewer``
-may read what every logged-in user reads, plus the models' view permissions. A signed-in user of no
-mapped group belongs to neither: logged in, no permission, so it reads and cannot act.
+``operator`` may act (import and remove packages, pause and resume syncing, forget nodes, sync or
+retry a node now); ``viewer`` may read what every logged-in user reads, plus the models' view
+permissions. A signed-in user of no mapped group belongs to neither: logged in, no permission, so it
+reads and cannot act.
 
 The groups are the code's: ``roles_apply`` sets their permissions after every migrate and when a
 sign-in finds one missing, so an edit to them in the admin lasts only until the next migrate. A group
@@ -15,12 +16,14 @@ from typing import Any
 VIEW = [
     "extadmin.view_extensionpackage", "extadmin.view_entity", "extadmin.view_operation",
     "extadmin.view_operationstep", "nodes.view_node", "nodes.view_syncstate", "nodes.view_syncrun",
-    "nodes.view_clustersettings",
+    "nodes.view_clustersettings", "rollouts.view_rollout", "rollouts.view_rolloutnode", "rollouts.view_rolloutpolicy",
 ]
 ACT = [
     "extadmin.add_extensionpackage", "extadmin.delete_extensionpackage",  # upload, delete
     "nodes.change_clustersettings",  # pause and resume syncing
     "nodes.delete_node",  # forget a node
+    "nodes.change_node",  # ask a node to sync now or to retry its failed packages now
+    "rollouts.change_rollout", "rollouts.change_rolloutpolicy",  # pause, resume, abort; the default policy
     # register, change, resend and delete webhook endpoints
     "webhooks.add_webhookendpoint", "webhooks.change_webhookendpoint", "webhooks.delete_webhookendpoint",
 ]

@@ -5,6 +5,8 @@ from typing import Any
 
 from django import forms
 
+from rollouts.forms import RolloutFields
+
 
 class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
@@ -23,7 +25,7 @@ class MultipleFileField(forms.FileField):
         return [super().clean(data or None, initial)]
 
 
-class UploadForm(forms.Form):
+class UploadForm(RolloutFields):  # this import's own rollout fields too
     file = MultipleFileField(
         label="Package files",
         help_text="An extension zip, a bundle (zip of zips), or several at once; imported all or nothing.",

@@ -6,6 +6,7 @@ from itertools import groupby
 
 from django.core.paginator import Page, Paginator
 from django.db.models import Count
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from extadmin.models import ExtensionPackage, Operation
@@ -90,7 +91,7 @@ def _dependencies(raw: str) -> list[DependencyView]:
 
 def _entity_groups(package: ExtensionPackage, number: str | None) -> tuple[Page, list[tuple[str, int, list[str]]]]:
     """One page of the package's entities, grouped by type (a package may declare 10,000)."""
-    entities = package.entities.order_by("type", "name", "id").values_list("type", "name")
+    entities = package.entities.order_by("type", Lower("name"), "name", "id").values_list("type", "name")
     page = Paginator(entities, ENTITIES_PER_PAGE).get_page(number)  # a bad number shows the first or last page
     totals = dict(package.entities.values_list("type").annotate(n=Count("id")).values_list("type", "n"))
     groups = [(t, totals.get(t, 0), [n for _, n in items]) for t, items in groupby(page, key=lambda e: e[0])]

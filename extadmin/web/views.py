@@ -13,9 +13,10 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.files.uploadhandler import StopUpload
-from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
+from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -33,6 +34,15 @@ from extadmin.web.pages import package_page
 from nodes.dashboard_query import cell_match, grid_page, parse_grid_query, searched_nodes
 from nodes.presenters import dashboard as present_dashboard
 from nodes.selectors import cluster_snapshot
+from rollouts.forms import FIELDS as ROLLOUT_FIELDS
+from rollouts.forms import rollout_fields
+from rollouts.services import cluster_policy
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """``/favicon.ico``, asked for by browsers and pages outside the console's (Django admin's)."""
+    return redirect(static("extadmin/favicon.svg"))
 
 
 @login_required
@@ -78,10 +88,13 @@ def package_upload(request: HtmxHttpRequest) -> HttpResponse:
     try:
         signed = [(f.name or "", Path(f.temporary_file_path())) for f in form.cleaned_data["signature"]]
         signatures = signatures_matched(names=names, signatures=signed)
+        rollout = rollout_fields(request.POST)
         if request.POST.get("action") == "validate":
-            validated = package_validate_files(files=files, names=names, signatures=signatures)
+            validated = package_validate_files(files=files, names=names, signatures=signatures, rollout=rollout)
             return _upload_page(request, UploadForm(), validated=validated)
-        document = package_import_files(files=files, actor=browser_actor(request), names=names, signatures=signatures)
+        document = package_import_files(
+            files=files, actor=browser_actor(request), names=names, signatures=signatures, rollout=rollout
+        )
     except Refusal as refusal:
         return _upload_page(request, form, refusal=refusal)
     for warning in document["warnings"]:
@@ -107,6 +120,7 @@ def _upload_page(
         "validated_packages": (validated.get("packages", [validated]) if validated else []),
         "max_upload_bytes": settings.EXTADMIN_MAX_UPLOAD_BYTES,
         "import_policy": import_policy_from_settings(),
+        "rollout_form": [form[k] for k in ROLLOUT_FIELDS], "rollout_default": cluster_policy().text(),
     }
     template = "extadmin/_upload_result.html" if request.htmx else "extadmin/upload.html"
     return render(request, template, context, status=refusal.status if refusal else status)

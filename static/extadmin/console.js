@@ -117,6 +117,60 @@
     });
   }
 
+  // "3 min 5 s", as nodes.presenters.format_duration words it on the server.
+  function formatDuration(seconds) {
+    seconds = Math.max(seconds, 0);
+    if (seconds < 1) return Math.round(seconds * 1000) + " ms";
+    if (seconds < 60) return seconds >= 10 ? Math.round(seconds) + " s" : seconds.toFixed(1) + " s";
+    var minutes = Math.floor(seconds / 60), sec = Math.floor(seconds) % 60;
+    if (minutes < 60) return sec ? minutes + " min " + sec + " s" : minutes + " min";
+    var hours = Math.floor(minutes / 60);
+    minutes = minutes % 60;
+    if (hours < 24) return minutes ? hours + " h " + minutes + " min" : hours + " h";
+    var days = Math.floor(hours / 24);
+    hours = hours % 24;
+    return hours ? days + " d " + hours + " h" : days + " d";
+  }
+
+  // Relative times (<time datetime="…" data-since>) stay true after the page is drawn: counted on
+  // every second, by the server's clock (the page's data-now says how far the browser's is off).
+  var skew = 0;
+  function measureSkew() {
+    var now = Date.parse(document.documentElement.getAttribute("data-now") || "");
+    if (!isNaN(now)) skew = now - Date.now();
+  }
+  function tick() {
+    var now = Date.now() + skew;
+    Array.prototype.forEach.call(document.querySelectorAll("time[data-since]"), function (el) {
+      var at = Date.parse(el.getAttribute("datetime") || "");
+      if (isNaN(at)) return;
+      var text = formatDuration((now - at) / 1000);
+      if (el.textContent !== text) el.textContent = text;
+    });
+  }
+
+  // Changes to the counts marked data-announce are said in #live-announcer, politely, whatever
+  // replaced them (a poll's swap, a pushed morph): the live region itself is never replaced.
+  function announced() {
+    return Array.prototype.map.call(document.querySelectorAll("[data-announce]"), function (el) {
+      var label = el.getAttribute("data-announce");
+      return (label ? label + ": " : "") + el.textContent.replace(/\s+/g, " ").trim();
+    }).join(". ");
+  }
+  function watchAnnouncements() {
+    var live = document.getElementById("live-announcer");
+    if (!live || typeof MutationObserver === "undefined") return;
+    var last = announced(), timer = null;
+    new MutationObserver(function (records) {
+      if (records.every(function (r) { return live.contains(r.target); })) return;
+      window.clearTimeout(timer);
+      timer = window.setTimeout(function () {
+        var now = announced();
+        if (now !== last) { last = now; live.textContent = now; }
+      }, 300);
+    }).observe(document.body, {childList: true, subtree: true, characterData: true});
+  }
+
   // A polled part whose session expired would swap the login page into itself: reload instead.
   document.addEventListener("htmx:beforeSwap", function (e) {
     var url = e.detail.xhr && e.detail.xhr.responseURL;
@@ -129,5 +183,9 @@
   document.addEventListener("DOMContentLoaded", function () {
     var form = document.getElementById("upload-form");
     if (form) setupUpload(form);
+    watchAnnouncements();
+    measureSkew();
+    tick();
+    window.setInterval(tick, 1000);
   });
 })();

@@ -197,7 +197,7 @@ def test_it_imports_watches_every_node_converge_and_deletes(
 
     page.click('a[href="/extensions/ConvergeDemo/"]')
     expect(page.locator("h1")).to_contain_text("ConvergeDemo")
-    expect(page.locator("svg.timeline rect.bar")).to_have_count(2)
+    expect(page.locator("ol.timeline .bar")).to_have_count(2)
     expect(page.locator("article.operation").first).to_contain_text("by operator from 127.0.0.1 via browser")
     shot(page, "05-package-page")
 

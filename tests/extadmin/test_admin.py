@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from extadmin.models import ExtensionPackage, Operation
+from extadmin.quarantine import package_quarantine
 from nodes.models import ClusterSettings, Node, SyncRun
 from tests.extadmin.conftest import assert_nothing_of
 
@@ -28,6 +29,8 @@ def superuser(db) -> User:
 def one_of_each(imported) -> None:
     """A row of every model: an import makes most of them; the sync history and switches are added."""
     imported("Alpha", description="<script>alert(1)</script>")
+    imported("Alpha", "2.0.0")  # 1.0.0 is retained (extadmin.versions)
+    package_quarantine(name="Alpha", version="1.0.0", reason="<b>bad</b>")
     node = Node.objects.get(name="web")
     SyncRun.objects.create(node=node, trigger=SyncRun.Trigger.STARTUP, started_at=timezone.now())
     ClusterSettings.objects.get_or_create(pk=1)

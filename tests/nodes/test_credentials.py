@@ -22,7 +22,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from extadmin.models import ArchiveChunk, ExtensionPackage, Operation
+from extadmin.models import ArchiveChunk, ExtensionPackage, Operation, Quarantine, RetainedVersion
 from extadmin.removal import package_remove
 from nodes.broker import broker_user
 from nodes.credentials import node_group_role, node_role
@@ -95,7 +95,7 @@ def test_it_undoes_and_redoes_its_migrations() -> None:
     call_command("migrate", "nodes", "0002", verbosity=0)
     assert "db_role" not in _columns_of_node()
 
-    call_command("migrate", "nodes", verbosity=0)
+    call_command("migrate", verbosity=0)  # every app: the ones that build on nodes were undone with it
     assert "db_role" in _columns_of_node()
 
 
@@ -110,7 +110,7 @@ def test_it_drops_roles_policies_and_trigger_when_migrated_back_and_makes_them_a
     call_command("migrate", "nodes", "0003", verbosity=0)
     assert (_policies(), _group_exists(), _members_of_group(), _heartbeat_trigger()) == (set(), False, [], False)
 
-    call_command("migrate", "nodes", verbosity=0)
+    call_command("migrate", verbosity=0)  # every app: the ones that build on nodes were undone with it
     assert {"node_read", "node_update_own", "nodes_syncstate_insert_own", "nodes_syncrun_delete_own"} <= _policies()
     assert _group_exists() and _heartbeat_trigger()
     node = connect(issue(a)["DATABASE_URL"])
@@ -253,6 +253,8 @@ def test_it_lets_a_node_write_its_own_rows(
     ).fetchone()[0]
     node.execute("SELECT * FROM nodes_syncstate WHERE id = %s FOR UPDATE", [state])  # update_or_create locks first
     node.execute("UPDATE nodes_syncstate SET state = 'installed' WHERE id = %s", [state])
+    # Its retries of a failed checksum (nodes.retries, migration nodes.0006's column grant).
+    node.execute("UPDATE nodes_syncstate SET failures = 2, next_retry_at = now() WHERE id = %s", [state])
     run = node.execute(
         "INSERT INTO nodes_syncrun (node_id, trigger, started_at, outcome, actions, error) "
         "VALUES (%s, 'manual', now(), 'running', '[]', '') RETURNING id", [own],
@@ -260,6 +262,7 @@ def test_it_lets_a_node_write_its_own_rows(
     node.execute("UPDATE nodes_syncrun SET outcome = 'succeeded' WHERE id = %s", [run])
 
     assert SyncState.objects.get(pk=state).state == "installed"
+    assert SyncState.objects.get(pk=state).failures == 2
     assert SyncRun.objects.get(pk=run).outcome == "succeeded"
     assert Node.objects.get(pk=own).sync_lock_owner == "x"
     assert node.execute("DELETE FROM nodes_syncrun WHERE id = %s", [run]).rowcount == 1
@@ -299,6 +302,9 @@ FORBIDDEN = {
     "another node's state made installed": (
         "UPDATE nodes_syncstate SET state = 'installed', error = '' WHERE package_name = 'Beta'"
     ),
+    "another node's retries started over": (
+        "UPDATE nodes_syncstate SET failures = 0, next_retry_at = NULL WHERE package_name = 'Beta'"
+    ),
     "its own state moved to another node": (
         "UPDATE nodes_syncstate SET node_id = (SELECT id FROM nodes_node WHERE name = %(b)s) WHERE package_name = 'Own'"
     ),
@@ -326,7 +332,32 @@ FORBIDDEN = {
     ),
     "an operation rewritten": "UPDATE extadmin_operation SET outcome = 'failed'",
     "the cluster settings": "UPDATE nodes_clustersettings SET sync_paused = false",
+    "a retained version's checksum": "UPDATE extadmin_retainedversion SET sha256 = repeat('0', 64)",
+    "a retained version deleted": "DELETE FROM extadmin_retainedversion",
+    "a quarantine lifted": "DELETE FROM extadmin_quarantine",
+    "a quarantine added": (
+        "INSERT INTO extadmin_quarantine (package_name, version, sha256, reason, username, created_at) "
+        "VALUES ('Alpha', '1.0.0', repeat('1', 64), 'x', '', now())"
+    ),
 }
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_it_lets_a_node_read_retained_versions_and_quarantines(
+    issue: Issue, names: tuple[str, str], connect: Callable[[str], psycopg.Connection], import_package: Importer
+) -> None:
+    first = import_package("Alpha", "1.0.0")
+    import_package("Alpha", "2.0.0")
+    retained = RetainedVersion.objects.get()
+    Quarantine.objects.create(package_name="Alpha", version="2.0.0", sha256="2" * 64, reason="bad")
+    node = connect(issue(names[0])["DATABASE_URL"])
+    # A rollout keeps a node on the previous version: it streams the retained chunks as it streams an archive.
+    with node.cursor(binary=True) as cursor:
+        cursor.execute("SELECT data FROM extadmin_archivechunk WHERE retained_id = %s ORDER BY seq", [retained.pk])
+        assert hashlib.sha256(b"".join(row[0] for row in cursor)).hexdigest() == first.sha256 == retained.sha256
+    assert node.execute("SELECT version FROM extadmin_retainedversion").fetchall() == [("1.0.0",)]
+    assert node.execute("SELECT reason FROM extadmin_quarantine").fetchall() == [("bad",)]
 
 
 @pytest.mark.postgresql
@@ -535,7 +566,7 @@ def _snapshot() -> tuple[object, ...]:
     """Everything a refused write might have changed."""
     return (
         list(Node.objects.values_list("name", "db_role", "last_heartbeat", "sync_lock_owner")),
-        list(SyncState.objects.values_list("node__name", "package_name", "state")),
+        list(SyncState.objects.values_list("node__name", "package_name", "state", "failures", "next_retry_at")),
         list(SyncRun.objects.values_list("node__name", "outcome")),
         list(ExtensionPackage.objects.values_list("name", "sha256")),
         [(c.seq, bytes(c.data)) for c in ArchiveChunk.objects.order_by("package", "seq")],

@@ -29,7 +29,7 @@ def test_it_is_converged_only_when_every_online_node_proved_the_checksum(
     assert doc["extensions"][0]["converged"] is False
     assert doc["extensions"][0]["nodes"]["n1"] == {
         "state": "pending", "reported": "", "up_to_date": False, "version": "", "checksum": "", "error": "",
-        "degraded": False,
+        "retry": "", "failures": 0, "next_retry_at": None, "degraded": False,
     }
 
     sync()
@@ -38,7 +38,7 @@ def test_it_is_converged_only_when_every_online_node_proved_the_checksum(
     assert (ext["name"], ext["version"], ext["checksum"], ext["converged"]) == ("Alpha", "1.0.0", alpha.sha256, True)
     assert ext["nodes"]["n1"] == {
         "state": "installed", "reported": "", "up_to_date": True, "version": "1.0.0", "checksum": alpha.sha256,
-        "error": "", "degraded": False,
+        "error": "", "retry": "", "failures": 0, "next_retry_at": None, "degraded": False,
     }
 
 

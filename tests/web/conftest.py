@@ -14,6 +14,7 @@ from extadmin.operations import Actor
 from extadmin.services import package_import_file
 from extadmin.storage import NodeStorage
 from tests.packages import build_package
+from tests.web.console_pages import admin_client, cluster  # noqa: F401  (fixtures: every state a page shows)
 
 
 @pytest.fixture

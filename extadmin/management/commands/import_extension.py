@@ -20,6 +20,10 @@ class Command(OperatorCommand):
         parser.add_argument(
             "--signature", type=Path, help="its detached OpenSSH signature (default: PATH.sig beside it, when present)"
         )
+        parser.add_argument("--canary", help="rollout: the node(s) that install first, comma separated")
+        parser.add_argument("--batch", help="rollout: at most this many nodes change at once")
+        parser.add_argument("--max-failures", help="rollout: halt when this many nodes failed")
+        parser.add_argument("--activation", help="rollout: 'each' (as each installs) or 'together'")
         super().add_arguments(parser)
 
     def run(self, **options: Any) -> Any:
@@ -32,9 +36,10 @@ class Command(OperatorCommand):
         beside = path.with_name(path.name + ".sig")
         if signature is None and beside.is_file():
             signature = beside
+        rollout = {k: options[k] for k in ("canary", "batch", "max_failures", "activation")}
         if options["validate_only"]:
-            return package_validate_file(path=path, signature=signature)
-        return package_import_file(path=path, actor=Actor(via="cli"), signature=signature)
+            return package_validate_file(path=path, signature=signature, rollout=rollout)
+        return package_import_file(path=path, actor=Actor(via="cli"), signature=signature, rollout=rollout)
 
     def render(self, result: Any) -> str:
         packages = result.get("packages", [result])

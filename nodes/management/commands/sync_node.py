@@ -13,7 +13,10 @@ from nodes.reconcile import SyncRunResult, reconcile
 
 
 class Command(OperatorCommand):
-    help = "Run one sync pass of a node (file contents verified); exit 0 when it matches the database, else 1."
+    help = (
+        "Run one sync pass of a node (file contents verified); exit 0 when it matches the database, else 1. "
+        "Failed packages are retried at once, their retry count started over (retry now)."
+    )
 
     result: SyncRunResult | None = None
 

@@ -58,3 +58,21 @@ def test_it_answers_form_fields_over_the_memory_limit_as_a_json_error(
     assert response.json() == {
         "error": {"step": "request", "reason": "the form fields are larger than the limit of 1000 bytes (files aside)"}
     }
+
+
+@pytest.mark.parametrize("path", ["/api/webhooks/null,null/", "/api/no-such-thing/", "/api/extensions/a/b/c/"])
+def test_it_answers_an_address_no_api_url_matches_in_the_api_shape(api: APIClient, path: str) -> None:
+    # Found by schemathesis (tests/fuzz): an id that is not a number matched no URL pattern and got
+    # the console's HTML 404, a content type the schema does not document.
+    response = api.get(path)
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"error": {"step": "lookup", "reason": f"no API endpoint at {path}"}}
+
+
+def test_a_console_address_that_matches_nothing_still_gets_the_console_page(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/no-such-page/here/")
+
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")

@@ -1,0 +1,17 @@
+"""``{% rollout_progress %}`` (every rollout not completed) and ``{% rollout_progress name %}`` (one
+package's latest): the progress partial with its controls, included with one line anywhere."""
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from rollouts.services import rollouts_progress
+
+register = template.Library()
+
+
+@register.inclusion_tag("rollouts/_progress.html", takes_context=True)
+def rollout_progress(context: template.Context, name: str | None = None) -> dict[str, Any]:
+    return {"progress": rollouts_progress(name), "package": name or "", "perms": context.get("perms"),
+            "csrf_token": context.get("csrf_token"), "request": context.get("request")}

@@ -1,0 +1,147 @@
+"""A rollout's life over real reconcile passes of four nodes (one process, real database and folders)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from extadmin.models import ExtensionPackage, Operation
+from extadmin.operations import Actor
+from extadmin.packaging import Refusal
+from nodes.models import SyncState
+from rollouts.models import Rollout
+from rollouts.services import rollout_control, rollouts_status
+from tests.rollouts.conftest import Nodes
+
+pytestmark = pytest.mark.django_db
+
+FAIL = "sync.after_fetch=raise"
+
+
+def _status(name: str = "Pump") -> dict:
+    [r] = rollouts_status(name)["rollouts"]
+    return r
+
+
+def test_the_canary_goes_first_then_batches_of_one_and_a_failure_halts_naming_the_node(
+    nodes: Callable[[int], Nodes], import_with: Callable[..., ExtensionPackage],
+) -> None:
+    cluster = nodes(4)
+    v1 = import_with("Pump", "1.0.0")
+    cluster.sync_all()
+    before = {n: cluster.files(n, "Pump") for n in cluster.names}
+    v2 = import_with("Pump", "2.0.0", rollout={"canary": "n1", "batch": 1, "max_failures": 1})
+    r = _status()
+    assert (r["state"], r["batch"], r["from_version"]) == ("running", 0, "1.0.0")
+    assert r["nodes"] == {"n1": "admitted", "n2": "waiting", "n3": "waiting", "n4": "waiting", "web": "installed"}
+
+    for n in ("n4", "n3", "n2"):  # not admitted: each holds 1.0.0 and says why
+        cluster.sync(n)
+        assert cluster.files(n, "Pump") == before[n]
+        s = SyncState.objects.get(node__name=n, package_name="Pump")
+        assert (s.state, s.error, s.installed_sha256) == ("waiting", f"waiting for batch {int(n[1]) - 1}", v1.sha256)
+    cluster.sync("n1")  # the canary installs, and its pass admits batch 1 (n2)
+    assert cluster.chk("n1", "Pump") == v2.sha256
+    assert _status()["batch"] == 1
+    cluster.sync("n2")  # → batch 2 (n3)
+    assert cluster.chk("n2", "Pump") == v2.sha256 and _status()["batch"] == 2
+    cluster.sync("n3", faults=FAIL)  # n3 fails → halted
+    r = _status()
+    assert r["state"] == "halted"
+    assert r["reason"] == "halted at batch 2: 1 node failed (max-failures 1): n3: fault injected at sync.after_fetch"
+    assert r["nodes"]["n3"] == "failed" and r["nodes"]["n4"] == "waiting"
+    cluster.sync_all(faults={"n3": FAIL})  # halted: nothing moves
+    assert cluster.files("n3", "Pump") == before["n3"] and cluster.files("n4", "Pump") == before["n4"]
+    assert SyncState.objects.get(node__name="n3", package_name="Pump").state == "failed"
+
+    rollout_control(name="Pump", action="abort", actor=Actor(via="cli"))
+    assert Operation.objects.filter(kind=Operation.Kind.ROLLOUT_ABORT, package_name="Pump").count() == 1
+    assert _status()["state"] == "aborted"
+    cluster.sync_all()  # n1 and n2 fetch 1.0.0 from the retained versions and put it back
+    assert {n: cluster.files(n, "Pump") for n in cluster.names} == before
+    # n3 tried and failed; it holds 1.0.0 as every node now (web, the importing node, syncs no pass here)
+    assert _status()["nodes"] == {
+        "n1": "reverted", "n2": "reverted", "n3": "reverted", "n4": "waiting", "web": "installed",
+    }
+    s = SyncState.objects.get(node__name="n1", package_name="Pump")
+    assert (s.state, s.installed_sha256) == ("reverted", v1.sha256)
+    assert s.error == "reverted to 1.0.0: the rollout of 2.0.0 was aborted"
+
+
+def test_the_default_policy_makes_no_rollout_and_every_node_installs_at_once(
+    nodes: Callable[[int], Nodes], import_with: Callable[..., ExtensionPackage],
+) -> None:
+    cluster = nodes(3)
+    import_with("Pump", "1.0.0")
+    cluster.sync_all()
+    v2 = import_with("Pump", "2.0.0")
+    cluster.sync_all()
+    assert not Rollout.objects.exists()
+    assert all(cluster.chk(n, "Pump") == v2.sha256 for n in cluster.names)
+
+
+def test_batches_complete_the_rollout_and_then_every_node_holds_the_new_version(
+    nodes: Callable[[int], Nodes], import_with: Callable[..., ExtensionPackage],
+) -> None:
+    cluster = nodes(4)
+    import_with("Pump", "1.0.0")
+    cluster.sync_all()
+    v2 = import_with("Pump", "2.0.0", rollout={"batch": 2})
+    changing_most = 0
+    for _ in range(4):
+        r = _status()
+        changing_most = max(changing_most, sum(1 for s in r["nodes"].values() if s == "admitted"))
+        cluster.sync_all()
+    assert _status()["state"] == "completed" and changing_most <= 2
+    assert all(cluster.chk(n, "Pump") == v2.sha256 for n in cluster.names)
+
+
+def test_together_mode_stages_everywhere_first_then_swaps(
+    nodes: Callable[[int], Nodes], import_with: Callable[..., ExtensionPackage],
+) -> None:
+    cluster = nodes(3)
+    v1 = import_with("Pump", "1.0.0")
+    cluster.sync_all()
+    v2 = import_with("Pump", "2.0.0", rollout={"activation": "together"})
+    cluster.sync("n1")
+    cluster.sync("n2")
+    assert cluster.chk("n1", "Pump") == v1.sha256  # staged, not swapped: n3 has not staged yet
+    assert cluster.storage("n1").staged_path("Pump", v2.sha256).is_dir()
+    assert _status()["nodes"]["n1"] == "staged"
+    cluster.sync("n3")  # the last one stages: the rollout activates
+    assert _status()["state"] == "activating"
+    cluster.sync_all()
+    assert _status()["state"] == "completed"
+    assert all(cluster.chk(n, "Pump") == v2.sha256 for n in cluster.names)
+    assert not cluster.storage("n1").staged_path("Pump", v2.sha256).exists()
+
+
+def test_together_mode_halts_and_nobody_switches_when_one_node_cannot_stage(
+    nodes: Callable[[int], Nodes], import_with: Callable[..., ExtensionPackage],
+) -> None:
+    cluster = nodes(3)
+    v1 = import_with("Pump", "1.0.0")
+    cluster.sync_all()
+    import_with("Pump", "2.0.0", rollout={"activation": "together"})
+    cluster.sync_all(faults={"n2": FAIL})
+    cluster.sync_all(faults={"n2": FAIL})
+    r = _status()
+    assert r["state"] == "halted" and "n2: fault injected at sync.after_fetch" in r["reason"]
+    assert all(cluster.chk(n, "Pump") == v1.sha256 for n in cluster.names)
+
+
+@pytest.mark.parametrize(("fields", "said"), [
+    ({"batch": "0"}, "rollout: batch: 0 is less than 1"),
+    ({"batch": "two"}, "rollout: batch: 'two' is not a whole number"),
+    ({"max_failures": "-1"}, "rollout: max-failures: -1 is less than 1"),
+    ({"activation": "sometimes"}, "rollout: activation: 'sometimes' is neither 'each' nor 'together'"),
+    ({"canary": "nope"}, "rollout: canary: no node named 'nope'"),
+])
+def test_a_bad_policy_is_refused_naming_the_field_and_nothing_is_imported(
+    nodes: Callable[[int], Nodes], import_with: Callable[..., ExtensionPackage], fields: dict, said: str,
+) -> None:
+    nodes(2)
+    with pytest.raises(Refusal) as refused:
+        import_with("Pump", "1.0.0", rollout=fields)
+    assert str(refused.value) == said
+    assert not ExtensionPackage.objects.exists()
