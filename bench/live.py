@@ -95,6 +95,18 @@ def _serve(b: Any, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
             time.sleep(0.2)
 
 
+def _stop(server: subprocess.Popen) -> None:
+    """SIGTERM; a worker still holding a stream (it notices the closed page at its next comment)
+    gets gunicorn's graceful timeout, then SIGKILL."""
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=40)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
+
+
 def _open_dashboard(pw: Any, base: str) -> Any:
     browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
     page = browser.new_context(viewport={"width": 1360, "height": 900}).new_page()
@@ -160,9 +172,7 @@ def fig_live(b: Any) -> None:
             samples = _latency(page, url)
             browser.close()
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        _stop(server)
         admin_sql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
     per_min = spent * 60 / elapsed
     latency = statistics.median(samples)

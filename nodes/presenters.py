@@ -320,11 +320,6 @@ class PackageRow:
         return self.sha256[:10]
 
     @property
-    def since_import_seconds(self) -> str:
-        """For the page's clock (static/extadmin/live.js counts on from it between updates)."""
-        return f"{(self.now - self.imported_at).total_seconds():.0f}" if self.imported_at else ""
-
-    @property
     def since_import(self) -> str:
         return format_duration((self.now - self.imported_at).total_seconds()) if self.imported_at else ""
 

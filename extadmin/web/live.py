@@ -107,12 +107,13 @@ def _stream(since: str, node: str | None) -> Iterator[str]:
 
 def _changes(since: str, node: str | None) -> Iterator[str]:
     with ChangeListener() as feed:
-        last = change_token(node=node)
+        # Both read before the first word: what changes while the client reads it is news.
+        last, alive = change_token(node=node), liveness_token()
         yield f"retry: {RETRY_MS}\n" + _event("hello", "push" if feed.pushed else "polled", token=last)
         if since and since != last:
             yield _event("change", last, token=last)
         deadline = time.monotonic() + settings.EXTADMIN_LIVE_STREAM_SECONDS
-        spoke, alive = time.monotonic(), liveness_token()
+        spoke = time.monotonic()
         while (left := deadline - time.monotonic()) > 0:
             if feed.wait(min(left, settings.EXTADMIN_LIVE_RECHECK_SECONDS)):
                 feed.drain(SETTLE_SECONDS)

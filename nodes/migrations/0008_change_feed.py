@@ -51,7 +51,7 @@ def drop(apps, schema_editor) -> None:  # type: ignore[no-untyped-def]
 class Migration(migrations.Migration):
     dependencies = [
         ("nodes", "0007_sync_state_rollout_words"),
-        ("extadmin", "0005_entity_type_name_index"),
+        ("extadmin", "0008_operation_kind_rollouts"),
     ]
 
     operations = [migrations.RunPython(create, drop)]

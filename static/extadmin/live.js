@@ -19,37 +19,12 @@
     if (out) out.textContent = text;
   }
 
-  // "Since import" counts on between updates (a quiet grid is not re-rendered): from the seconds
-  // the server said at render time, by this page's own monotonic clock (never the browser's date).
-  // The same words as nodes.presenters.format_duration.
-  function duration(seconds) {
-    var s = Math.max(Math.floor(seconds), 0);
-    if (s < 10) return (Math.max(seconds, 0)).toFixed(1) + " s";
-    if (s < 60) return s + " s";
-    var m = Math.floor(s / 60), sec = s % 60;
-    if (m < 60) return sec ? m + " min " + sec + " s" : m + " min";
-    var h = Math.floor(m / 60); m = m % 60;
-    if (h < 24) return m ? h + " h " + m + " min" : h + " h";
-    var d = Math.floor(h / 24); h = h % 24;
-    return h ? d + " d " + h + " h" : d + " d";
-  }
-
-  var renderedAt = performance.now();
-
   // What the operator opened stays open: a <details> menu's "open" is the page's, not the server's.
   var KEEP = {
     beforeAttributeUpdated: function (name, el) {
       return !(name === "open" && el.tagName === "DETAILS");
     }
   };
-
-  function tick() {
-    var gone = (performance.now() - renderedAt) / 1000;
-    document.querySelectorAll("[data-since]").forEach(function (el) {
-      var text = duration(parseFloat(el.dataset.since) + gone);
-      if (el.textContent !== text) el.textContent = text;
-    });
-  }
 
   function Live(el) {
     this.el = el;
@@ -88,7 +63,6 @@
         var el = self.current();
         if (html === null || html === undefined || !el) return;
         window.Idiomorph.morph(el, html, {morphStyle: "outerHTML", restoreFocus: true, callbacks: KEEP});
-        renderedAt = performance.now();
         self.updates += 1;
         document.dispatchEvent(new CustomEvent("extadmin:live-updated", {detail: {id: self.id, updates: self.updates}}));
       })
@@ -138,7 +112,6 @@
   };
 
   document.addEventListener("DOMContentLoaded", function () {
-    window.setInterval(tick, 15000);
     if (!window.Idiomorph) return;
     var el = document.querySelector("[data-live-url]");
     if (!el || !el.id) return;

@@ -270,3 +270,16 @@ def test_a_get_caused_by_an_event_takes_the_events_token(viewer_client: Client, 
         viewer_client.get("/", HTTP_HX_REQUEST="true", HTTP_X_LIVE_TOKEN=token)
     with django_assert_num_queries(12):  # not a token: read as usual
         viewer_client.get("/", HTTP_HX_REQUEST="true", HTTP_X_LIVE_TOKEN="'; drop table x; --")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_stream_tells_when_a_node_goes_offline_though_nothing_announced_it(viewer_client: Client, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.EXTADMIN_LIVE_STREAM_SECONDS = 8
+    settings.EXTADMIN_LIVE_RECHECK_SECONDS = 0.3
+    seed_cluster(3, 2)
+    response = viewer_client.get(f"/live/events/?since={change_token()}")
+    read_events(response, "hello")
+    # As time alone would: its last heartbeat falls out of the window (a heartbeat announces nothing).
+    Node.objects.filter(name="n001").update(last_heartbeat=timezone.now() - timedelta(hours=1))
+    assert f"event: change\ndata: {change_token()}\n" in read_events(response, "change")
+    response.close()
