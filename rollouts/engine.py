@@ -25,11 +25,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from extadmin.models import Archive, ExtensionPackage
+from extadmin.packaging import Conflict
 from nodes.models import Node, SyncState
 from nodes.selectors import online_node_names
 from nodes.services import nodes_nudge
 from rollouts.models import Rollout, RolloutNode
-from rollouts.policy import TOGETHER, Policy
+from rollouts.policy import STEP, TOGETHER, Policy
+from rollouts.rules import HOLD, node_targets
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,10 @@ def rollout_create(
     """The rollout of ``package``'s new version, inside the import's transaction, before its archive
     replaces the previous one (whose manifest the nodes not admitted keep proving). None for the
     default policy and for the same bytes again: then every node installs at once, as always."""
-    if policy.is_default or (previous is not None and previous.sha256 == package.sha256):
+    if previous is not None and previous.sha256 == package.sha256:
+        _refuse_held_back(package, importing_node)
+        return None
+    if policy.is_default:
         return None
     old = None
     if previous is not None:
@@ -71,6 +76,19 @@ def rollout_create(
         for name, batch in batches.items() if name in nodes
     ])
     return rollout
+
+
+def _refuse_held_back(package: ExtensionPackage, importing_node: str) -> None:
+    """The same bytes again, imported on a node their rollout holds back (waiting for its batch,
+    halted, aborted): its own unzip would put them there outside the rollout. Refused, so the
+    import backs out and the node keeps the previous version."""
+    node_id = Node.objects.filter(name=importing_node).values_list("id", flat=True).first()
+    targets = node_targets(node_id=node_id, packages={package.name: package.sha256}) if node_id else {}
+    target = targets.get(package.name)
+    if target is not None and target.kind == HOLD:
+        raise Conflict(STEP, f"{package.name} {package.version} is being rolled out and node {importing_node} "
+                       f"holds the previous version ({target.sentence}): import it on an admitted node, "
+                       "or resume or abort the rollout")
 
 
 def _batches(policy: Policy, importing_node: str) -> dict[str, int]:
