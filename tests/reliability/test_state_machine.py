@@ -1,9 +1,6 @@
 """A property-based state machine over a three-node cluster, in one process (fast).
 
 Random imports, upgrades, re-imports, removals, rollbacks, quarantines (with and without rollback),
-imports under a rollout policy (canary one node, batches of 1 or 2, max-failures 0..2, activation
-each or together), a node's install failing (a fault at fetch or after the swap, a health probe
-that exits 1), rollout pause/resume/abort,
 tampering with a node's folder (alter a file, flip a byte, delete the folder, delete or falsify the
 ``.chk``), crashes (a fault raised at a random import, removal, rollback or sync step) and syncs —
 calling the services and ``nodes.reconcile`` directly.
@@ -16,14 +13,7 @@ Invariants:
   packages, each folder exactly the archive's files, each ``.chk`` the archive's SHA-256 — except a
   package whose checksum is quarantined, which no node installs nor removes, each saying so;
 * at every step, no node holds a quarantined checksum unless it held it when it was quarantined,
-  and after a pass a node that still holds the quarantined current version is flagged as holding it;
-* at every step, for the rollout in force of each package: no more than its batch size N nodes are
-  changing at once (admitted — batch at most the rollout's — and not yet installed nor failed); a
-  node not admitted never holds the new version (unless it already held it) and, after its own pass,
-  holds the rollout's from-version, its ``.chk`` and files exactly; a node the rollout shows
-  ``installed`` holds the new version's checksum;
-* at the end, every live rollout is resumed and driven to completion (or was aborted: then every
-  node holds the from-version exactly), and every disk equals the database again.
+  and after a pass a node that still holds the quarantined current version is flagged as holding it.
 """
 from __future__ import annotations
 
@@ -35,7 +25,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from django.test import override_settings
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -51,10 +40,6 @@ from extadmin.storage import NodeStorage
 from nodes.convergence import quarantine_words
 from nodes.models import Node, SyncRun, SyncState
 from nodes.reconcile import reconcile
-from nodes.services import node_seen
-from rollouts.models import Rollout, RolloutNode
-from rollouts.rules import LIVE_OR_ABORTED
-from rollouts.services import rollout_control
 from tests.packages import build_package
 
 NODES = ["a", "b", "c"]
@@ -64,9 +49,6 @@ IMPORT_FAULTS = [None, None, "import.after_checksum", "import.after_unzip", "imp
                  "import.after_archive"]
 REMOVE_FAULTS = [None, None, "remove.after_undeploy", "remove.after_archive", "remove.after_package"]
 SYNC_FAULTS = [None, None, None, "sync.after_fetch", "sync.after_unzip", "sync.after_swap", "sync.before_remove"]
-INSTALL_FAILS = ["sync.after_fetch", "sync.after_swap", "probe"]  # probe: EXTADMIN_HEALTH_PROBE exits 1
-CONTROLS = ["pause", "resume", "abort"]
-CHANGING = (RolloutNode.State.WAITING, RolloutNode.State.ADMITTED, RolloutNode.State.STAGED)
 TAMPER = ["alter", "flip", "delete_folder", "delete_chk", "wrong_chk"]
 EXAMPLES = int(os.environ.get("EXTADMIN_STATE_MACHINE_EXAMPLES", "15"))
 TOTALS: dict[str, int] = {}
@@ -124,27 +106,19 @@ def quarantined() -> set[str]:
 class Cluster(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        for model in (RolloutNode, Rollout, SyncState, SyncRun, Node, ExtensionPackage, Operation, Quarantine):
+        for model in (SyncState, SyncRun, Node, ExtensionPackage, Operation, Quarantine):
             model.objects.all().delete()
         self.root = Path(tempfile.mkdtemp(prefix="extadmin-sm-nodes-"))
         self.storages = {n: NodeStorage(self.root / n) for n in NODES}
         self.tampered: dict[str, dict[str, str]] = {n: {} for n in NODES}
-        self.counts = {"steps": 0, "faults": 0, "tampered": 0, "syncs": 0, "rollbacks": 0, "quarantines": 0,
-                       "rollouts": 0, "install_failures": 0, "controls": 0, "completed": 0, "halted": 0}
-        # rollout id -> each node's .chk when it was created: a node not admitted keeps it (or the from-version).
-        self.chk_at_rollout: dict[int, dict[str, str | None]] = {}
+        self.counts = {"steps": 0, "faults": 0, "tampered": 0, "syncs": 0, "rollbacks": 0, "quarantines": 0}
         # (node, package, checksum) each node held when that checksum was quarantined: only these may stay.
         self.held_at_quarantine: set[tuple[str, str, str]] = set()
 
     def teardown(self) -> None:
         try:
             os.environ.pop("EXTADMIN_FAULTS", None)
-            self.finish_every_rollout()
             self.sync_every_node()  # quiescence: every node synced once more, then disks == database
-            for node in NODES:  # converged: one more pass of each node changes nothing
-                again = reconcile(node_name=node, storage_root=self.storages[node].root, trigger="manual",
-                                  verify_contents=True)
-                assert again.ok and not again.actions, (node, again.actions, self.in_force())
             for key, value in self.counts.items():
                 TOTALS[key] = TOTALS.get(key, 0) + value
             TOTALS["examples"] = TOTALS.get("examples", 0) + 1
@@ -238,64 +212,6 @@ class Cluster(RuleBasedStateMachine):
         self.counts["quarantines"] += bool(new)
         self.held_at_quarantine |= {h for h in held if h[2] in new}
 
-    @rule(node=st.sampled_from(NODES), name=st.sampled_from(NAMES), version=st.sampled_from(VERSIONS),
-          canary=st.sampled_from([None, *NODES]), batch=st.sampled_from([1, 2]),
-          max_failures=st.sampled_from([0, 1, 2]), activation=st.sampled_from(["each", "together"]))
-    def import_with_rollout(self, node: str, name: str, version: str, canary: str | None, batch: int,
-                            max_failures: int, activation: str) -> None:
-        """An import under the import's own rollout policy (max-failures 0: never halt)."""
-        self.counts["steps"] += 1
-        for n in NODES:
-            node_seen(name=n)  # every node online: each gets its place in the rollout
-        before, path = database(), package_zip(name, version)
-        held = {n: s.read_chk(name) for n, s in self.storages.items()}
-        newest = Rollout.objects.order_by("-id").values_list("id", flat=True).first() or 0
-        fields = {"canary": canary or "", "batch": batch, "max_failures": max_failures or "", "activation": activation}
-        try:
-            package_import(items=[ImportItem(path=path)], actor=Actor(), node_name=node,
-                           storage_root=self.storages[node].root, rollout=fields)
-        except Refusal:
-            assert database() == before, "a refused import changed the database"
-            assert not Rollout.objects.filter(id__gt=newest).exists(), "a refused import made a rollout"
-            return
-        made = Rollout.objects.filter(id__gt=newest).first()
-        if made is None:  # the same bytes again: nothing changes, so nothing is rolled out
-            assert before[name][1] == file_sha256(path)
-            return
-        self.counts["rollouts"] += 1
-        self.chk_at_rollout[made.pk] = held
-        assert (made.sha256, made.batch_size, made.max_failures or 0, made.activation) == (
-            file_sha256(path), batch, max_failures, activation)
-        assert made.from_sha256 == (before[name][1] if name in before else "")
-
-    @rule(node=st.sampled_from(NODES), how=st.sampled_from(INSTALL_FAILS), contents=st.booleans())
-    def sync_failing(self, node: str, how: str, contents: bool) -> None:
-        """A pass of a node whose every install fails: at fetch, after its swap, or in its health probe."""
-        probe = ["false"] if how == "probe" else []
-        with Faults(None if how == "probe" else how), override_settings(EXTADMIN_HEALTH_PROBE=probe):
-            reconcile(node_name=node, storage_root=self.storages[node].root, trigger="periodic",
-                      verify_contents=contents)
-        self.counts["steps"] += 1
-        self.counts["syncs"] += 1
-        self.counts["install_failures"] += 1
-
-    @precondition(lambda self: Rollout.objects.exists())
-    @rule(action=st.sampled_from(CONTROLS), data=st.data())
-    def control(self, action: str, data: st.DataObject) -> None:
-        """Pause, resume or abort a package's latest rollout (refused when its state does not allow it)."""
-        name = data.draw(st.sampled_from(sorted(set(Rollout.objects.values_list("package_name", flat=True)))))
-        self.counts["steps"] += 1
-        before = list(Rollout.objects.filter(package_name=name).values_list("id", "state", "batch", "reason"))
-        try:
-            shown = rollout_control(name=name, action=action, actor=Actor())
-        except Refusal:
-            after = list(Rollout.objects.filter(package_name=name).values_list("id", "state", "batch", "reason"))
-            assert after == before, "a refused rollout control changed a rollout"
-            return
-        self.counts["controls"] += 1
-        if action == "abort":
-            assert shown["state"] == Rollout.State.ABORTED
-
     @precondition(lambda self: any(s.installed_names() for s in self.storages.values()))
     @rule(node=st.sampled_from(NODES), how=st.sampled_from(TAMPER), data=st.data())
     def tamper(self, node: str, how: str, data: st.DataObject) -> None:
@@ -336,7 +252,6 @@ class Cluster(RuleBasedStateMachine):
             # It has looked at everything now: what it missed on a quick pass is only a flipped byte.
             self.tampered[node] = {k: v for k, v in self.tampered[node].items() if v == "flip" and not contents}
             self.assert_holders_of_quarantined_bytes_say_so(node)
-            self.assert_nodes_not_admitted_hold_the_previous_version(node, contents=contents)
 
     @rule()
     def sync_every_node(self) -> None:
@@ -347,54 +262,7 @@ class Cluster(RuleBasedStateMachine):
             self.tampered[node] = {}
             self.counts["syncs"] += 1
             self.assert_holders_of_quarantined_bytes_say_so(node)
-            self.assert_nodes_not_admitted_hold_the_previous_version(node, contents=True)
         self.assert_every_disk_equals_the_database()
-
-    def finish_every_rollout(self) -> None:
-        """Quiescence for rollouts: resume what is paused or halted, and pass until each completed (or was aborted)."""
-        for _ in range(3 * len(NODES)):
-            live = [r for r in self.in_force() if r.state != Rollout.State.ABORTED and r.sha256 not in quarantined()]
-            if not live:
-                break
-            for r in live:
-                if r.state in (Rollout.State.PAUSED, Rollout.State.HALTED):
-                    self.counts["halted"] += r.state == Rollout.State.HALTED
-                    rollout_control(name=r.package_name, action="resume", actor=Actor())
-            for node in NODES:
-                assert reconcile(node_name=node, storage_root=self.storages[node].root, trigger="manual",
-                                 verify_contents=True).ok
-            self.tampered = {n: {} for n in NODES}
-            self.counts["completed"] += sum(
-                1 for r in live if Rollout.objects.get(pk=r.pk).state == Rollout.State.COMPLETED)
-        # A rollout of a quarantined version never completes: no node installs those bytes (quarantine wins).
-        stuck = [(r.package_name, r.version, r.state, r.batch, r.reason) for r in self.in_force()
-                 if r.state != Rollout.State.ABORTED and r.sha256 not in quarantined()]
-        assert not stuck, f"rollouts that never completed: {stuck}"
-
-    def in_force(self) -> list[Rollout]:
-        """The rollout each package's current version is under (the newest not completed with its checksum)."""
-        current = dict(ExtensionPackage.objects.values_list("name", "sha256"))
-        out: dict[str, Rollout] = {}
-        for r in Rollout.objects.filter(state__in=LIVE_OR_ABORTED).order_by("package_name", "-created_at", "-id"):
-            if r.package_name not in out and current.get(r.package_name) == r.sha256:
-                out[r.package_name] = r
-        return list(out.values())
-
-    def live_rollouts(self) -> list[tuple[Rollout, list[RolloutNode]]]:
-        return [(r, list(r.nodes.select_related("node"))) for r in self.in_force() if r.state != Rollout.State.ABORTED]
-
-    def assert_nodes_not_admitted_hold_the_previous_version(self, node: str, *, contents: bool) -> None:
-        """After this node's own pass: not admitted, it holds the from-version, ``.chk`` and files exactly."""
-        bad, kept = quarantined(), {r[2] for r in retained()}
-        storage = self.storages[node]
-        for r, rows in self.live_rollouts():
-            row = next((x for x in rows if x.node.name == node), None)
-            if row is None or row.batch <= r.batch or not r.from_sha256 or r.from_sha256 in bad:
-                continue
-            if r.package_name in self.tampered[node] or r.from_sha256 not in kept:
-                continue
-            assert storage.read_chk(r.package_name) == r.from_sha256, (node, r.package_name, "not admitted")
-            assert storage.verify(r.package_name, r.from_manifest, contents=contents) is None, (node, r.package_name)
 
     # --- invariants -------------------------------------------------------------------------
     @invariant()
@@ -418,38 +286,6 @@ class Cluster(RuleBasedStateMachine):
                 if chk in bad:
                     assert (node, name, chk) in self.held_at_quarantine, f"{node} installed quarantined {name} {chk}"
 
-    @invariant()
-    def no_more_nodes_change_at_once_than_the_batch_size(self) -> None:
-        for r, rows in self.live_rollouts():
-            changing = sorted(x.node.name for x in rows if x.batch <= r.batch and x.state in CHANGING)
-            assert len(changing) <= (r.batch_size or len(NODES)), (
-                f"{r.package_name} {r.version} batch {r.batch} ({r.state}): {changing} changing at once, "
-                f"batch size {r.batch_size}; {[(x.node.name, x.batch, x.state) for x in rows]}")
-
-    @invariant()
-    def no_node_not_admitted_holds_the_new_version(self) -> None:
-        for r, rows in self.live_rollouts():
-            at_start = self.chk_at_rollout.get(r.pk, {})
-            for row in rows:
-                node = row.node.name
-                if row.batch <= r.batch or r.package_name in self.tampered[node]:
-                    continue
-                chk = self.storages[node].read_chk(r.package_name)
-                assert chk in {at_start.get(node), r.from_sha256 or None}, (
-                    f"{node} is waiting for batch {row.batch} of {r.package_name} {r.version} (at {r.batch}) "
-                    f"yet holds {chk}; it held {at_start.get(node)}, the from-version is {r.from_sha256}")
-
-    @invariant()
-    def no_node_the_rollout_shows_installed_lacks_it(self) -> None:
-        bad = quarantined()
-        for r, rows in self.live_rollouts():
-            for row in rows:
-                node = row.node.name
-                if row.state != RolloutNode.State.INSTALLED or r.package_name in self.tampered[node] or r.sha256 in bad:
-                    continue
-                chk = self.storages[node].read_chk(r.package_name)
-                assert chk == r.sha256, f"the rollout shows {node} installed {r.package_name} {r.version}; disk {chk}"
-
     def assert_holders_of_quarantined_bytes_say_so(self, node: str) -> None:
         """After a pass: a node holding the quarantined current version is flagged, never shown installed."""
         bad = quarantined()
@@ -461,27 +297,17 @@ class Cluster(RuleBasedStateMachine):
             ), (node, p.name, s and s.state, s and s.error)
 
     def assert_every_disk_equals_the_database(self) -> None:
-        """Every package as the database says; one in a live rollout (checked by the invariants) left
-        out; one whose rollout was aborted: its from-version, each node saying ``reverted``."""
         bad = quarantined()
         every = {p.name: p for p in ExtensionPackage.objects.select_related("archive")}
-        aborted = {r.package_name: r for r in self.in_force() if r.state == Rollout.State.ABORTED}
-        rolling = {r.package_name for r, _ in self.live_rollouts()}
-        packages = {name: p for name, p in every.items() if p.sha256 not in bad and name not in rolling
-                    and (name not in aborted or aborted[name].from_sha256 not in bad)}
-        expected = {name: (p.sha256, p.archive.manifest, SyncState.State.INSTALLED) for name, p in packages.items()}
-        for name, r in aborted.items():
-            if name in expected:
-                assert r.from_sha256, f"{name}: aborted without a version to go back to"
-                expected[name] = (r.from_sha256, r.from_manifest, SyncState.State.REVERTED)
+        packages = {name: p for name, p in every.items() if p.sha256 not in bad}
         for node, storage in self.storages.items():
-            held = set(storage.installed_names()) - rolling
+            held = set(storage.installed_names())
             assert held - (set(every) - set(packages)) == set(packages), node  # quarantined: kept or not, as it was
-            for name, (sha, manifest, state) in expected.items():
-                assert storage.read_chk(name) == sha, (node, name)
-                assert storage.verify(name, manifest, contents=True) is None, (node, name)
+            for name, p in packages.items():
+                assert storage.read_chk(name) == p.sha256 == p.archive.sha256, (node, name)
+                assert storage.verify(name, p.archive.manifest, contents=True) is None, (node, name)
                 s = SyncState.objects.get(node__name=node, package_name=name)
-                assert (s.state, s.installed_sha256) == (state, sha), (node, name, s.state)
+                assert (s.state, s.installed_sha256) == (SyncState.State.INSTALLED, p.sha256), (node, name, s.state)
             assert not list((storage.work / "staging").glob("*")) if (storage.work / "staging").exists() else True
 
 
