@@ -81,7 +81,7 @@ def test_it_reads_in_a_constant_number_of_queries(
             node=node, package_name="P0", state="failed", error="disk full", changed_at=timezone.now()
         )
 
-    with django_assert_num_queries(4):  # packages, nodes, states, cluster settings
+    with django_assert_num_queries(5):  # packages, nodes, states, cluster settings; the pause's who (sync)
         doc = cluster_document()
 
     assert len(doc["extensions"]) == 4 and len(doc["nodes"]) == 6
@@ -95,7 +95,7 @@ def test_it_prints_the_document_as_json_and_as_a_table(import_package: Importer,
 
     call_command("cluster_status", "--json")
     doc = json.loads(capsys.readouterr().out)
-    assert set(doc) == {"nodes", "extensions"}
+    assert set(doc) == {"nodes", "extensions", "sync"}
     assert set(doc["nodes"][0]) == {"name", "online", "state", "last_seen", "degraded", "degraded_reason"}
     assert set(doc["extensions"][0]) == {
         "name", "version", "checksum", "state", "converged", "online", "offline", "nodes"

@@ -89,7 +89,10 @@ def test_it_lets_no_anonymous_request_through_on_any_url(db, client, tmp_path, s
         for method in ("get", "post", "put", "patch", "delete"):
             response = getattr(client, method)(url)
             checked += 1
-            if response.status_code in (301, 302):
+            if response.status_code in (301, 302) and url == "/favicon.ico":
+                # the one public redirect: to the static icon, which gives nothing away
+                assert response["Location"] == "/static/extadmin/favicon.svg", (method, url)
+            elif response.status_code in (301, 302):
                 assert "/login/" in response["Location"], (method, url, response["Location"])
             else:
                 assert response.status_code in (401, 403, 404, 405), (method, url, response.status_code)
