@@ -40,7 +40,7 @@ def _from_dashboard(client: Client) -> dict[str, tuple[dict[str, str], bool]]:
     cells: dict[str, dict[str, str]] = {}
     for package, node, state in re.findall(r'data-package="([^"]+)" data-node="([^"]+)" data-state="([^"]+)"', html):
         cells.setdefault(package, {})[node] = state
-    rows = re.findall(r'<tr class="(done|open)"[^>]*>\s*<th class="pkg"><a href="/extensions/([^/]+)/"', html)
+    rows = re.findall(r'<tr class="(done|open)"[^>]*>\s*<th class="pkg"[^>]*><a href="/extensions/([^/]+)/"', html)
     return {name: (cells[name], kind == "done") for kind, name in rows}
 
 

@@ -79,9 +79,11 @@ def test_it_leaves_the_old_version_or_the_new_one_complete_when_the_agent_is_kil
     cluster.agent(name).start()  # restarted without the fault: its startup sync finishes the job
 
     cluster.wait_converged([name], timeout=60)
-    assert leftovers(storage) == []
+    # A removal is converged once its folder is gone; the same pass then deletes what it retired.
+    wait_for(lambda: leftovers(storage) == [], timeout=30, what=f"no leftovers on {name}: {leftovers(storage)}")
     assert cluster.false_installed([name]) == []
-    assert SyncRun.objects.filter(node__name=name, outcome=SyncRun.Outcome.RUNNING).count() == 0
+    wait_for(lambda: not SyncRun.objects.filter(node__name=name, outcome=SyncRun.Outcome.RUNNING).exists(),
+             timeout=30, what="the startup sync to finish")
 
 
 # --- uploads through gunicorn, the broker down, a node offline --------------------------------
