@@ -78,19 +78,28 @@ def _insert_chunks(package_id: int, f: BinaryIO, chunk_size: int) -> int:
 def archive_stream(*, package_id: int) -> Iterator[bytes]:
     """Yield the package's zip chunk by chunk, in order, one row in memory at a time."""
     archive = Archive.objects.get(package_id=package_id)
+    yield from chunks_stream(owner="package_id", owner_id=package_id, chunk_count=archive.chunk_count)
+
+
+# The two owners a chunk row can have: the package's current archive, or one retained version.
+CHUNK_OWNERS = ("package_id", "retained_id")
+
+
+def chunks_stream(*, owner: str, owner_id: int, chunk_count: int) -> Iterator[bytes]:
+    """Yield the chunks ``owner`` (one of ``CHUNK_OWNERS``) = ``owner_id`` holds, in order, one row at a time."""
+    if owner not in CHUNK_OWNERS:
+        raise ValueError(f"chunks belong to one of {CHUNK_OWNERS}, not {owner!r}")
     if connection.vendor == "postgresql":
-        yield from _stream_chunks_postgresql(package_id, archive.chunk_count)
+        yield from _stream_chunks_postgresql(owner, owner_id, chunk_count)
         return
-    for seq in range(archive.chunk_count):
-        data = (
-            ArchiveChunk.objects.filter(package_id=package_id, seq=seq).values_list("data", flat=True).first()
-        )
+    for seq in range(chunk_count):
+        data = ArchiveChunk.objects.filter(**{owner: owner_id, "seq": seq}).values_list("data", flat=True).first()
         if data is None:
-            raise ArchiveIncomplete(f"chunk {seq} of {archive.chunk_count} is missing")
+            raise ArchiveIncomplete(f"chunk {seq} of {chunk_count} is missing")
         yield bytes(data)
 
 
-def _stream_chunks_postgresql(package_id: int, chunk_count: int) -> Iterator[bytes]:
+def _stream_chunks_postgresql(owner: str, owner_id: int, chunk_count: int) -> Iterator[bytes]:
     """One chunk per query, its bytea in the binary protocol: the bytes arrive as they are.
 
     Through the ORM a bytea comes back hex-escaped (twice its size on the wire, then decoded into
@@ -103,8 +112,8 @@ def _stream_chunks_postgresql(package_id: int, chunk_count: int) -> Iterator[byt
     with psycopg.Cursor(connection.connection) as raw:
         for seq in range(chunk_count):
             raw.execute(
-                f"SELECT data FROM {table} WHERE package_id = %s AND seq = %s",  # noqa: S608
-                (package_id, seq), binary=True,
+                f"SELECT data FROM {table} WHERE {owner} = %s AND seq = %s",  # noqa: S608 (owner: CHUNK_OWNERS)
+                (owner_id, seq), binary=True,
             )
             row = raw.fetchone()
             if row is None:
@@ -119,9 +128,15 @@ class ArchiveIncomplete(Exception):
 
 def archive_copy_to(*, package_id: int, out: BinaryIO, expected_sha256: str) -> int:
     """Write the archive to ``out`` and prove it matches ``expected_sha256``; returns its size."""
+    return copy_verified(archive_stream(package_id=package_id), out=out, expected_sha256=expected_sha256)
+
+
+def copy_verified(blocks: Iterator[bytes], *, out: BinaryIO, expected_sha256: str) -> int:
+    """Write ``blocks`` to ``out``, hashing as they go; raises ``ArchiveIncomplete`` unless they
+    hash to ``expected_sha256``. Returns the size written."""
     digest = hashlib.sha256()
     size = 0
-    for block in archive_stream(package_id=package_id):
+    for block in blocks:
         digest.update(block)
         out.write(block)
         size += len(block)

@@ -12,18 +12,15 @@ a node kept on the previous version by a rollout fetches it from here.
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import psycopg
 from django.conf import settings
-from django.db import connection
 
-from extadmin.archive import ArchiveIncomplete, archive_write
+from extadmin.archive import archive_write, chunks_stream, copy_verified
 from extadmin.models import Archive, ArchiveChunk, ExtensionPackage, Quarantine, RetainedVersion
 from extadmin.packaging import Unknown, is_safe_name
 
@@ -107,45 +104,12 @@ def quarantine_reason(sha256: str) -> str | None:
 def retained_stream(*, version_id: int) -> Iterator[bytes]:
     """Yield the retained version's zip chunk by chunk, in order, one row in memory at a time."""
     retained = RetainedVersion.objects.get(pk=version_id)
-    if connection.vendor == "postgresql":
-        yield from _stream_postgresql(version_id, retained.chunk_count)
-        return
-    for seq in range(retained.chunk_count):
-        data = ArchiveChunk.objects.filter(retained_id=version_id, seq=seq).values_list("data", flat=True).first()
-        if data is None:
-            raise ArchiveIncomplete(f"chunk {seq} of {retained.chunk_count} is missing")
-        yield bytes(data)
-
-
-def _stream_postgresql(version_id: int, chunk_count: int) -> Iterator[bytes]:
-    """Binary results, as ``extadmin.archive`` streams the current archive (see there why)."""
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as raw:
-        for seq in range(chunk_count):
-            raw.execute(
-                f"SELECT data FROM {CHUNKS} WHERE retained_id = %s AND seq = %s",  # noqa: S608
-                (version_id, seq), binary=True,
-            )
-            row = raw.fetchone()
-            if row is None:
-                raise ArchiveIncomplete(f"chunk {seq} of {chunk_count} is missing")
-            yield row[0]
-            del row
+    yield from chunks_stream(owner="retained_id", owner_id=version_id, chunk_count=retained.chunk_count)
 
 
 def retained_copy_to(*, version_id: int, out: BinaryIO, expected_sha256: str) -> int:
     """Write the retained version's zip to ``out`` and prove it matches ``expected_sha256``; returns its size."""
-    digest = hashlib.sha256()
-    size = 0
-    for block in retained_stream(version_id=version_id):
-        digest.update(block)
-        out.write(block)
-        size += len(block)
-    if digest.hexdigest() != expected_sha256:
-        raise ArchiveIncomplete(
-            f"checksum mismatch: the database holds {digest.hexdigest()[:12]}…, expected {expected_sha256[:12]}…"
-        )
-    return size
+    return copy_verified(retained_stream(version_id=version_id), out=out, expected_sha256=expected_sha256)
 
 
 # --- writes: step 4 of the import -------------------------------------------------------------
