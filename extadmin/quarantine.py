@@ -28,6 +28,7 @@ from extadmin.packaging.errors import shown
 from extadmin.rollback import package_rollback, rollback_target
 from extadmin.versions import package_get_for_version_change, quarantine_reason
 from nodes.services import nodes_nudge_on_commit
+from rollouts.engine import rollouts_halt_quarantined
 
 MAX_REASON = 1000
 
@@ -101,6 +102,7 @@ def _record(
                             )
                     except IntegrityError:
                         pass  # quarantined by another operator at the same moment: it is, either way
+            rollouts_halt_quarantined(package_name=package.name, version=version, checksums=checksums, reason=reason)
         operation = recorder.finish()
         nodes_nudge_on_commit()
     return operation

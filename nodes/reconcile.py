@@ -687,14 +687,17 @@ def _remove(p: _Pass, name: str) -> None:
 # --- rollouts (``rollouts.rules`` decides; these hooks only apply it) ---------------------------
 def rollout_desired(node: Node, desired: dict[str, Desired]) -> tuple[dict[str, Desired], list[Desired]]:
     """``desired`` as this node's rollouts say (what to hold now), and the versions to stage only."""
-    # A quarantined checksum is never the answer: quarantine wins over any rollout.
-    targets = node_targets(node_id=node.pk, packages={n: d.sha256 for n, d in desired.items() if not d.quarantined})
+    # A quarantined checksum is never the answer: quarantine wins over any rollout taking it out,
+    # but a rollout's way back (a node held on, or sent back to, the previous version) still holds.
+    targets = node_targets(node_id=node.pk, packages={n: d.sha256 for n, d in desired.items()})
     barred = set(Quarantine.objects.filter(sha256__in={t.rollout.from_sha256 for t in targets.values()})
                  .values_list("sha256", flat=True)) if targets else set()
     out: dict[str, Desired] = {}
     staged: list[Desired] = []
     for name, pkg in desired.items():
         target = targets.get(name)
+        if pkg.quarantined and (target is None or target.kind != HOLD):
+            target = None  # held as it is: never installed, never removed
         if target is None:
             out[name] = pkg
         elif target.kind == STAGE:

@@ -225,3 +225,14 @@ def rollout_activating(*, node_name: str) -> bool:
     return RolloutNode.objects.filter(
         node__name=node_name, state=RolloutNode.State.STAGED, rollout__state=Rollout.State.ACTIVATING
     ).exists()
+
+
+# --- quarantine -------------------------------------------------------------------------------
+def rollouts_halt_quarantined(*, package_name: str, version: str, checksums: list[str], reason: str) -> int:
+    """Inside the quarantine's transaction: every live rollout taking out one of ``checksums`` halts
+    (no node installs them any more, so it could never finish), saying why; resuming it is refused,
+    aborting it still puts the nodes back. Returns how many rollouts halted."""
+    why = f"halted: {package_name} {version} was quarantined: {reason}"
+    return Rollout.objects.filter(package_name=package_name, sha256__in=checksums, state__in=LIVE).update(
+        state=Rollout.State.HALTED, reason=why, changed_at=timezone.now()
+    )

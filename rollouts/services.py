@@ -18,6 +18,7 @@ from extadmin.models import ExtensionPackage, Operation
 from extadmin.operations import Actor, OperationRecorder
 from extadmin.packaging import Conflict, Refusal, Unknown, is_safe_name
 from extadmin.packaging.errors import shown
+from extadmin.versions import quarantine_reason
 from nodes.models import Node
 from nodes.services import nodes_nudge_on_commit
 from rollouts.engine import CHANGING, LIVE, rollout_advance
@@ -177,6 +178,9 @@ def rollout_control(*, name: str, action: str, actor: Actor) -> dict[str, Any]:
         r = _package_rollout(name)
         if r.state not in allowed:
             raise Conflict(STEP, f"the rollout of {name} {r.version} is {r.state}; it cannot be {_done(action)}")
+        if action == "resume" and (why := quarantine_reason(r.sha256)) is not None:
+            raise Conflict(STEP, f"{name} {r.version} is quarantined: {why}; it cannot be resumed: abort it "
+                           "to put every node back on the previous version")
         if action == "abort" and not r.from_sha256:
             raise Conflict(STEP, f"{name} {r.version} was its first version: there is nothing to go back to; "
                            "remove the package instead")

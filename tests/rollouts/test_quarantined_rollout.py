@@ -1,0 +1,55 @@
+"""A rollout whose version is quarantined halts, says why, and cannot be resumed; abort still goes back."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from extadmin.models import ExtensionPackage
+from extadmin.operations import Actor
+from extadmin.packaging import Conflict
+from extadmin.quarantine import package_quarantine
+from rollouts.services import rollout_control, rollouts_status
+from tests.rollouts.conftest import Nodes
+
+pytestmark = pytest.mark.django_db
+
+
+def _status(name: str = "Pump") -> dict:
+    [r] = rollouts_status(name)["rollouts"]
+    return r
+
+
+def test_quarantining_the_version_a_rollout_is_taking_out_halts_it_naming_the_reason(
+    nodes: Callable[[int], Nodes], import_with: Callable[..., ExtensionPackage],
+) -> None:
+    cluster = nodes(4)
+    v1 = import_with("Pump", "1.0.0")
+    cluster.sync_all()
+    v2 = import_with("Pump", "2.0.0", rollout={"batch": 1})
+    admitted = [n for n, place in _status()["nodes"].items() if place == "admitted" and n in cluster.names]
+    for name in admitted:  # batch 1 takes 2.0.0; nobody else passes yet
+        cluster.sync(name)
+    assert _status()["state"] == "running"
+    holders = [n for n in cluster.names if cluster.chk(n, "Pump") == v2.sha256]
+
+    package_quarantine(name="Pump", version="2.0.0", reason="leaks memory under load", actor=Actor())
+
+    r = _status()
+    assert r["state"] == "halted"
+    assert r["reason"] == "halted: Pump 2.0.0 was quarantined: leaks memory under load"
+    for _ in range(3):  # nothing moves on: no node outside the admitted batch ever takes 2.0.0
+        cluster.sync_all()
+    assert [n for n in cluster.names if cluster.chk(n, "Pump") == v2.sha256] == holders
+    assert _status()["state"] == "halted"
+
+    with pytest.raises(Conflict) as refused:
+        rollout_control(name="Pump", action="resume", actor=Actor())
+    assert refused.value.step == "rollout"
+    assert "2.0.0 is quarantined: leaks memory under load" in refused.value.reason
+
+    rollout_control(name="Pump", action="abort", actor=Actor())
+    for _ in range(2):
+        cluster.sync_all()
+    held = {n: cluster.chk(n, "Pump") for n in cluster.names}
+    assert held == {n: v1.sha256 for n in cluster.names}, (holders, _status())
