@@ -16,6 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import OuterRef, Subquery
+
+from extadmin.models import ExtensionPackage
 from rollouts.models import Rollout, RolloutNode
 from rollouts.policy import TOGETHER
 
@@ -40,7 +43,12 @@ def node_targets(*, node_id: int, packages: dict[str, str]) -> dict[str, Target]
     if not packages:
         return {}
     latest: dict[str, Rollout] = {}
-    candidates = Rollout.objects.filter(package_name__in=packages, state__in=LIVE_OR_ABORTED)
+    # Only a rollout of the import that made the current version current: one from before it (say
+    # the aborted rollout of a version a rollback brings back) is history and decides nothing.
+    made_current = ExtensionPackage.objects.filter(name=OuterRef("package_name")).values("imported_at")[:1]
+    candidates = Rollout.objects.filter(
+        package_name__in=packages, state__in=LIVE_OR_ABORTED, created_at__gte=Subquery(made_current)
+    )
     for r in candidates.order_by("package_name", "-created_at", "-id"):
         if r.package_name not in latest and packages[r.package_name] == r.sha256:
             latest[r.package_name] = r

@@ -9,6 +9,7 @@ from extadmin.models import ExtensionPackage
 from extadmin.operations import Actor
 from extadmin.packaging import Conflict
 from extadmin.quarantine import package_quarantine
+from extadmin.rollback import package_rollback
 from rollouts.services import rollout_control, rollouts_status
 from tests.rollouts.conftest import Nodes
 
@@ -53,3 +54,22 @@ def test_quarantining_the_version_a_rollout_is_taking_out_halts_it_naming_the_re
         cluster.sync_all()
     held = {n: cluster.chk(n, "Pump") for n in cluster.names}
     assert held == {n: v1.sha256 for n in cluster.names}, (holders, _status())
+
+
+def test_a_rollback_to_a_version_whose_rollout_was_aborted_installs_it_everywhere(
+    nodes: Callable[[int], Nodes], import_with: Callable[..., ExtensionPackage],
+) -> None:
+    """The aborted rollout of 2.0.0 is history once 3.0.0 replaced it: rolling back to 2.0.0 must not
+    bring it back to life (it would send every node to 1.0.0, 'reverted')."""
+    cluster = nodes(3)
+    import_with("Pump", "1.0.0")
+    cluster.sync_all()
+    v2 = import_with("Pump", "2.0.0", rollout={"batch": 1})
+    rollout_control(name="Pump", action="abort", actor=Actor())
+    import_with("Pump", "3.0.0")
+    cluster.sync_all()
+
+    package_rollback(name="Pump", to="2.0.0", actor=Actor())
+    for _ in range(2):
+        cluster.sync_all()
+    assert {n: cluster.chk(n, "Pump") for n in cluster.names} == {n: v2.sha256 for n in cluster.names}
