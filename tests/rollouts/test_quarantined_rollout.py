@@ -10,15 +10,11 @@ from extadmin.operations import Actor
 from extadmin.packaging import Conflict
 from extadmin.quarantine import package_quarantine
 from extadmin.rollback import package_rollback
-from rollouts.services import rollout_control, rollouts_status
+from rollouts.services import rollout_control
 from tests.rollouts.conftest import Nodes
+from tests.rollouts.test_engine import _status
 
 pytestmark = pytest.mark.django_db
-
-
-def _status(name: str = "Pump") -> dict:
-    [r] = rollouts_status(name)["rollouts"]
-    return r
 
 
 def test_quarantining_the_version_a_rollout_is_taking_out_halts_it_naming_the_reason(
