@@ -221,6 +221,11 @@ class Agent:
         # On Redis, unacked bookkeeping of its own: what the node's ACL user may touch (nodes.broker).
         own = agent_broker_options(node_name=self.name, broker_url=app.conf.broker_url)
         app.conf.broker_transport_options = {**app.conf.broker_transport_options, **own}
+        # No limit on unacknowledged nudges. With a limit of one, a nudge whose late ack failed (the
+        # broker went away during its sync) stays counted as unacknowledged in the worker's channel
+        # for ever: the channel never asks for its queue again and, once the broker is back, the node
+        # hears no nudge until its agent restarts. Nudges are hints; the lease keeps one sync at a time.
+        app.conf.worker_prefetch_multiplier = 0
         worker_shutting_down.connect(self._on_worker_shutdown, weak=False)
         # Django's LOGGING stays (its format and credential masking, on every line): a receiver of this
         # signal tells Celery to configure no logging of its own, and the JSON log has no banner.
