@@ -1,6 +1,6 @@
 """extadmin benchmarks: import, sync, memory, convergence, dashboard and upload against their floors.
 
-    .venv/bin/python bench/run.py [--quick] [--only import,sync,rss,converge,dashboard,upload,live]
+    .venv/bin/python bench/run.py [--quick] [--only import,sync,rss,converge,dashboard,upload,live,signature]
 
 Prints one ``name: value`` line per figure, then a table with each target and ``target met`` /
 ``MISSED``. Exit status 0 whether or not targets are met (CI runs ``--quick`` as a smoke check).
@@ -52,6 +52,7 @@ from common import (
 from live import fig_live
 from packages import MB, build_mixed, build_small, unpacked_size
 from rollout import fig_rollout
+from signature import fig_signature
 
 BENCH = Path(__file__).resolve().parent
 DEAD_BROKER = "redis://127.0.0.1:9/0"  # nothing listens on port 9 (discard): connection refused
@@ -629,6 +630,8 @@ FIGURES: dict[str, Callable[[Bench], None]] = {
     "periodic": fig_periodic,
     "rollout": lambda b: fig_rollout(b, agents=Agents),  # activation_skew_s_8, rollout_s_8 (bench/rollout.py)
     "live": fig_live,  # bench/live.py: live_latency_ms, idle_dashboard_cpu_ms_per_min
+    # bench/signature.py: verify_signature_ms_200mb (quick: _20mb) against raw ssh-keygen -Y verify
+    "signature": lambda b: fig_signature(b, zip_path=main_package(b), alternate=alternate),
 }
 
 

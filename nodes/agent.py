@@ -69,6 +69,7 @@ class Agent:
     threads: list[threading.Thread] = field(default_factory=list)
     retry_due: float | None = None  # time.monotonic() of the next due retry, read after every pass
     staged: bool = False  # the last pass left a rollout's version staged: watch for its activation
+    stopping: bool = False  # a shutdown signal arrived (set before ``stop``, whose lock a signal must not wait for)
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit status. Raises ``Refusal`` when it may not start."""
@@ -221,6 +222,11 @@ class Agent:
         # On Redis, unacked bookkeeping of its own: what the node's ACL user may touch (nodes.broker).
         own = agent_broker_options(node_name=self.name, broker_url=app.conf.broker_url)
         app.conf.broker_transport_options = {**app.conf.broker_transport_options, **own}
+        # No limit on unacknowledged nudges. With a limit of one, a nudge whose late ack failed (the
+        # broker went away during its sync) stays counted as unacknowledged in the worker's channel
+        # for ever: the channel never asks for its queue again and, once the broker is back, the node
+        # hears no nudge until its agent restarts. Nudges are hints; the lease keeps one sync at a time.
+        app.conf.worker_prefetch_multiplier = 0
         worker_shutting_down.connect(self._on_worker_shutdown, weak=False)
         # Django's LOGGING stays (its format and credential masking, on every line): a receiver of this
         # signal tells Celery to configure no logging of its own, and the JSON log has no banner.
@@ -234,6 +240,9 @@ class Agent:
         return int(worker.exitcode or 0)
 
     def _on_worker_shutdown(self, **kwargs: object) -> None:
+        if self.stopping:  # a second signal (SIGINT, then SIGTERM): see _stop_on_signals
+            return
+        self.stopping = True
         log.info("agent of %s: %s shutdown", self.name, kwargs.get("how", "warm"))
         self.stop.set()  # a sync in progress stops at its next step instead of delaying the shutdown
 
@@ -255,7 +264,15 @@ def agent_handle_nudge(*, node_name: str, requested_at: str | None) -> None:
 
 
 def _stop_on_signals(stop: threading.Event) -> dict[int, object]:
+    """SIGTERM/SIGINT set ``stop``. A handler runs in the main thread between two of its steps, so
+    a second signal can land while the first handler is inside ``Event.set()`` and holds its lock:
+    taking that lock again there would wait for ever. Only the first signal sets it."""
+    asked: list[int] = []
+
     def handler(signum: int, frame: FrameType | None) -> None:
+        if asked:
+            return
+        asked.append(signum)
         stop.set()
 
     return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}

@@ -42,8 +42,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _missing_brokers() -> dict[str, str]:
     missing = {}
-    if urlsplit(settings.CELERY_BROKER_URL).scheme != "redis":
+    scheme = urlsplit(settings.CELERY_BROKER_URL).scheme
+    if scheme != "redis":
         missing["redis"] = "Redis broker users need CELERY_BROKER_URL=redis://…"
+    if scheme not in ("redis", "amqp", "pyamqp"):
+        missing["networked_broker"] = "a broker to cut off needs CELERY_BROKER_URL=redis://… or amqp://…"
     url = urlsplit(RABBITMQ_URL)
     try:
         socket.create_connection((url.hostname or "127.0.0.1", url.port or 5672), timeout=1).close()

@@ -2,7 +2,7 @@
 
 While cut off its files stay as they are, the console shows it offline within three heartbeats
 (never "installed" of what it could not fetch), and once the network heals it converges by itself.
-PostgreSQL and Redis only: SQLite and the filesystem broker have no network to cut.
+PostgreSQL and Redis or RabbitMQ only: SQLite and the filesystem broker have no network to cut.
 """
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ from tests.nodes.conftest import Importer
 from tests.processes import database_url, wait_for
 from tests.tcpproxy import TcpProxy
 
-pytestmark = [pytest.mark.cluster, pytest.mark.postgresql, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.cluster, pytest.mark.postgresql, pytest.mark.networked_broker, pytest.mark.django_db(transaction=True),
+]
 
 HEARTBEAT = 1.0
 
@@ -32,7 +34,7 @@ HEARTBEAT = 1.0
 def proxies() -> Iterator[tuple[TcpProxy, TcpProxy]]:
     db, broker = urlsplit(database_url()), urlsplit(settings.CELERY_BROKER_URL)
     pair = (TcpProxy(db.hostname or "127.0.0.1", db.port or 5432),
-            TcpProxy(broker.hostname or "127.0.0.1", broker.port or 6379))
+            TcpProxy(broker.hostname or "127.0.0.1", broker.port or (6379 if broker.scheme == "redis" else 5672)))
     yield pair
     for p in pair:
         p.close()
