@@ -25,9 +25,9 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
-from common import PYTHON, admin_sql, bench_sql, database_url, manage  # noqa: E402
+from common import BENCH_DB, PYTHON, admin_sql, bench_sql, database_url, manage  # noqa: E402
 
-DB = "extadmin_bench_live"
+DB = f"{BENCH_DB}_live"  # EXTADMIN_BENCH_DB names it, so two benches on one server never share it
 NODES, PACKAGES = 100, 300
 USER, PASSWORD = "bench-live", "bench-live-pw-1"
 CHROMIUM = "/usr/bin/chromium"

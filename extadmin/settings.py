@@ -310,7 +310,8 @@ EXTADMIN_DEGRADED_AFTER = float(os.environ.get("EXTADMIN_DEGRADED_AFTER") or 2 *
 # Live pages (server-sent events, docs/operations.md "Live updates"): one stream lasts this long,
 # then the browser reconnects (a bounded stream never holds a thread for ever); at most this many
 # streams at once per console process (the others poll a cheap ETag instead: keep it below
-# gunicorn's --threads); and how often a stream rechecks what time alone changes (liveness).
+# gunicorn's --threads); and how often each console process rechecks, while a stream is open, what
+# time alone changes (liveness).
 EXTADMIN_LIVE_STREAM_SECONDS = float(os.environ.get("EXTADMIN_LIVE_STREAM_SECONDS", "55"))
 EXTADMIN_LIVE_STREAMS = int(os.environ.get("EXTADMIN_LIVE_STREAMS", "4"))
 EXTADMIN_LIVE_RECHECK_SECONDS = float(os.environ.get("EXTADMIN_LIVE_RECHECK_SECONDS", "10"))

@@ -25,7 +25,8 @@ DONE = {"pause": "paused", "resume": "resumed", "abort": "aborted: every node go
 @require_GET
 def progress(request: HtmxHttpRequest) -> HttpResponse:
     name = request.GET.get("package") or None
-    context = {"progress": rollouts_progress(name), "package": name or ""}
+    # ``live``: the page has a live part, whose updates refresh this partial (rollouts/templatetags)
+    context = {"progress": rollouts_progress(name), "package": name or "", "live": request.GET.get("live") == "1"}
     return render(request, "rollouts/_progress.html", context)
 
 

@@ -9,6 +9,7 @@ import pytest
 from django.conf import settings
 
 from extadmin.storage import NodeStorage
+from nodes.changes import feed_stop
 from tests.dbroles import node_roles_drop
 
 
@@ -63,8 +64,10 @@ def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untype
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
-    """The test database's node roles are server-wide: dropped before the database itself."""
+    """The test database's node roles are server-wide: dropped before the database itself, and the
+    live pages' change feed stops listening to it first (it would keep the database open)."""
     yield
+    feed_stop()
     with django_db_blocker.unblock():
         node_roles_drop(group=True)
 

@@ -27,7 +27,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, Stre
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from nodes.changes import ChangeListener, change_token, liveness_token
+from nodes.changes import ChangeListener, change_token
 
 # A burst of notifications (one sync pass commits several times) becomes one update.
 SETTLE_SECONDS = 0.03
@@ -107,29 +107,30 @@ def _stream(since: str, node: str | None) -> Iterator[str]:
 
 def _changes(since: str, node: str | None) -> Iterator[str]:
     with ChangeListener() as feed:
-        # Both read before the first word: what changes while the client reads it is news.
-        last, alive = change_token(node=node), liveness_token()
+        # Read before the first word: what changes while the client reads it is news.
+        last = feed.token(node=node)
         yield f"retry: {RETRY_MS}\n" + _event("hello", "push" if feed.pushed else "polled", token=last)
         if since and since != last:
             yield _event("change", last, token=last)
         deadline = time.monotonic() + settings.EXTADMIN_LIVE_STREAM_SECONDS
         spoke = time.monotonic()
         while (left := deadline - time.monotonic()) > 0:
-            if feed.wait(min(left, settings.EXTADMIN_LIVE_RECHECK_SECONDS)):
+            # The feed wakes this stream for a write or a liveness change (it rechecks that itself);
+            # otherwise it sleeps until its next comment. A node page also shows the node's heartbeat,
+            # which announces nothing: it compares its token every recheck.
+            nap = min(left, max(spoke + KEEPALIVE_SECONDS - time.monotonic(), 0.0))
+            if node is not None:
+                nap = min(nap, settings.EXTADMIN_LIVE_RECHECK_SECONDS)
+            if feed.wait(nap):
                 feed.drain(SETTLE_SECONDS)
                 changed = True
-            elif feed.pushed and node is None:
-                # Nothing was written (or it would have been announced): only time can have changed
-                # what the page shows, and the liveness token (two queries) says whether it did.
-                now_alive = liveness_token()
-                changed, alive = now_alive != alive, now_alive
             else:
-                changed = True  # SQLite (no announcements), or a node page (heartbeats announce nothing)
-            token = change_token(node=node) if changed else last
+                changed = not feed.pushed or node is not None  # SQLite (no announcements), or a node page
+            token = feed.token(node=node) if changed else last
             if token != last:
                 last, spoke = token, time.monotonic()
                 yield _event("change", token, token=token)
-            elif time.monotonic() - spoke > KEEPALIVE_SECONDS:
+            elif time.monotonic() - spoke >= KEEPALIVE_SECONDS:
                 spoke = time.monotonic()
                 yield ": still here\n\n"  # a comment: finds a closed connection, keeps proxies open
 

@@ -148,3 +148,30 @@ def test_the_cluster_default_policy_through_the_api_and_the_settings_page(
     r = Rollout.objects.get()
     assert (r.canary, r.batch_size, r.batch) == (["n2"], 2, 0)
     assert Operation.objects.filter(kind="rollout_policy").count() == 2
+
+
+def progress_trigger(page: str) -> str:
+    """The hx-trigger of a page's rollout progress partial."""
+    section = page[page.index('<section id="rollouts'):]
+    return html.unescape(section.split('hx-trigger="', 1)[1].split('"', 1)[0])
+
+
+def test_the_progress_polls_every_minute_only_on_a_page_without_a_live_part(
+    nodes: Callable[[int], Nodes], import_with: Callable[..., ExtensionPackage], browser: Client,
+) -> None:
+    cluster = nodes(2)
+    import_with("Pump", "1.0.0")
+    cluster.sync_all()
+    # The dashboard and a package's page: the live part's updates refresh it (an import changes them).
+    for url in ("/", "/extensions/Pump/"):
+        assert progress_trigger(browser.get(url).content.decode()) == "extadmin:live-updated from:document", url
+    assert progress_trigger(browser.get("/rollouts/").content.decode()).endswith(", every 60s")
+    # Its own refresh keeps what the page said.
+    assert "live=1" in browser.get("/").content.decode().split('<section id="rollouts', 1)[1].split(">", 1)[0]
+    again = browser.get("/rollouts/progress/?package=&live=1", HTTP_HX_REQUEST="true").content.decode()
+    assert progress_trigger(again) == "extadmin:live-updated from:document"
+    assert progress_trigger(browser.get("/rollouts/progress/", HTTP_HX_REQUEST="true").content.decode()).endswith(
+        ", every 60s")
+    # While a rollout runs every page refreshes it every 2 s.
+    import_with("Pump", "2.0.0", rollout={"batch": "1"})
+    assert progress_trigger(browser.get("/").content.decode()) == "every 2s"

@@ -10,12 +10,14 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from extadmin.models import ExtensionPackage
-from nodes.changes import change_token
+from nodes.changes import FEED_NAME, change_token
 from nodes.convergence import STATE_FILTERS
 from nodes.models import ClusterSettings, Node, SyncState
+from tests.processes import wait_for
 from tests.web.cluster import converge_packages, seed_cluster
 
 pytestmark = pytest.mark.django_db
@@ -281,5 +283,70 @@ def test_the_stream_tells_when_a_node_goes_offline_though_nothing_announced_it(v
     read_events(response, "hello")
     # As time alone would: its last heartbeat falls out of the window (a heartbeat announces nothing).
     Node.objects.filter(name="n001").update(last_heartbeat=timezone.now() - timedelta(hours=1))
+    assert f"event: change\ndata: {change_token()}\n" in read_events(response, "change")
+    response.close()
+
+
+# --- the change feed on PostgreSQL: one listener per console process --------------------------------
+
+
+def feed_backends() -> list[int]:
+    """The backends of this database that listen for the live pages (by their application_name)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s",
+                       [FEED_NAME])
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_the_streams_of_a_process_share_one_listening_connection(viewer_client: Client, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.EXTADMIN_LIVE_STREAM_SECONDS = 20
+    settings.EXTADMIN_HEARTBEAT_INTERVAL = 3600  # no node goes offline while the test runs
+    seed_cluster(3, 2)
+    token = change_token()
+    first = viewer_client.get(f"/live/events/?since={token}")
+    second = viewer_client.get(f"/live/events/?since={token}")
+    assert "data: push" in read_events(first, "hello") and "data: push" in read_events(second, "hello")
+    assert len(feed_backends()) == 1
+    SyncState.objects.filter(node__name="n001").update(state="failed", changed_at=timezone.now())
+    new = change_token()
+    assert f"data: {new}" in read_events(first, "change") and f"data: {new}" in read_events(second, "change")
+    first.close()
+    second.close()
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_reconnect_reads_no_token_while_nothing_changed(viewer_client: Client, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.EXTADMIN_LIVE_STREAM_SECONDS = 0.5
+    settings.EXTADMIN_HEARTBEAT_INTERVAL = 3600  # no node goes offline while the test runs
+    seed_cluster(3, 2)
+    token = change_token()
+    assert "event: change" not in b"".join(viewer_client.get(f"/live/events/?since={token}").streaming_content).decode()
+    # The browser reconnects the ended stream: the token the process read for the first is still right.
+    again = viewer_client.get("/live/events/", HTTP_LAST_EVENT_ID=token)
+    with CaptureQueriesContext(connection) as asked:
+        text = b"".join(again.streaming_content).decode()
+    assert f"id: {token}\nevent: hello" in text and "event: change" not in text
+    assert asked.captured_queries == []
+    SyncState.objects.filter(node__name="n002").update(state="failed", changed_at=timezone.now())
+    text = b"".join(viewer_client.get("/live/events/", HTTP_LAST_EVENT_ID=token).streaming_content).decode()
+    assert f"event: change\ndata: {change_token()}\n" in text
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_the_feed_listens_again_when_its_connection_is_lost(viewer_client: Client, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.EXTADMIN_LIVE_STREAM_SECONDS = 20
+    settings.EXTADMIN_HEARTBEAT_INTERVAL = 3600  # no node goes offline while the test runs
+    seed_cluster(3, 2)
+    response = viewer_client.get(f"/live/events/?since={change_token()}")
+    read_events(response, "hello")
+    [lost] = feed_backends()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [lost])
+    wait_for(lambda: feed_backends() not in ([], [lost]), timeout=10, what="the feed listening again")
+    SyncState.objects.filter(node__name="n001").update(state="failed", changed_at=timezone.now())
     assert f"event: change\ndata: {change_token()}\n" in read_events(response, "change")
     response.close()
