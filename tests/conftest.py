@@ -22,7 +22,24 @@ RABBITMQ_URL = os.environ.get("EXTADMIN_TEST_RABBITMQ", "amqp://guest:guest@127.
 _deselected: dict[str, int] = {}
 
 
+# Fixtures that reach the database (pytest-django's and the ones every database test builds on):
+# a test marked dbless may use none of them, so deselecting it on one database loses nothing.
+_DATABASE_FIXTURES = {
+    "db", "transactional_db", "django_db_setup", "client", "admin_client", "admin_user", "live_server",
+}
+
+
+def _refuse_dbless_database_tests(items: list[pytest.Item]) -> None:
+    wrong = [
+        i.nodeid for i in items if i.get_closest_marker("dbless") and (
+            i.get_closest_marker("django_db") or _DATABASE_FIXTURES & set(getattr(i, "fixturenames", ())))
+    ]
+    if wrong:
+        raise pytest.UsageError(f"marked dbless but uses the database: {', '.join(wrong)}")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _refuse_dbless_database_tests(items)
     # Deselected, not skipped, so the summary shows only what ran: soak runs are opt-in, and a test
     # of one database's behaviour (PostgreSQL roles and row-level security; SQLite's refusal of
     # them) runs only on that database — CI runs the suite on both. A broker's users are tested

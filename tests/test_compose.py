@@ -20,7 +20,10 @@ import yaml
 from tests.processes import ROOT
 
 COMPOSE = shutil.which("docker-compose")
-pytestmark = pytest.mark.skipif(COMPOSE is None, reason="docker-compose is not installed (.ci/run installs it)")
+pytestmark = [
+    pytest.mark.skipif(COMPOSE is None, reason="docker-compose is not installed (.ci/run installs it)"),
+    pytest.mark.dbless,  # no database, no broker: .ci/run runs it once
+]
 AGENTS = ["node-1", "node-2", "node-3"]
 EXTADMIN = ["migrate", "console", "webhooks", *AGENTS]
 

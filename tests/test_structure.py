@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.dbless  # no database, no broker: .ci/run runs it once
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("extadmin", "nodes", "webhooks", "rollouts")
 MAX_FUNCTION_LINES = 50

@@ -11,6 +11,8 @@ from extadmin.packaging import Refusal
 from extadmin.signatures import MAX_SIGNATURE_BYTES, Signer, read_signature, signature_check, verify_signature
 from tests.signing import Keys, keys
 
+pytestmark = pytest.mark.dbless  # no database, no broker: .ci/run runs it once
+
 __all__ = ["keys"]
 
 

@@ -10,6 +10,8 @@ from extadmin.packaging import Refusal
 from extadmin.storage import NodeStorage
 from nodes.agent import Agent
 
+pytestmark = pytest.mark.dbless  # no database, no broker: .ci/run runs it once
+
 
 def test_it_refuses_a_storage_that_belongs_to_another_node(n1: NodeStorage) -> None:
     storage_claim(storage=n1, node_name="n1", exclusive=False).release()

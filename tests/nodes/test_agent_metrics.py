@@ -4,10 +4,13 @@ from __future__ import annotations
 import logging
 import socket
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from nodes.agent_metrics import agent_metrics_serve, agent_sync_observed
 from tests.processes import free_port, http_get
+
+pytestmark = pytest.mark.dbless  # no database, no broker: .ci/run runs it once
 
 
 def test_it_serves_the_agents_syncs_on_loopback() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -48,94 +49,103 @@ def every_page(client: Client, query: str) -> tuple[list[str], list[tuple[str, s
         page += 1
 
 
+@pytest.fixture(scope="class")
+def big_rows(django_db_setup, django_db_blocker) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """100 nodes × 300 packages, seeded once for the tests of TestABigCluster, which only read them
+    (each test's own changes are rolled back with its transaction); deleted after the last of them."""
+    with django_db_blocker.unblock():
+        seed_cluster(100, 300)
+        converge_packages(CONVERGED)
+    yield
+    with django_db_blocker.unblock():
+        Node.objects.filter(name__in=[f"n{i:03d}" for i in range(100)]).delete()  # their sync states with them
+        ExtensionPackage.objects.filter(name__in=[f"Pkg{j:03d}" for j in range(300)]).delete()
+
+
 @pytest.fixture
-def big(db, settings) -> None:  # type: ignore[no-untyped-def]
+def big(big_rows, db, settings) -> None:  # type: ignore[no-untyped-def]
     settings.EXTADMIN_HEARTBEAT_INTERVAL = 3600  # the seeded nodes stay online while the test runs
-    seed_cluster(100, 300)
-    converge_packages(CONVERGED)
 
 
 # --- filters --------------------------------------------------------------------------------------
 
 
-def test_it_shows_only_what_is_not_converged_by_default_on_a_big_cluster(viewer_client: Client, big: None) -> None:
-    shown, found, html = every_page(viewer_client, "")
-    assert sorted(shown) == sorted(f"Pkg{j:03d}" for j in range(1, 300, 2))
-    assert "Only what is not converged (the default above 40 nodes" in html
-    assert found and all(state != "installed" for _, _, state in found)
-    all_rows, _, html = every_page(viewer_client, "state=all")
-    assert len(all_rows) == 300
-    assert "Only what is not converged" not in html
+@pytest.mark.usefixtures("big")
+class TestABigCluster:
+    """The dashboard of one seeded big cluster (``big_rows``), through the views."""
 
+    def test_it_shows_only_what_is_not_converged_by_default_on_a_big_cluster(self, viewer_client: Client) -> None:
+        shown, found, html = every_page(viewer_client, "")
+        assert sorted(shown) == sorted(f"Pkg{j:03d}" for j in range(1, 300, 2))
+        assert "Only what is not converged (the default above 40 nodes" in html
+        assert found and all(state != "installed" for _, _, state in found)
+        all_rows, _, html = every_page(viewer_client, "state=all")
+        assert len(all_rows) == 300
+        assert "Only what is not converged" not in html
 
-def test_it_filters_every_state_by_the_one_rule(viewer_client: Client, big: None) -> None:
-    for state in ("failed", "syncing", "pending"):
-        shown, found, _ = every_page(viewer_client, f"state={state}")
-        assert shown, state
-        assert {s for _, _, s in found} == {state}, state
-        with_state = {p for p, _, _ in found}
-        assert set(shown) == with_state, state  # a row for each package with such a cell, no other
-    Node.objects.filter(name__in=["n098", "n099"]).update(last_heartbeat=timezone.now() - timedelta(days=1))
-    shown, found, _ = every_page(viewer_client, "state=offline")
-    assert len(shown) == 300 and {n for _, n, _ in found} == {"n098", "n099"}
+    def test_it_filters_every_state_by_the_one_rule(self, viewer_client: Client) -> None:
+        for state in ("failed", "syncing", "pending"):
+            shown, found, _ = every_page(viewer_client, f"state={state}")
+            assert shown, state
+            assert {s for _, _, s in found} == {state}, state
+            with_state = {p for p, _, _ in found}
+            assert set(shown) == with_state, state  # a row for each package with such a cell, no other
+        Node.objects.filter(name__in=["n098", "n099"]).update(last_heartbeat=timezone.now() - timedelta(days=1))
+        shown, found, _ = every_page(viewer_client, "state=offline")
+        assert len(shown) == 300 and {n for _, n, _ in found} == {"n098", "n099"}
 
+    def test_it_shows_only_the_selected_nodes_in_the_full_grid(self, viewer_client: Client) -> None:
+        html = viewer_client.get("/?view=grid&state=failed&q=Pkg001").content.decode()
+        headers = re.findall(r'<th[^>]* class="node [a-z]+" data-node="([^"]+)"', html)
+        failed_rows = SyncState.objects.filter(package_name="Pkg001", state="failed")
+        failed = sorted(failed_rows.values_list("node__name", flat=True))
+        assert headers == failed and len(failed) == 4  # the grid's columns: only the nodes where it failed
+        assert {(p, s) for p, _, s in cells(html)} == {("Pkg001", "failed")}
 
-def test_it_shows_only_the_selected_nodes_in_the_full_grid(viewer_client: Client, big: None) -> None:
-    html = viewer_client.get("/?view=grid&state=failed&q=Pkg001").content.decode()
-    headers = re.findall(r'<th[^>]* class="node [a-z]+" data-node="([^"]+)"', html)
-    failed_rows = SyncState.objects.filter(package_name="Pkg001", state="failed")
-    failed = sorted(failed_rows.values_list("node__name", flat=True))
-    assert headers == failed and len(failed) == 4  # the grid's columns: only the nodes where it failed
-    assert {(p, s) for p, _, s in cells(html)} == {("Pkg001", "failed")}
+    def test_it_searches_package_and_node_names(self, viewer_client: Client) -> None:
+        shown, _, _ = every_page(viewer_client, "q=pkg01&state=all")
+        assert sorted(shown) == [f"Pkg{j:03d}" for j in range(10, 20)]
+        html = viewer_client.get("/?q=N00&state=all&view=grid").content.decode()
+        headers = re.findall(r'<th[^>]* class="node [a-z]+" data-node="([^"]+)"', html)
+        assert headers == [f"n{i:03d}" for i in range(10)]
+        assert {n for _, n, _ in cells(html)} <= set(headers)
+        html = viewer_client.get("/?q=nothing-has-this").content.decode()
+        assert "No package or node name contains &#x27;nothing-has-this&#x27;." in html
 
+    def test_it_sorts_and_pages(self, viewer_client: Client) -> None:
+        by_name, _, _ = every_page(viewer_client, "state=all")
+        assert by_name == sorted(by_name, key=str.casefold)
+        newest = ExtensionPackage.objects.order_by("-imported_at", "name").values_list("name", flat=True)[0]
+        html = viewer_client.get("/?state=all&sort=imported").content.decode()
+        assert rows(html)[0] == newest
+        html = viewer_client.get("/?state=all&sort=state").content.decode()
+        assert all(name not in CONVERGED for name in rows(html))  # the not converged come first
+        page2 = viewer_client.get("/?state=all&page=2").content.decode()
+        assert rows(page2) == by_name[50:100]
+        assert 'href="?state=all&amp;page=3" rel="next"' in page2
+        assert 'href="?state=all" rel="prev"' in page2
 
-def test_it_searches_package_and_node_names(viewer_client: Client, big: None) -> None:
-    shown, _, _ = every_page(viewer_client, "q=pkg01&state=all")
-    assert sorted(shown) == [f"Pkg{j:03d}" for j in range(10, 20)]
-    html = viewer_client.get("/?q=N00&state=all&view=grid").content.decode()
-    headers = re.findall(r'<th[^>]* class="node [a-z]+" data-node="([^"]+)"', html)
-    assert headers == [f"n{i:03d}" for i in range(10)]
-    assert {n for _, n, _ in cells(html)} <= set(headers)
-    html = viewer_client.get("/?q=nothing-has-this").content.decode()
-    assert "No package or node name contains &#x27;nothing-has-this&#x27;." in html
+    @pytest.mark.parametrize("query, note", [
+        ("state=bogus", "state: &#x27;bogus&#x27; is not a filter (choose not_converged, failed, offline, syncing, "
+                        "pending or all); showing every state"),
+        ("sort=size", "sort: &#x27;size&#x27; is not a sort order (choose name, state, imported); sorted by name"),
+        ("page=abc", "page: &#x27;abc&#x27; is not a page number (1, 2, …); showing page 1"),
+        ("page=0", "page: &#x27;0&#x27; is not a page number (1, 2, …); showing page 1"),
+        ("page=99", "page: there are 6 page(s) of packages; showing the last"),
+        ("view=cube", "view: &#x27;cube&#x27; is not a view (choose grid or compact); the default view is shown"),
+        ("q=" + "x" * 300, "q: the search text is longer than 128 characters; only its start is used"),
+    ])
+    def test_it_ignores_a_bad_parameter_and_says_so(self, viewer_client: Client, query: str, note: str) -> None:
+        response = viewer_client.get(f"/?state=all&{query}" if "state=" not in query else f"/?{query}")
+        assert response.status_code == 200
+        assert note in response.content.decode()
+        assert viewer_client.get(f"/?{query}", HTTP_HX_REQUEST="true").status_code == 200
 
-
-def test_it_sorts_and_pages(viewer_client: Client, big: None) -> None:
-    by_name, _, _ = every_page(viewer_client, "state=all")
-    assert by_name == sorted(by_name, key=str.casefold)
-    newest = ExtensionPackage.objects.order_by("-imported_at", "name").values_list("name", flat=True)[0]
-    html = viewer_client.get("/?state=all&sort=imported").content.decode()
-    assert rows(html)[0] == newest
-    html = viewer_client.get("/?state=all&sort=state").content.decode()
-    assert all(name not in CONVERGED for name in rows(html))  # the not converged come first
-    page2 = viewer_client.get("/?state=all&page=2").content.decode()
-    assert rows(page2) == by_name[50:100]
-    assert 'href="?state=all&amp;page=3" rel="next"' in page2
-    assert 'href="?state=all" rel="prev"' in page2
-
-
-@pytest.mark.parametrize("query, note", [
-    ("state=bogus", "state: &#x27;bogus&#x27; is not a filter (choose not_converged, failed, offline, syncing, "
-                    "pending or all); showing every state"),
-    ("sort=size", "sort: &#x27;size&#x27; is not a sort order (choose name, state, imported); sorted by name"),
-    ("page=abc", "page: &#x27;abc&#x27; is not a page number (1, 2, …); showing page 1"),
-    ("page=0", "page: &#x27;0&#x27; is not a page number (1, 2, …); showing page 1"),
-    ("page=99", "page: there are 6 page(s) of packages; showing the last"),
-    ("view=cube", "view: &#x27;cube&#x27; is not a view (choose grid or compact); the default view is shown"),
-    ("q=" + "x" * 300, "q: the search text is longer than 128 characters; only its start is used"),
-])
-def test_it_ignores_a_bad_parameter_and_says_so(viewer_client: Client, big: None, query: str, note: str) -> None:
-    response = viewer_client.get(f"/?state=all&{query}" if "state=" not in query else f"/?{query}")
-    assert response.status_code == 200
-    assert note in response.content.decode()
-    assert viewer_client.get(f"/?{query}", HTTP_HX_REQUEST="true").status_code == 200
-
-
-def test_it_names_every_filter_in_the_form(viewer_client: Client, big: None) -> None:
-    html = viewer_client.get("/").content.decode()
-    for state in STATE_FILTERS:
-        assert f'<option value="{state}"' in html
-    assert '<input type="search" name="q"' in html
+    def test_it_names_every_filter_in_the_form(self, viewer_client: Client) -> None:
+        html = viewer_client.get("/").content.decode()
+        for state in STATE_FILTERS:
+            assert f'<option value="{state}"' in html
+        assert '<input type="search" name="q"' in html
 
 
 # --- ETag / 304 -----------------------------------------------------------------------------------

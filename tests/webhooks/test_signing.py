@@ -5,9 +5,13 @@ import hashlib
 import hmac
 import time
 
+import pytest
+
 from tests.processes import free_port
 from tests.webhooks.receiver import Receiver
 from webhooks.signing import post, signature, signature_valid
+
+pytestmark = pytest.mark.dbless  # no database, no broker: .ci/run runs it once
 
 
 def test_it_signs_the_exact_body_with_hmac_sha256() -> None:

@@ -4,6 +4,8 @@ import pytest
 
 from extadmin.packaging import Dependency, Refusal, order_by_dependencies, parse_depends_on
 
+pytestmark = pytest.mark.dbless  # no database, no broker: .ci/run runs it once
+
 
 @pytest.mark.parametrize(
     "raw",

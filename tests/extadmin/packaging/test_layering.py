@@ -12,6 +12,8 @@ import pytest
 
 import extadmin.packaging
 
+pytestmark = pytest.mark.dbless  # no database, no broker: .ci/run runs it once
+
 MODULES = sorted(Path(extadmin.packaging.__file__).parent.glob("*.py"))
 
 

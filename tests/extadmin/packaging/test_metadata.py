@@ -5,6 +5,8 @@ from zipcraft import fixture_metadata
 
 from extadmin.packaging import Dependency, EntityDecl, Refusal, is_safe_name, parse_metadata
 
+pytestmark = pytest.mark.dbless  # no database, no broker: .ci/run runs it once
+
 
 def metadata(attributes: str, body: str = "", *, prolog: str = '<?xml version="1.0" encoding="UTF-8"?>') -> bytes:
     return (

@@ -8,6 +8,8 @@ from zipcraft import info, make_zip, package_zip
 
 from extadmin.packaging import Limits, Refusal, validate_package
 
+pytestmark = pytest.mark.dbless  # no database, no broker: .ci/run runs it once
+
 LIMITS = Limits()
 
 

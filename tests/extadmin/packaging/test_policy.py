@@ -15,6 +15,8 @@ from extadmin.packaging.policy import (
     parse_import_policy,
 )
 
+pytestmark = pytest.mark.dbless  # no database, no broker: .ci/run runs it once
+
 THINGWORX_KEYS = [
     "importEnabled", "allowJarResources", "allowJavascriptResources", "allowCSSResources",
     "allowJSONResources", "allowWebAppResources", "allowEntities", "allowExtensibleEntities",

@@ -34,6 +34,8 @@ from extadmin.packaging import (
 )
 from extadmin.packaging.errors import shown
 
+pytestmark = pytest.mark.dbless  # no database, no broker: .ci/run runs it once
+
 LIMITS = Limits()
 MiB = 1024 * 1024
 

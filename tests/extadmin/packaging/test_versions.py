@@ -4,6 +4,8 @@ import pytest
 
 from extadmin.packaging import Refusal, Version, parse_version
 
+pytestmark = pytest.mark.dbless  # no database, no broker: .ci/run runs it once
+
 
 @pytest.mark.parametrize(
     ("text", "parts"),
