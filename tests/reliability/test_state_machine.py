@@ -397,7 +397,9 @@ class Cluster(RuleBasedStateMachine):
         if fault is None:
             self.assert_only_expected_failures(node, result.failures)
             # It has looked at everything now: what it missed on a quick pass is only a flipped byte.
-            self.tampered[node] = {k: v for k, v in self.tampered[node].items() if v == "flip" and not contents}
+            # A repair that failed (its probe said no) put the damaged copy back: still tampered.
+            self.tampered[node] = {k: v for k, v in self.tampered[node].items()
+                                   if (v == "flip" and not contents) or k in result.failures}
             self.assert_holders_of_quarantined_bytes_say_so(node)
             self.assert_nodes_not_admitted_hold_the_previous_version(node, contents=contents, failed=result.failures)
 
@@ -411,7 +413,7 @@ class Cluster(RuleBasedStateMachine):
                                verify_contents=True)
             self.assert_only_expected_failures(node, result.failures)
             failed = failed or not result.ok
-            self.tampered[node] = {}
+            self.tampered[node] = {k: v for k, v in self.tampered[node].items() if k in result.failures}
             self.counts["syncs"] += 1
             self.assert_holders_of_quarantined_bytes_say_so(node)
             self.assert_nodes_not_admitted_hold_the_previous_version(node, contents=True, failed=result.failures)
