@@ -56,7 +56,8 @@ def rollout_create(
     old = None
     if previous is not None:
         old = Archive.objects.filter(package_id=previous.pk).values_list("manifest", flat=True).first()
-    now = timezone.now()
+    # Never before the import's own time: the rule binds a rollout to the import that made it.
+    now = max(timezone.now(), package.imported_at)
     batches = _batches(policy, importing_node)
     first = min(batches.values())
     rollout = Rollout.objects.create(

@@ -38,16 +38,17 @@ class Target:
 
 
 def node_targets(*, node_id: int, packages: dict[str, str]) -> dict[str, Target]:
-    """For each package (name → its current sha256) in a rollout that is not completed, what this
-    node should do with it; packages left out are plain ``new``. Two queries, whatever the cluster."""
+    """For each package (name → its current sha256) in a rollout that is not completed, made by the
+    package's current import, what this node should do with it; packages left out are plain
+    ``new``. Two queries, whatever the cluster."""
     if not packages:
         return {}
     latest: dict[str, Rollout] = {}
-    # Only a rollout of the import that made the current version current: one from before it (say
-    # the aborted rollout of a version a rollback brings back) is history and decides nothing.
-    made_current = ExtensionPackage.objects.filter(name=OuterRef("package_name")).values("imported_at")[:1]
+    # Only the rollout the package's current import made: one of a version since replaced (by an
+    # import, a rollback) is history, even when those bytes come back; their new import has its own.
+    imported_at = ExtensionPackage.objects.filter(name=OuterRef("package_name")).values("imported_at")[:1]
     candidates = Rollout.objects.filter(
-        package_name__in=packages, state__in=LIVE_OR_ABORTED, created_at__gte=Subquery(made_current)
+        package_name__in=packages, state__in=LIVE_OR_ABORTED, created_at__gte=Subquery(imported_at),
     )
     for r in candidates.order_by("package_name", "-created_at", "-id"):
         if r.package_name not in latest and packages[r.package_name] == r.sha256:
