@@ -8,7 +8,7 @@ import pytest
 from extadmin.models import ExtensionPackage, Operation
 from extadmin.operations import Actor
 from extadmin.packaging import Refusal
-from nodes.models import SyncState
+from nodes.models import SyncRun, SyncState
 from rollouts.models import Rollout
 from rollouts.services import rollout_control, rollouts_status
 from tests.rollouts.conftest import Nodes
@@ -145,3 +145,24 @@ def test_a_bad_policy_is_refused_naming_the_field_and_nothing_is_imported(
         import_with("Pump", "1.0.0", rollout=fields)
     assert str(refused.value) == said
     assert not ExtensionPackage.objects.exists()
+
+
+def test_resuming_a_halted_rollout_makes_its_failed_node_try_again_at_once_and_the_rollout_completes(
+    nodes: Callable[[int], Nodes], import_with: Callable[..., ExtensionPackage],
+) -> None:
+    """The failure is counted, its retry backed off; the resume must not wait for that backoff (nor
+    be undone by the node reporting its old failure again at its next pass)."""
+    cluster = nodes(2)
+    import_with("Pump", "1.0.0")
+    cluster.sync_all()
+    v2 = import_with("Pump", "2.0.0", rollout={"batch": 1, "max_failures": 1})
+    cluster.sync("n1", faults=FAIL)
+    assert _status()["state"] == "halted"
+    assert SyncState.objects.get(node__name="n1", package_name="Pump").next_retry_at is not None
+
+    assert rollout_control(name="Pump", action="resume", actor=Actor(via="cli"))["state"] == "running"
+    cluster.sync("n1", trigger=SyncRun.Trigger.NUDGE)  # the resume's nudge: it tries again, now
+    assert cluster.chk("n1", "Pump") == v2.sha256
+    assert _status()["nodes"]["n1"] == "installed" and _status()["batch"] == 2
+    cluster.sync("n2")
+    assert _status()["state"] == "completed"
