@@ -757,6 +757,7 @@ def _stage(p: _Pass, pkg: Desired) -> None:
         if download is not None:
             p.storage.discard(download)
     _mark(p, pkg, SyncState.State.STAGED, started_at=started, finished_at=timezone.now(), duration_ms=_ms(t0))
+    faults.checkpoint("sync.after_stage")  # staged and said so; its rollout row not reported yet
     p.act(f"staged {pkg.name} {pkg.version}")
 
 

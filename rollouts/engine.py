@@ -24,6 +24,7 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
+from extadmin import faults
 from extadmin.models import Archive, ExtensionPackage
 from extadmin.packaging import Conflict
 from nodes.models import Node, SyncState
@@ -75,6 +76,7 @@ def rollout_create(
         )
         for name, batch in batches.items() if name in nodes
     ])
+    faults.checkpoint("rollout.after_create")  # written, not committed: the import's transaction
     return rollout
 
 
@@ -107,6 +109,7 @@ def _batches(policy: Policy, importing_node: str) -> dict[str, int]:
 # --- advancing ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Step:
+    name: str  # admit, halt, complete, activate (running → activating), activated (activating → running)
     fields: dict[str, Any]
     nudge: bool = False  # admitted nodes should act now (a batch admitted, activation)
 
@@ -121,9 +124,12 @@ def rollout_advance(rollout_id: int) -> Rollout | None:
         step = next_step(rollout, rows, online=set(online_node_names()))
         if step is None:
             return rollout
+        faults.checkpoint(f"rollout.before_{step.name}")
         moved = Rollout.objects.filter(pk=rollout.pk, state=rollout.state, batch=rollout.batch).update(
             **step.fields, changed_at=timezone.now()
         )
+        if moved:
+            faults.checkpoint(f"rollout.after_{step.name}")  # done, nobody nudged yet
         if moved and step.nudge:
             nodes_nudge()  # a hint only: staged agents also watch, and every agent passes periodically
     return Rollout.objects.filter(pk=rollout_id).first()
@@ -138,20 +144,20 @@ def next_step(rollout: Rollout, rows: list[RolloutNode], *, online: set[str]) ->
                    or (rollout.max_failures and len(failed) >= rollout.max_failures)):
         # Nudged: the nodes holding a staged version drop it now, not at their next periodic pass.
         reason = halt_reason(rollout, failed, together=together)
-        return Step({"state": Rollout.State.HALTED, "reason": reason}, nudge=together)
+        return Step("halt", {"state": Rollout.State.HALTED, "reason": reason}, nudge=together)
     pending = [r for r in admitted if r.state not in (RolloutNode.State.INSTALLED, RolloutNode.State.FAILED)]
     if rollout.state == Rollout.State.ACTIVATING:
-        return Step({"state": Rollout.State.RUNNING}) if not pending else None
+        return Step("activated", {"state": Rollout.State.RUNNING}) if not pending else None
     if together and pending:
         present = [r for r in pending if r.node.name in online]
         if present and all(r.state == RolloutNode.State.STAGED for r in present):
-            return Step({"state": Rollout.State.ACTIVATING}, nudge=True)
+            return Step("activate", {"state": Rollout.State.ACTIVATING}, nudge=True)
         return None
     if pending:
         return None
     if rollout.batch >= rollout.last_batch:
-        return Step({"state": Rollout.State.COMPLETED})
-    return Step({"batch": rollout.batch + 1}, nudge=True)
+        return Step("complete", {"state": Rollout.State.COMPLETED})
+    return Step("admit", {"batch": rollout.batch + 1}, nudge=True)
 
 
 def halt_reason(rollout: Rollout, failed: list[RolloutNode], *, together: bool) -> str:
@@ -194,8 +200,10 @@ def rollout_node_report(*, node: Node) -> None:
                 fields["swapped_at"] = new[2]
             elif new[0] == RolloutNode.State.STAGED:
                 fields["staged_at"] = fields["changed_at"]
-            RolloutNode.objects.filter(pk=row.pk, state=row.state).update(**fields)
+            if RolloutNode.objects.filter(pk=row.pk, state=row.state).update(**fields):
+                faults.checkpoint("rollout.after_report")  # its own row written, the rollout not yet moved
         if row.rollout.state in CHANGING:
+            faults.checkpoint("rollout.before_advance")
             rollout_advance(row.rollout_id)
 
 
