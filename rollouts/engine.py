@@ -18,6 +18,7 @@ process ever writes another node's row to admit it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,10 +180,14 @@ def rollouts_advance_all() -> None:
 
 
 # --- what a node reports ----------------------------------------------------------------------
-def rollout_node_report(*, node: Node) -> None:
+def rollout_node_report(*, node: Node, kept: Collection[int] = ()) -> None:
     """After a pass: this node's place in each live rollout, from what its sync states prove; then
     each of those rollouts is moved on. Writes only this node's own rows (and the shared rollout row,
-    by conditional transitions)."""
+    by conditional transitions).
+
+    ``kept``: the rollouts whose package the pass left alone (the node had failed there). Their rows
+    are not written: the pass proved nothing new, and its old failure must not undo a resume that
+    committed while it ran (the next pass tries again and reports)."""
     rows = list(
         RolloutNode.objects.filter(node=node)
         .filter(Q(rollout__state__in=LIVE) | Q(rollout__state=Rollout.State.ABORTED))
@@ -193,7 +198,7 @@ def rollout_node_report(*, node: Node) -> None:
     names = {r.rollout.package_name for r in rows}
     states = {s.package_name: s for s in SyncState.objects.filter(node=node, package_name__in=names)}
     for row in rows:
-        new = reported_state(row, states.get(row.rollout.package_name))
+        new = None if row.rollout_id in kept else reported_state(row, states.get(row.rollout.package_name))
         if new is not None and (new[0], new[1]) != (row.state, row.error):
             fields: dict[str, Any] = {"state": new[0], "error": new[1], "changed_at": timezone.now()}
             if new[0] == RolloutNode.State.INSTALLED:
