@@ -11,7 +11,8 @@ itself there. Which process that is follows from where the step runs:
   ``rollout.before_advance``; ``rollout_advance``: ``rollout.before_/after_`` admit, halt, complete,
   activate, activated); the console moves it on only when it shows or controls one, so the test
   process reads the rows itself and never advances while it waits for a kill;
-- an agent stages (``sync.after_stage``) and swaps in at the activation (``sync.after_swap``);
+- an agent swaps a version in (``sync.after_swap``, also at a together activation) and stages one
+  (``sync.after_stage``);
 - the controls (``rollout_pause``, ``rollout_resume``, ``rollout_abort``) die once their transition
   is committed, before any node is told (``rollout.after_pause`` …).
 
@@ -26,8 +27,6 @@ back on the old one, byte for byte.
 from __future__ import annotations
 
 import itertools
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ from nodes.models import SyncState
 from rollouts.models import Rollout, RolloutNode
 from tests.cluster.conftest import Cluster
 from tests.packages import build_package, folder_files
-from tests.processes import ROOT, Pause, child_env, run_command, wait_for
+from tests.processes import Pause, child_env, manage, run_command, wait_for
 
 pytestmark = [pytest.mark.cluster]
 
@@ -65,7 +64,7 @@ class Case:
 
     @property
     def id(self) -> str:
-        return self.point
+        return self.point + ("-together" if self.policy == TOGETHER else "")
 
 
 CASES = [
@@ -82,7 +81,8 @@ CASES = [
     Case("rollout.before_activated", TOGETHER),
     Case("rollout.after_activated", TOGETHER),
     Case("sync.after_stage", TOGETHER),
-    Case("sync.after_swap", TOGETHER),
+    Case("sync.after_swap"),  # swapped in, not yet proved nor reported: the rollout waits for it
+    Case("sync.after_swap", TOGETHER),  # the activation's swap
     Case("rollout.after_report"),
     Case("rollout.before_advance"),
     Case("rollout.after_pause", by="pause"),
@@ -112,7 +112,10 @@ class Rig:
         self.cluster.agent(name, **AGENT, **self.env).start()
 
     def arm(self, point: str, action: str = "kill") -> None:
-        (self.arms / point).write_text(action)
+        """Arm ``point`` for the first process that reaches it (written whole, then renamed in)."""
+        ready = self.tmp / f"arming-{point}"
+        ready.write_text(action)
+        ready.rename(self.arms / point)
 
     def taker(self, point: str) -> int | None:
         """The pid of the process that took the armed ``point``, once one did."""
@@ -126,9 +129,11 @@ class Rig:
         return child_env(EXTADMIN_NODE=self.console, EXTADMIN_STORAGE=str(self.storage(self.console).root),
                          EXTADMIN_HEARTBEAT_INTERVAL="1", **self.env)
 
-    def console_command(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=self.console_env(),
-                              capture_output=True, text=True, timeout=120)
+    def console_killed(self, point: str, *args: str) -> None:
+        """A console command (``manage.py …`` as this node) that must die at ``point``."""
+        self.arm(point)
+        done = manage(*args, env=self.console_env())
+        assert done.returncode == -9 and self.taker(point) is not None, done.stderr
 
     def disarm(self) -> None:
         for path in [*self.arms.iterdir(), *self.refusals.iterdir()]:
@@ -316,9 +321,7 @@ def _by_agent(rig: Rig, watch: Watch, case: Case, name: str) -> str:
 
 
 def _by_import(rig: Rig, watch: Watch, case: Case, name: str) -> str:
-    rig.arm(case.point)
-    done = rig.console_command("import_extension", str(build_package(rig.tmp, name, "2.0.0")), *case.policy)
-    assert done.returncode == -9, done.stderr
+    rig.console_killed(case.point, "import_extension", str(build_package(rig.tmp, name, "2.0.0")), *case.policy)
     if case.point == "rollout.after_create":  # died before its commit: nothing of 2.0.0 anywhere
         assert ExtensionPackage.objects.get(name=name).version == "1.0.0"
         assert not Rollout.objects.filter(package_name=name).exists()
@@ -339,9 +342,7 @@ def _held_first(rig: Rig, name: str) -> Pause:
 
 
 def _control_killed(rig: Rig, case: Case, name: str, action: str) -> None:
-    rig.arm(case.point)
-    done = rig.console_command(f"rollout_{action}", name)
-    assert done.returncode == -9, done.stderr
+    rig.console_killed(case.point, f"rollout_{action}", name)
     assert Operation.objects.filter(package_name=name, kind=f"rollout_{action}").exists()  # committed
 
 
