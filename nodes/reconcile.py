@@ -158,6 +158,7 @@ class _Pass:
     actions: list[str] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
     staged: list[Desired] = field(default_factory=list)
+    kept: set[int] = field(default_factory=set)  # rollouts whose package this pass left alone (failed here)
 
     def act(self, line: str) -> None:
         # Written as it happens, so a console watching a long sync sees its progress.
@@ -264,7 +265,7 @@ def _forget_quiet_passes(p: _Pass, *, outcome: str) -> None:
 
 def _sync(p: _Pass, *, verify_contents: bool) -> None:
     desired, known = read_desired()  # 2. desired, read once; if it fails, nothing below runs
-    desired, p.staged = rollout_desired(p.node, desired)  # what each package's rollout says this node holds
+    desired, p.staged, p.kept = rollout_desired(p.node, desired)  # what each package's rollout says this node holds
     states = {s.package_name: s for s in SyncState.objects.filter(node=p.node)}
     _restore_unproved(p, states)  # a swap whose health probe never passed: the previous version back
     p.storage.clean_leftovers()  # staging/retired of a process that died mid-way
@@ -685,8 +686,11 @@ def _remove(p: _Pass, name: str) -> None:
 
 
 # --- rollouts (``rollouts.rules`` decides; these hooks only apply it) ---------------------------
-def rollout_desired(node: Node, desired: dict[str, Desired]) -> tuple[dict[str, Desired], list[Desired]]:
-    """``desired`` as this node's rollouts say (what to hold now), and the versions to stage only."""
+def rollout_desired(
+    node: Node, desired: dict[str, Desired],
+) -> tuple[dict[str, Desired], list[Desired], set[int]]:
+    """``desired`` as this node's rollouts say (what to hold now), the versions to stage only, and
+    the rollouts whose package this node leaves alone (it failed there)."""
     # A quarantined checksum is never the answer: quarantine wins over any rollout taking it out,
     # but a rollout's way back (a node held on, or sent back to, the previous version) still holds.
     targets = node_targets(node_id=node.pk, packages={n: d.sha256 for n, d in desired.items()})
@@ -694,6 +698,7 @@ def rollout_desired(node: Node, desired: dict[str, Desired]) -> tuple[dict[str, 
                  .values_list("sha256", flat=True)) if targets else set()
     out: dict[str, Desired] = {}
     staged: list[Desired] = []
+    kept: set[int] = set()
     for name, pkg in desired.items():
         target = targets.get(name)
         if pkg.quarantined and (target is None or target.kind != HOLD):
@@ -708,7 +713,9 @@ def rollout_desired(node: Node, desired: dict[str, Desired]) -> tuple[dict[str, 
                 out[name] = held
         elif target.kind != KEEP:
             out[name] = pkg
-    return out, staged
+        else:
+            kept.add(target.rollout.pk)
+    return out, staged, kept
 
 
 def _held(pkg: Desired, target: Target, *, quarantined: bool) -> Desired | None:
@@ -760,12 +767,13 @@ def _stage(p: _Pass, pkg: Desired) -> None:
         if download is not None:
             p.storage.discard(download)
     _mark(p, pkg, SyncState.State.STAGED, started_at=started, finished_at=timezone.now(), duration_ms=_ms(t0))
+    faults.checkpoint("sync.after_stage")  # staged and said so; its rollout row not reported yet
     p.act(f"staged {pkg.name} {pkg.version}")
 
 
 def _report_rollouts(p: _Pass) -> None:
     try:
-        rollout_node_report(node=p.node)
+        rollout_node_report(node=p.node, kept=p.kept)
     except DatabaseError:  # the next pass reports again; the rollout waits, it never loses a node
         log.exception("could not report node %s's place in its rollouts", p.node.name)
 

@@ -18,12 +18,14 @@ process ever writes another node's row to admit it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Q
 from django.utils import timezone
 
+from extadmin import faults
 from extadmin.models import Archive, ExtensionPackage
 from extadmin.packaging import Conflict
 from nodes.models import Node, SyncState
@@ -76,6 +78,7 @@ def rollout_create(
         )
         for name, batch in batches.items() if name in nodes
     ])
+    faults.checkpoint("rollout.after_create")  # written, not committed: the import's transaction
     return rollout
 
 
@@ -108,6 +111,7 @@ def _batches(policy: Policy, importing_node: str) -> dict[str, int]:
 # --- advancing ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Step:
+    name: str  # admit, halt, complete, activate (running → activating), activated (activating → running)
     fields: dict[str, Any]
     nudge: bool = False  # admitted nodes should act now (a batch admitted, activation)
 
@@ -122,9 +126,12 @@ def rollout_advance(rollout_id: int) -> Rollout | None:
         step = next_step(rollout, rows, online=set(online_node_names()))
         if step is None:
             return rollout
+        faults.checkpoint(f"rollout.before_{step.name}")
         moved = Rollout.objects.filter(pk=rollout.pk, state=rollout.state, batch=rollout.batch).update(
             **step.fields, changed_at=timezone.now()
         )
+        if moved:
+            faults.checkpoint(f"rollout.after_{step.name}")  # done, nobody nudged yet
         if moved and step.nudge:
             nodes_nudge()  # a hint only: staged agents also watch, and every agent passes periodically
     return Rollout.objects.filter(pk=rollout_id).first()
@@ -139,20 +146,20 @@ def next_step(rollout: Rollout, rows: list[RolloutNode], *, online: set[str]) ->
                    or (rollout.max_failures and len(failed) >= rollout.max_failures)):
         # Nudged: the nodes holding a staged version drop it now, not at their next periodic pass.
         reason = halt_reason(rollout, failed, together=together)
-        return Step({"state": Rollout.State.HALTED, "reason": reason}, nudge=together)
+        return Step("halt", {"state": Rollout.State.HALTED, "reason": reason}, nudge=together)
     pending = [r for r in admitted if r.state not in (RolloutNode.State.INSTALLED, RolloutNode.State.FAILED)]
     if rollout.state == Rollout.State.ACTIVATING:
-        return Step({"state": Rollout.State.RUNNING}) if not pending else None
+        return Step("activated", {"state": Rollout.State.RUNNING}) if not pending else None
     if together and pending:
         present = [r for r in pending if r.node.name in online]
         if present and all(r.state == RolloutNode.State.STAGED for r in present):
-            return Step({"state": Rollout.State.ACTIVATING}, nudge=True)
+            return Step("activate", {"state": Rollout.State.ACTIVATING}, nudge=True)
         return None
     if pending:
         return None
     if rollout.batch >= rollout.last_batch:
-        return Step({"state": Rollout.State.COMPLETED})
-    return Step({"batch": rollout.batch + 1}, nudge=True)
+        return Step("complete", {"state": Rollout.State.COMPLETED})
+    return Step("admit", {"batch": rollout.batch + 1}, nudge=True)
 
 
 def halt_reason(rollout: Rollout, failed: list[RolloutNode], *, together: bool) -> str:
@@ -174,10 +181,14 @@ def rollouts_advance_all() -> None:
 
 
 # --- what a node reports ----------------------------------------------------------------------
-def rollout_node_report(*, node: Node) -> None:
+def rollout_node_report(*, node: Node, kept: Collection[int] = ()) -> None:
     """After a pass: this node's place in each live rollout, from what its sync states prove; then
     each of those rollouts is moved on. Writes only this node's own rows (and the shared rollout row,
-    by conditional transitions)."""
+    by conditional transitions).
+
+    ``kept``: the rollouts whose package the pass left alone (the node had failed there). Their rows
+    are not written: the pass proved nothing new, and its old failure must not undo a resume that
+    committed while it ran (the next pass tries again and reports)."""
     rows = list(
         RolloutNode.objects.filter(node=node)
         .filter(Q(rollout__state__in=LIVE) | Q(rollout__state=Rollout.State.ABORTED))
@@ -188,15 +199,17 @@ def rollout_node_report(*, node: Node) -> None:
     names = {r.rollout.package_name for r in rows}
     states = {s.package_name: s for s in SyncState.objects.filter(node=node, package_name__in=names)}
     for row in rows:
-        new = reported_state(row, states.get(row.rollout.package_name))
+        new = None if row.rollout_id in kept else reported_state(row, states.get(row.rollout.package_name))
         if new is not None and (new[0], new[1]) != (row.state, row.error):
             fields: dict[str, Any] = {"state": new[0], "error": new[1], "changed_at": timezone.now()}
             if new[0] == RolloutNode.State.INSTALLED:
                 fields["swapped_at"] = new[2]
             elif new[0] == RolloutNode.State.STAGED:
                 fields["staged_at"] = fields["changed_at"]
-            RolloutNode.objects.filter(pk=row.pk, state=row.state).update(**fields)
+            if RolloutNode.objects.filter(pk=row.pk, state=row.state).update(**fields):
+                faults.checkpoint("rollout.after_report")  # its own row written, the rollout not yet moved
         if row.rollout.state in CHANGING:
+            faults.checkpoint("rollout.before_advance")
             rollout_advance(row.rollout_id)
 
 

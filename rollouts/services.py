@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from extadmin import faults
 from extadmin.models import ExtensionPackage, Operation
 from extadmin.operations import Actor, OperationRecorder
 from extadmin.packaging import Conflict, Refusal, Unknown, is_safe_name
@@ -21,6 +22,7 @@ from extadmin.packaging.errors import shown
 from extadmin.versions import quarantine_reason
 from nodes.models import Node
 from nodes.services import nodes_nudge_on_commit
+from nodes.sync_states import sync_states_retry_now
 from rollouts.engine import CHANGING, LIVE, rollout_advance
 from rollouts.models import Rollout, RolloutNode, RolloutPolicy
 from rollouts.policy import STEP, Policy, parse_canary, policy_from_fields
@@ -190,16 +192,26 @@ def rollout_control(*, name: str, action: str, actor: Actor) -> dict[str, Any]:
         if not moved:
             raise Conflict(STEP, f"the rollout of {name} changed meanwhile; look again and retry")
         if action == "resume":
-            RolloutNode.objects.filter(rollout=r, state=RolloutNode.State.FAILED).update(
-                state=RolloutNode.State.ADMITTED, error="", changed_at=timezone.now()
-            )
+            _failed_try_again(r)
         OperationRecorder.start(
             kind=kind, package_name=name, actor=actor, node=settings.EXTADMIN_NODE, version=r.version,
             previous_version=r.from_version, sha256=r.sha256,
         ).finish()
+        # Registered first, so it runs first once committed: the transition done, no node told yet.
+        transaction.on_commit(lambda: faults.checkpoint(f"rollout.after_{action}"))
         nodes_nudge_on_commit()
     r.refresh_from_db()
     return rollout_dict(rollout_advance(r.pk) or r)
+
+
+def _failed_try_again(r: Rollout) -> None:
+    """Resuming: the failed nodes are admitted again, and their failures are due at once (an
+    operator's "retry now"), not after the backoff; else a node's next pass would leave the package
+    alone and report its old failure again, halting the rollout anew."""
+    failed = RolloutNode.objects.filter(rollout=r, state=RolloutNode.State.FAILED).select_related("node")
+    for row in failed:
+        sync_states_retry_now(node=row.node, package_name=r.package_name)
+    failed.update(state=RolloutNode.State.ADMITTED, error="", changed_at=timezone.now())
 
 
 def _done(action: str) -> str:

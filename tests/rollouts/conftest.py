@@ -35,11 +35,12 @@ class Nodes:
     def storage(self, name: str) -> NodeStorage:
         return NodeStorage(self.tmp / "storage" / name)
 
-    def sync(self, name: str, *, faults: str = "") -> SyncRunResult:
+    def sync(self, name: str, *, faults: str = "", trigger: str = SyncRun.Trigger.MANUAL) -> SyncRunResult:
+        """One pass of ``name``: ``sync_node``'s (an operator's, failures retried now) unless told."""
         node_seen(name=name)
         with _faults(faults):
             return reconcile(
-                node_name=name, storage_root=self.storage(name).root, trigger=SyncRun.Trigger.MANUAL,
+                node_name=name, storage_root=self.storage(name).root, trigger=trigger,
                 verify_contents=True,
             )
 

@@ -1,16 +1,20 @@
 """A rollout's life over real reconcile passes of four nodes (one process, real database and folders)."""
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from django.db import connection
 
 from extadmin.models import ExtensionPackage, Operation
 from extadmin.operations import Actor
 from extadmin.packaging import Refusal
-from nodes.models import SyncState
+from nodes.models import SyncRun, SyncState
 from rollouts.models import Rollout
 from rollouts.services import rollout_control, rollouts_status
+from tests.processes import Pause
 from tests.rollouts.conftest import Nodes
 
 pytestmark = pytest.mark.django_db
@@ -145,3 +149,58 @@ def test_a_bad_policy_is_refused_naming_the_field_and_nothing_is_imported(
         import_with("Pump", "1.0.0", rollout=fields)
     assert str(refused.value) == said
     assert not ExtensionPackage.objects.exists()
+
+
+def test_resuming_a_halted_rollout_makes_its_failed_node_try_again_at_once_and_the_rollout_completes(
+    nodes: Callable[[int], Nodes], import_with: Callable[..., ExtensionPackage],
+) -> None:
+    """The failure is counted, its retry backed off; the resume must not wait for that backoff (nor
+    be undone by the node reporting its old failure again at its next pass)."""
+    cluster = nodes(2)
+    import_with("Pump", "1.0.0")
+    cluster.sync_all()
+    v2 = import_with("Pump", "2.0.0", rollout={"batch": 1, "max_failures": 1})
+    cluster.sync("n1", faults=FAIL)
+    assert _status()["state"] == "halted"
+    assert SyncState.objects.get(node__name="n1", package_name="Pump").next_retry_at is not None
+
+    assert rollout_control(name="Pump", action="resume", actor=Actor(via="cli"))["state"] == "running"
+    cluster.sync("n1", trigger=SyncRun.Trigger.NUDGE)  # the resume's nudge: it tries again, now
+    assert cluster.chk("n1", "Pump") == v2.sha256
+    assert _status()["nodes"]["n1"] == "installed" and _status()["batch"] == 2
+    cluster.sync("n2")
+    assert _status()["state"] == "completed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pass_that_began_before_the_resume_does_not_report_the_old_failure_and_halt_it_again(
+    nodes: Callable[[int], Nodes], import_with: Callable[..., ExtensionPackage], tmp_path: Path,
+) -> None:
+    """n1's pass read "leave Pump alone" (it failed) before the operator resumed; it must not write
+    that old failure over the resumed row when it reports at its end."""
+    cluster = nodes(2)
+    import_with("Pump", "1.0.0")
+    cluster.sync_all()
+    v2 = import_with("Pump", "2.0.0", rollout={"batch": 1, "max_failures": 1})
+    cluster.sync("n1", faults=FAIL)
+    assert _status()["state"] == "halted"
+    import_with("Valve", "1.0.0")  # something for n1's next pass to install: it waits in the middle of it
+    pause = Pause(tmp_path / "release")
+
+    def in_flight() -> None:
+        try:
+            cluster.sync("n1", faults=pause.at("sync.after_fetch"), trigger=SyncRun.Trigger.NUDGE)
+        finally:
+            connection.close()
+
+    pass_ = threading.Thread(target=in_flight)
+    pass_.start()
+    try:
+        pause.wait_reached()
+        assert rollout_control(name="Pump", action="resume", actor=Actor(via="cli"))["state"] == "running"
+    finally:
+        pause.release()
+        pass_.join(timeout=60)
+    assert (_status()["state"], _status()["nodes"]["n1"]) == ("running", "admitted")
+    cluster.sync("n1", trigger=SyncRun.Trigger.NUDGE)
+    assert cluster.chk("n1", "Pump") == v2.sha256 and _status()["nodes"]["n1"] == "installed"
