@@ -33,6 +33,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
+from extadmin import faults
 from extadmin.celery import app
 from extadmin.claim import storage_claim
 from extadmin.logs import log_context_default, log_format
@@ -87,7 +88,10 @@ class Agent:
                 return 0
             self._start_thread("periodic", self._periodic_loop)  # 4.
             self._start_thread("activation", self._activation_loop)
+            faults.checkpoint("agent.before_worker")
             _restore_signals(previous)  # the worker installs its own (warm shutdown)
+            if self.stop.is_set():  # a signal after the check above: the worker would never hear of it
+                return 0
             return self._work()  # 5.
         finally:
             _running = None

@@ -16,7 +16,7 @@ import pytest
 
 from nodes.models import Node, SyncRun
 from tests.cluster.conftest import FAST
-from tests.processes import ROOT, ManagedProcess, RunCommand, child_env, pid_alive, wait_for
+from tests.processes import ROOT, ManagedProcess, Pause, RunCommand, child_env, pid_alive, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
@@ -92,3 +92,22 @@ def test_it_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     assert not any(pid_alive(p) for p in pids)  # type: ignore[arg-type]
     assert not run.answers()
     assert "agent node-1 stopped" in run.node_log("node-1")
+
+
+def test_an_agent_asked_to_stop_just_after_its_startup_sync_stops(tmp_path: Path) -> None:
+    """SIGTERM after the startup sync, before the broker's worker has its own handlers: the agent
+    stopped its threads but then started the worker and ran on for ever (its supervisor waited)."""
+    name = f"s{uuid.uuid4().hex[:6]}"
+    pause = Pause(tmp_path / "release")
+    agent = ManagedProcess(
+        "run_node", "--name", name, "--storage", str(tmp_path / name),
+        env=child_env(**FAST, EXTADMIN_FAULTS=pause.at("agent.before_worker")), log=tmp_path / f"{name}.log",
+    ).start()
+    try:
+        pause.wait_reached()
+        assert agent.proc is not None
+        agent.proc.send_signal(signal.SIGTERM)
+        pause.release()
+        assert agent.proc.wait(timeout=30) == 0, agent.output()[-3000:]
+    finally:
+        agent.kill()
