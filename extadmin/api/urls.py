@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 
 from extadmin.api import nodes, policy, versions, views
+from extadmin.api.schema import SchemaView
 
 app_name = "api"
 
@@ -29,6 +30,6 @@ urlpatterns = [
     path("", include("rollouts.api_urls")),
     # The schema and its docs. Swagger UI comes from drf-spectacular-sidecar's static files, never a
     # CDN; Redoc is not offered because drf-spectacular's page for it loads Google Fonts.
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]

@@ -67,3 +67,18 @@ def test_it_documents_every_key_of_the_import_policy(api: APIClient) -> None:
 
 def test_it_documents_the_package_fields_the_documents_carry(imported) -> None:  # type: ignore[no-untyped-def]
     assert set(PackageSerializer().fields) == set(package_summary(imported("Doc")))
+
+
+def test_the_schema_is_built_once_per_process_and_served_the_same_every_time(api: APIClient) -> None:
+    from drf_spectacular.generators import SchemaGenerator
+
+    from extadmin.api.schema import SchemaView
+
+    accept = "application/vnd.oai.openapi+json"
+    first = api.get("/api/schema/", HTTP_ACCEPT=accept)
+    assert SchemaView._built, "the first request keeps the schema it built"
+    again = api.get("/api/schema/", HTTP_ACCEPT=accept)
+    assert first.status_code == again.status_code == 200 and first.content == again.content
+    fresh = SchemaGenerator().get_schema(request=None, public=True)
+    assert again.json()["paths"].keys() == fresh["paths"].keys()
+    assert yaml.safe_load(api.get("/api/schema/").content)["paths"].keys() == fresh["paths"].keys()  # YAML too
