@@ -10,6 +10,7 @@ link or over an existing file.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import re
@@ -19,6 +20,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -501,3 +503,147 @@ def _empty(dest: Path, keep: frozenset[str] = frozenset()) -> None:
             shutil.rmtree(child)
         else:
             child.unlink()
+
+
+# --- one read: hash, check and unpack together -------------------------------------------------
+
+READ_BLOCK = 4 * 1024 * 1024  # the one read of the zip goes in blocks this big
+
+
+class _OneRead:
+    """The zip read front to back exactly once, in big blocks; every byte also goes to SHA-256.
+
+    The hash runs in a thread of its own (``hashlib`` releases the GIL on big blocks), beside the
+    inflating and writing of the same block: at most two blocks are in memory at a time.
+    """
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f = f
+        self.digest = hashlib.sha256()
+        self.pos = 0  # file offset of the next byte handed out
+        self._block = memoryview(b"")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+        self._hashing: Future[None] | None = None
+
+    def _fill(self) -> bool:
+        data = self.f.read(READ_BLOCK)
+        if not data:
+            return False
+        if self._hashing is not None:
+            self._hashing.result()  # the hash keeps up: never more than one block waits for it
+        self._hashing = self._pool.submit(self.digest.update, data)
+        self._block = memoryview(data)
+        return True
+
+    def pieces(self, size: int) -> Iterator[memoryview]:
+        """The next ``size`` bytes, as views of the blocks they lie in; fewer when the file ends."""
+        while size > 0:
+            if not self._block and not self._fill():
+                return
+            piece = self._block[:size]
+            self._block = self._block[len(piece):]
+            self.pos += len(piece)
+            size -= len(piece)
+            yield piece
+
+    def exactly(self, size: int) -> bytes:
+        return b"".join(bytes(p) for p in self.pieces(size))
+
+    def skip_to(self, offset: int) -> bool:
+        """Hash the bytes up to ``offset`` (local headers, the central directory); False if already past it."""
+        if offset < self.pos:
+            return False
+        for _ in self.pieces(offset - self.pos):
+            pass
+        return True
+
+    def hexdigest(self) -> str:
+        """Hash what is left of the file too, then return the whole file's SHA-256."""
+        while self._block or self._fill():
+            self.pos += len(self._block)
+            self._block = memoryview(b"")
+        if self._hashing is not None:
+            self._hashing.result()
+        return self.digest.hexdigest()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def unpack_hashed(
+    path: Path, dest: Path, *, plan: ZipPlan, limits: Limits, step: str, keep: frozenset[str] = frozenset(),
+) -> str:
+    """Check, hash and unpack an inspected zip into the empty folder ``dest`` in one read of it.
+
+    Every check of ``verify_zip`` and ``extract_zip`` (real sizes, CRCs, the unpacked-bytes
+    budget, ``O_EXCL | O_NOFOLLOW`` files) holds; a refusal names ``step`` with the same words,
+    and empties ``dest`` (but for ``keep``) before it is raised. Returns the SHA-256 of the whole
+    file, hashed from the very bytes that were unpacked. An ``OSError`` while writing is raised
+    as it is (the caller decides what a full disk means at its step), ``dest`` emptied too.
+    """
+    if any(child.name not in keep for child in dest.iterdir()):
+        raise Refusal(step, "the destination folder is not empty")
+    try:
+        return _unpack_hashed(path, dest, plan=plan, limits=limits, step=step)
+    except BaseException:
+        _empty(dest, keep)
+        raise
+
+
+def _unpack_hashed(path: Path, dest: Path, *, plan: ZipPlan, limits: Limits, step: str) -> str:
+    with _open_zip(path, step) as archive, path.open("rb", buffering=0) as raw:
+        infos = archive.infolist()
+        if _members_now(infos, limits) != plan.members:
+            raise Refusal(step, "the package changed after it was checked")
+        _make_dirs(dest, list(plan.members))
+        reader = _OneRead(raw)
+        try:
+            budget = limits.max_unpacked_bytes
+            entries = sorted(zip(infos, plan.members, strict=True), key=lambda pair: pair[0].header_offset)
+            for info, member in entries:
+                if member.is_dir:
+                    continue
+                if not reader.skip_to(info.header_offset):
+                    raise Refusal(step, "the package changed after it was checked")
+                budget = _unpack_entry(reader, info, dest / member.name, budget, step)
+            return reader.hexdigest()
+        finally:
+            reader.close()
+
+
+def _unpack_entry(reader: _OneRead, info: zipfile.ZipInfo, target: Path, budget: int, step: str) -> int:
+    """Inflate one entry from the reader into ``target``; what is left of the budget."""
+    label = shown(info.orig_filename)
+    header = reader.exactly(_LOCAL_HEADER.size)
+    if len(header) < _LOCAL_HEADER.size or header[:4] != _LOCAL_SIGNATURE:
+        raise Refusal(step, f"entry '{label}' has no valid local header (the zip is damaged)")
+    name_length, extra_length = _LOCAL_HEADER.unpack(header)[-2:]
+    reader.skip_to(reader.pos + name_length + extra_length)
+    decompressor = zlib.decompressobj(-zlib.MAX_WBITS) if info.compress_type == zipfile.ZIP_DEFLATED else None
+    produced = 0
+    crc = 0
+    left = info.compress_size
+    fd = os.open(target, _FILE_FLAGS, 0o644)
+    try:
+        for block in reader.pieces(info.compress_size):
+            left -= len(block)
+            for chunk in _inflate(decompressor, block, label, step):  # type: ignore[arg-type]
+                produced += len(chunk)
+                if produced > info.file_size:
+                    raise Refusal(step, f"entry '{label}' unpacks to more than the {info.file_size} bytes it declares")
+                budget -= len(chunk)
+                if budget < 0:
+                    raise Refusal(step, "the package unpacks to more bytes than the configured limit")
+                crc = zlib.crc32(chunk, crc)
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+    if left:
+        raise Refusal(step, f"entry '{label}' is corrupt (the zip is truncated)")
+    if (decompressor is not None and not decompressor.eof) or produced != info.file_size:
+        raise Refusal(step, f"entry '{label}' is corrupt (it ends early)")
+    if crc != info.CRC:
+        raise Refusal(step, f"entry '{label}' is corrupt (bad CRC)")
+    return budget
