@@ -645,3 +645,62 @@ def test_it_refuses_a_package_whose_whole_ratio_is_too_high(tmp_path: Path) -> N
 def test_it_lets_a_tiny_package_compress_as_well_as_it_likes(tmp_path: Path) -> None:
     path = make_zip(tmp_path / "p.zip", [("metadata.xml", b"<x/>"), ("lib/z.bin", b"\x00" * 900 * 1024)])
     assert inspect_zip(path, limits=LIMITS).total_size == 900 * 1024 + 4
+
+
+# --- one read: hash, check and unpack together ------------------------------------------------
+
+
+def _tree(root: Path) -> dict[str, bytes | None]:
+    return {
+        str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))
+    }
+
+
+def test_it_hashes_and_unpacks_in_one_read_exactly_what_extract_writes(tmp_path: Path) -> None:
+    import hashlib
+
+    from extadmin.packaging.safezip import READ_BLOCK, unpack_hashed
+
+    big = random.Random(3).randbytes(READ_BLOCK + 12345)  # spans two read blocks
+    stored = info("lib/raw.bin", compress_type=zipfile.ZIP_STORED)
+    path = package_zip(tmp_path / "p.zip", [("lib/big.jar", big), (stored, big[:99])])
+    plan = inspect_zip(path, limits=LIMITS)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    extract_zip(path, tmp_path / "a", plan=plan, limits=LIMITS)
+
+    digest = unpack_hashed(path, tmp_path / "b", plan=plan, limits=LIMITS, step="validate")
+
+    assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert _tree(tmp_path / "b") == _tree(tmp_path / "a")
+
+
+def test_it_refuses_a_bad_crc_in_the_one_read_with_the_validation_s_words_and_empties_the_folder(
+    tmp_path: Path,
+) -> None:
+    from extadmin.packaging.safezip import unpack_hashed
+
+    path = package_zip(tmp_path / "p.zip")
+    patch_central(path, "Entities/DataShapes_Y.xml", crc=central_field(path, "Entities/DataShapes_Y.xml", "crc") ^ 1)
+    plan = inspect_zip(path, limits=LIMITS)
+    dest = tmp_path / "out"
+    dest.mkdir()
+
+    with pytest.raises(Refusal) as caught:
+        unpack_hashed(path, dest, plan=plan, limits=LIMITS, step="validate")
+
+    assert str(caught.value) == "validate: entry 'Entities/DataShapes_Y.xml' is corrupt (bad CRC)"
+    assert list(dest.iterdir()) == []
+
+
+def test_it_refuses_a_package_over_the_budget_in_the_one_read(tmp_path: Path) -> None:
+    from extadmin.packaging.safezip import unpack_hashed
+
+    path = package_zip(tmp_path / "p.zip")
+    plan = inspect_zip(path, limits=LIMITS)
+    dest = tmp_path / "out"
+    dest.mkdir()
+
+    with pytest.raises(Refusal, match=r"^validate: the package unpacks to more bytes than the configured limit$"):
+        unpack_hashed(path, dest, plan=plan, limits=Limits(max_unpacked_bytes=100), step="validate")
+    assert list(dest.iterdir()) == []
