@@ -17,6 +17,7 @@ import re
 import shutil
 import stat
 import struct
+import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -363,8 +364,14 @@ def extract_zip(
         raise Refusal("unzip", f"writing the unpacked files failed ({exc.strerror or exc})") from None
 
 
+# Files are written by this many threads at once: creating a file waits on the file system far
+# more than it computes, and inflating and writing release the GIL.
+EXTRACT_THREADS = 4
+OPEN_AHEAD = 32  # files the one-read unpack has created ahead of the one it writes
+
+
 def _extract(path: Path, dest: Path, *, plan: ZipPlan, limits: Limits, skip: Callable[[str], bool] | None) -> None:
-    with _open_zip(path, "unzip") as archive, path.open("rb", buffering=256 * 1024) as raw:
+    with _open_zip(path, "unzip") as archive:
         infos = archive.infolist()
         if _members_now(infos, limits) != plan.members:
             raise Refusal("unzip", "the package changed after it was checked")
@@ -374,10 +381,70 @@ def _extract(path: Path, dest: Path, *, plan: ZipPlan, limits: Limits, skip: Cal
             if skip is None or not skip(member.name)
         ]
         _make_dirs(dest, [member for _, member in wanted])
-        budget = limits.max_unpacked_bytes
-        for info, member in wanted:
-            if not member.is_dir:
-                budget = _write_file(raw, info, dest / member.name, budget)
+    files = [(info, dest / member.name) for info, member in wanted if not member.is_dir]
+    budget = _Budget(limits.max_unpacked_bytes)
+    threads = EXTRACT_THREADS if len(files) >= 4 * EXTRACT_THREADS else 1
+    failed = _Failed()
+    if threads == 1:
+        _write_files(path, list(enumerate(files)), budget, failed)
+    else:
+        indexed = list(enumerate(files))
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="unzip") as pool:
+            for group in range(threads):
+                pool.submit(_write_files, path, indexed[group::threads], budget, failed)
+    failed.reraise()
+
+
+class _Budget:
+    """The unpacked bytes left, shared by the threads that write one package's files."""
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> None:
+        with self._lock:
+            self.left -= size
+            if self.left < 0:
+                raise Refusal("unzip", "the package unpacks to more bytes than the configured limit")
+
+
+class _Failed:
+    """The first entry (in the zip's order) that failed: the one a single writer would have
+    stopped at, whatever thread found it. Entries after it are no longer written."""
+
+    def __init__(self) -> None:
+        self.index: int | None = None
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def before(self, index: int) -> bool:
+        return self.index is None or index < self.index
+
+    def record(self, index: int, error: BaseException) -> None:
+        with self._lock:
+            if self.before(index):
+                self.index, self.error = index, error
+
+    def reraise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+def _write_files(path: Path, files: list[tuple[int, tuple[zipfile.ZipInfo, Path]]], budget: _Budget,
+                 failed: _Failed) -> None:
+    try:
+        with path.open("rb", buffering=256 * 1024) as raw:
+            for index, (info, target) in files:
+                if not failed.before(index):
+                    return
+                try:
+                    _write_file(raw, info, target, budget)
+                except BaseException as exc:  # handed to the caller's thread
+                    failed.record(index, exc)
+                    return
+    except OSError as exc:  # opening the zip itself
+        failed.record(-1, exc)
 
 
 def _members_now(infos: list[zipfile.ZipInfo], limits: Limits) -> tuple[Member, ...] | None:
@@ -421,20 +488,17 @@ def _make_dirs(dest: Path, members: list[Member]) -> None:
         os.mkdir(dest / name, 0o755)
 
 
-def _write_file(raw: BinaryIO, info: zipfile.ZipInfo, target: Path, budget: int) -> int:
-    """Write one entry and return what is left of the unpacked-bytes budget."""
+def _write_file(raw: BinaryIO, info: zipfile.ZipInfo, target: Path, budget: _Budget) -> None:
+    """Write one entry, taking its bytes from the unpacked-bytes budget."""
     fd = os.open(target, _FILE_FLAGS, 0o644)
     try:
         for chunk in _entry_chunks(raw, info, "unzip"):
-            budget -= len(chunk)
-            if budget < 0:
-                raise Refusal("unzip", "the package unpacks to more bytes than the configured limit")
+            budget.take(len(chunk))
             view = memoryview(chunk)
             while view:
                 view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
-    return budget
 
 
 def _entry_chunks(raw: BinaryIO, info: zipfile.ZipInfo, step: str) -> Iterator[bytes]:
@@ -596,24 +660,49 @@ def _unpack_hashed(path: Path, dest: Path, *, plan: ZipPlan, limits: Limits, ste
         if _members_now(infos, limits) != plan.members:
             raise Refusal(step, "the package changed after it was checked")
         _make_dirs(dest, list(plan.members))
+        entries = sorted(
+            ((info, member) for info, member in zip(infos, plan.members, strict=True) if not member.is_dir),
+            key=lambda pair: pair[0].header_offset,
+        )
         reader = _OneRead(raw)
+        # Creating a file waits on the file system far more than it computes: threads create
+        # them ahead, in the zip's order, while this one inflates and writes.
+        opener = ThreadPoolExecutor(max_workers=EXTRACT_THREADS, thread_name_prefix="create")
+        opened: dict[int, Future[int]] = {}  # at most OPEN_AHEAD files open at a time
+
+        def open_ahead(i: int) -> None:
+            if i < len(entries):
+                opened[i] = opener.submit(os.open, dest / entries[i][1].name, _FILE_FLAGS, 0o644)
+
         try:
+            for i in range(OPEN_AHEAD):
+                open_ahead(i)
             budget = limits.max_unpacked_bytes
-            entries = sorted(zip(infos, plan.members, strict=True), key=lambda pair: pair[0].header_offset)
-            for info, member in entries:
-                if member.is_dir:
-                    continue
+            for i, (info, _) in enumerate(entries):
                 if not reader.skip_to(info.header_offset):
                     raise Refusal(step, "the package changed after it was checked")
-                budget = _unpack_entry(reader, info, dest / member.name, budget, step)
+                future = opened.pop(i)  # from here its fd is _unpack_entry's to close
+                open_ahead(i + OPEN_AHEAD)
+                budget = _unpack_entry(reader, info, future.result(), budget, step)
             return reader.hexdigest()
         finally:
             reader.close()
+            opener.shutdown(wait=True, cancel_futures=True)
+            for future in opened.values():
+                if not future.cancelled() and future.exception() is None:
+                    os.close(future.result())
 
 
-def _unpack_entry(reader: _OneRead, info: zipfile.ZipInfo, target: Path, budget: int, step: str) -> int:
-    """Inflate one entry from the reader into ``target``; what is left of the budget."""
+def _unpack_entry(reader: _OneRead, info: zipfile.ZipInfo, fd: int, budget: int, step: str) -> int:
+    """Inflate one entry from the reader into the new file ``fd`` (closed here); what is left of the budget."""
     label = shown(info.orig_filename)
+    try:
+        return _unpack_into(reader, info, fd, budget, step, label)
+    finally:
+        os.close(fd)
+
+
+def _unpack_into(reader: _OneRead, info: zipfile.ZipInfo, fd: int, budget: int, step: str, label: str) -> int:
     header = reader.exactly(_LOCAL_HEADER.size)
     if len(header) < _LOCAL_HEADER.size or header[:4] != _LOCAL_SIGNATURE:
         raise Refusal(step, f"entry '{label}' has no valid local header (the zip is damaged)")
@@ -623,23 +712,19 @@ def _unpack_entry(reader: _OneRead, info: zipfile.ZipInfo, target: Path, budget:
     produced = 0
     crc = 0
     left = info.compress_size
-    fd = os.open(target, _FILE_FLAGS, 0o644)
-    try:
-        for block in reader.pieces(info.compress_size):
-            left -= len(block)
-            for chunk in _inflate(decompressor, block, label, step):  # type: ignore[arg-type]
-                produced += len(chunk)
-                if produced > info.file_size:
-                    raise Refusal(step, f"entry '{label}' unpacks to more than the {info.file_size} bytes it declares")
-                budget -= len(chunk)
-                if budget < 0:
-                    raise Refusal(step, "the package unpacks to more bytes than the configured limit")
-                crc = zlib.crc32(chunk, crc)
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
+    for block in reader.pieces(info.compress_size):
+        left -= len(block)
+        for chunk in _inflate(decompressor, block, label, step):  # type: ignore[arg-type]
+            produced += len(chunk)
+            if produced > info.file_size:
+                raise Refusal(step, f"entry '{label}' unpacks to more than the {info.file_size} bytes it declares")
+            budget -= len(chunk)
+            if budget < 0:
+                raise Refusal(step, "the package unpacks to more bytes than the configured limit")
+            crc = zlib.crc32(chunk, crc)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
     if left:
         raise Refusal(step, f"entry '{label}' is corrupt (the zip is truncated)")
     if (decompressor is not None and not decompressor.eof) or produced != info.file_size:

@@ -704,3 +704,38 @@ def test_it_refuses_a_package_over_the_budget_in_the_one_read(tmp_path: Path) ->
     with pytest.raises(Refusal, match=r"^validate: the package unpacks to more bytes than the configured limit$"):
         unpack_hashed(path, dest, plan=plan, limits=Limits(max_unpacked_bytes=100), step="validate")
     assert list(dest.iterdir()) == []
+
+
+def test_it_names_the_first_bad_entry_when_files_are_written_by_several_threads(tmp_path: Path) -> None:
+    from extadmin.packaging.safezip import EXTRACT_THREADS
+
+    files = [(f"ui/w{i:03d}.js", f"// widget {i}\n".encode() * 50) for i in range(8 * EXTRACT_THREADS)]
+    path = package_zip(tmp_path / "p.zip", files)
+    for bad in ("ui/w031.js", "ui/w006.js", "ui/w013.js"):  # in several threads' shares
+        patch_central(path, bad, crc=central_field(path, bad, "crc") ^ 1)
+    dest = tmp_path / "out"
+    dest.mkdir()
+
+    with pytest.raises(Refusal) as caught:
+        extract_zip(path, dest, plan=inspect_zip(path, limits=LIMITS), limits=LIMITS)
+
+    assert str(caught.value) == "unzip: entry 'ui/w006.js' is corrupt (bad CRC)"  # the first in the zip
+    assert list(dest.iterdir()) == []
+
+
+def test_it_writes_every_file_when_several_threads_share_the_work(tmp_path: Path) -> None:
+    from extadmin.packaging.safezip import EXTRACT_THREADS
+
+    files = [(f"ui/{i % 5}/w{i:03d}.js", random.Random(i).randbytes(3000 + i)) for i in range(8 * EXTRACT_THREADS)]
+    path = package_zip(tmp_path / "p.zip", files)
+    dest = tmp_path / "out"
+    dest.mkdir()
+
+    extract_zip(path, dest, plan=inspect_zip(path, limits=LIMITS), limits=LIMITS)
+
+    for name, data in files:
+        assert (dest / name).read_bytes() == data
+    with zipfile.ZipFile(path) as zf:
+        assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()) == sorted(
+            n for n in zf.namelist() if not n.endswith("/")
+        )
