@@ -26,7 +26,6 @@ import hashlib
 import os
 import shutil
 import struct
-import tempfile
 import time
 import uuid
 import zlib
@@ -157,10 +156,12 @@ class NodeStorage:
                 pid = entry.name[len(prefix):].partition("-")[0]
                 if pid.isdigit() and not _alive(int(pid)):
                     _delete(entry)
+        path = parent / f"{prefix}{os.getpid()}-{uuid.uuid4().hex}"
         try:
-            return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
+            path.mkdir()  # as new_staging does: the mode the installed folder will have (umask's)
         except OSError:
             return None
+        return path
 
     def adopt_staging(self, folder: Path, name: str) -> Path | None:
         """Move ``folder`` (``new_private_unpack``'s) into staging/ as ``name``'s; the caller holds

@@ -59,3 +59,13 @@ def test_it_removes_the_private_folder_of_a_process_that_died(node_storage, make
     import_path(make_package("Alpha", "1.0.0"))
 
     assert _beside(node_storage.root) == [alive.name]  # a live process's own folder is never touched
+
+
+def test_it_gives_the_installed_folder_the_mode_a_staging_folder_has(node_storage, make_package):
+    node_storage.root.parent.mkdir(parents=True)
+    mask = os.umask(0o022)
+    os.umask(mask)
+
+    import_path(make_package("Alpha", "1.0.0"))
+
+    assert (node_storage.package_dir("Alpha").stat().st_mode & 0o777) == 0o777 & ~mask
