@@ -88,6 +88,7 @@ class ImportPlan:
     warnings: list[str] = field(default_factory=list)
     signature: str = ""  # stored with the package when EXTADMIN_SIGNATURES is not off
     signer: Signer | None = None
+    staged: Path | None = None  # a staging folder that already holds the checked files (validation's)
 
     @property
     def metadata(self) -> PackageMetadata:
@@ -126,7 +127,7 @@ def file_sha256(path: Path) -> str:
 
 def import_plan(
     *, path: Path, also_importing: dict[str, str] | None = None, validate_only: bool = False,
-    rollback: bool = False,
+    rollback: bool = False, unpack_into: Path | None = None,
 ) -> ImportPlan:
     """Every check of an import, with no side effect (validate-only stops here).
 
@@ -134,8 +135,9 @@ def import_plan(
     satisfy dependencies as if already present. ``validate_only`` words the warnings for a check
     that imports nothing ("would be imported"). ``rollback``: a retained version goes back in
     (``extadmin.rollback``), the one way to an older version; an uploaded downgrade is refused.
+    ``unpack_into``: a private folder that validation also unpacks the zip into (``validate_package``).
     """
-    validated = validate_package(path, limits=limits_from_settings())
+    validated = validate_package(path, limits=limits_from_settings(), unpack_into=unpack_into)
     meta = validated.metadata
     _check_lengths(meta)
     entries = [m.name for m in validated.plan.members if not m.is_dir]
@@ -279,16 +281,20 @@ def refusing_as(label: str | None) -> Iterator[None]:
         raise
 
 
-def import_plans(*, items: list[ImportItem], validate_only: bool = False) -> list[tuple[ImportItem, ImportPlan]]:
+def import_plans(
+    *, items: list[ImportItem], validate_only: bool = False, unpack_into: Path | None = None,
+) -> list[tuple[ImportItem, ImportPlan]]:
     """Validate packages imported together (a bundle, or several files) and order them by dependency.
 
-    Each may depend on the others, as if they were already installed. No side effect.
+    Each may depend on the others, as if they were already installed. No side effect (but for a
+    lone package's files in ``unpack_into``, a private folder, when it is given).
     """
     check_imports_enabled(import_policy_from_settings())  # before a byte of any package is read
     if len(items) == 1:
         with refusing_as(items[0].label):
             return [(items[0], import_plan(
                 path=items[0].path, validate_only=validate_only, rollback=items[0].rollback,
+                unpack_into=unpack_into,
             ))]
     validated = []
     for item in items:
@@ -394,13 +400,8 @@ def package_import(
     node_name = node_name or settings.EXTADMIN_NODE
     node_name_check(name=node_name, setting="EXTADMIN_NODE")  # before a byte is written anywhere
     storage = NodeStorage(storage_root or settings.EXTADMIN_STORAGE)
-    plans = import_plans(items=items)  # 0. validate
-    signatures_check(plans)  # 0b. signature
-    _claim_storage(storage, node_name)
     with ExitStack() as locks:
-        for _, plan in plans:
-            _lock_folder(locks, storage, plan.metadata.name)
-            storage.clean_leftovers_of(plan.metadata.name)
+        plans = _checked_and_locked(locks, items, storage, node_name)  # 0. validate, 0b. signature
         operations_mark_interrupted(node=node_name)
         recorders = [
             OperationRecorder.start(
@@ -421,6 +422,29 @@ def package_import(
                 ImportResult(package=package, operation=rec.finish(), plan=plan, sha256=digest, label=item.label)
             )
         return results
+
+
+def _checked_and_locked(
+    locks: ExitStack, items: list[ImportItem], storage: NodeStorage, node_name: str,
+) -> list[tuple[ImportItem, ImportPlan]]:
+    """Steps 0 and 0b, then this node's storage claimed and every package's folder locked.
+
+    A lone package is unpacked by validation itself, beside the storage (nothing in it changes
+    before every check passed); that folder goes on any refusal, or into staging/ under the lock.
+    """
+    unpacked = storage.new_private_unpack() if len(items) == 1 else None
+    if unpacked is not None:
+        locks.callback(storage.discard, unpacked)
+    plans = import_plans(items=items, unpack_into=unpacked)  # 0. validate
+    signatures_check(plans)  # 0b. signature
+    _claim_storage(storage, node_name)
+    for _, plan in plans:
+        _lock_folder(locks, storage, plan.metadata.name)
+        storage.clean_leftovers_of(plan.metadata.name)
+    if unpacked is not None and plans[0][1].package.unpacked_sha256 is not None:
+        # Under the lock, into staging/ where leftover cleanup finds it if this process dies.
+        plans[0][1].staged = storage.adopt_staging(unpacked, plans[0][1].metadata.name)
+    return plans
 
 
 def _failure(
@@ -508,18 +532,22 @@ class _StepsRun:
         for i, ((item, plan), rec) in enumerate(zip(self.plans, self.recorders, strict=True), start=1):
             name = plan.metadata.name
             phase_reached("unpacking", f"{name} ({i} of {len(self.plans)})" if len(self.plans) > 1 else name)
-            self.staging = self.storage.new_staging(name)
+            # Validation may have unpacked and hashed it already, in the same read: then the
+            # checksum is that read's and the unzip step only swaps the folder in.
+            unpacked, plan.staged = plan.staged, None
+            self.staging = unpacked or self.storage.new_staging(name)
             with rec.step(1, "checksum"):
-                digest = item.sha256 or file_sha256(item.path)
+                digest = (plan.package.unpacked_sha256 if unpacked else None) or item.sha256 or file_sha256(item.path)
                 _refuse_quarantined(digest)
                 write_chk(self.staging, name, digest)
                 self.digests.append(digest)
                 faults.checkpoint("import.after_checksum")
             with rec.step(2, "unzip"):
-                extract_zip(
-                    item.path, self.staging, plan=plan.package.plan, limits=limits_from_settings(),
-                    keep=frozenset({f"{name}.chk"}),
-                )
+                if unpacked is None:
+                    extract_zip(
+                        item.path, self.staging, plan=plan.package.plan, limits=limits_from_settings(),
+                        keep=frozenset({f"{name}.chk"}),
+                    )
                 sync_state_mark_replacing(node_name=self.node_name, name=name)
                 self.swaps.append(self.storage.swap_in(self.staging, name))
                 self.staging = None

@@ -10,6 +10,10 @@ Layout::
     <root>/.extadmin/locks               one writer per package folder per node (a byte-range lock per name)
     <root>/.extadmin/holder.<name>       who holds ``name``'s lock (pid, since when), while it is held
 
+An import unpacks the zip while it validates it, into a private folder beside the root,
+``<root's parent>/.<root's name>.unpack-<pid>-<random>/``, so that a refused package leaves the
+storage as it was; once every check passed it is renamed into ``staging/``.
+
 Staging and retired live on the same filesystem as ``extensions/`` so that the swap is two
 renames: a reader sees the old version or the new one complete, never a mix.
 """
@@ -136,6 +140,39 @@ class NodeStorage:
     def new_staging(self, name: str) -> Path:
         path = self._workdir("staging") / f"{name}-{uuid.uuid4().hex}"
         path.mkdir()
+        return path
+
+    def new_private_unpack(self) -> Path | None:
+        """A new empty folder beside the root, on its file system, that no cleanup of this storage
+        touches (so nothing of the storage changes while a package is only being validated); None
+        when the root's parent cannot hold it (then nothing is unpacked ahead).
+
+        Those of processes that died (kill -9 while validating) are removed first.
+        """
+        parent = self.root.parent
+        prefix = f".{self.root.name}.unpack-"
+        with contextlib.suppress(OSError):
+            for entry in parent.glob(f"{prefix}*"):
+                pid = entry.name[len(prefix):].partition("-")[0]
+                if pid.isdigit() and not _alive(int(pid)):
+                    _delete(entry)
+        path = parent / f"{prefix}{os.getpid()}-{uuid.uuid4().hex}"
+        try:
+            path.mkdir()  # as new_staging does: the mode the installed folder will have (umask's)
+        except OSError:
+            return None
+        return path
+
+    def adopt_staging(self, folder: Path, name: str) -> Path | None:
+        """Move ``folder`` (``new_private_unpack``'s) into staging/ as ``name``'s; the caller holds
+        ``name``'s lock. None (and the folder removed) when it cannot be renamed there, e.g. the
+        root is another file system: then the caller unpacks into staging/ itself."""
+        path = self._workdir("staging") / f"{name}-{uuid.uuid4().hex}"
+        try:
+            os.replace(folder, path)
+        except OSError:
+            self.discard(folder)
+            return None
         return path
 
     def swap_in(self, staging: Path, name: str) -> Swap:
@@ -350,6 +387,16 @@ def _delete(path: Path) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _crc32(path: Path) -> int:

@@ -10,15 +10,18 @@ link or over an existing file.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import re
 import shutil
 import stat
 import struct
+import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -361,8 +364,14 @@ def extract_zip(
         raise Refusal("unzip", f"writing the unpacked files failed ({exc.strerror or exc})") from None
 
 
+# Files are written by this many threads at once: creating a file waits on the file system far
+# more than it computes, and inflating and writing release the GIL.
+EXTRACT_THREADS = 4
+OPEN_AHEAD = 32  # files the one-read unpack has created ahead of the one it writes
+
+
 def _extract(path: Path, dest: Path, *, plan: ZipPlan, limits: Limits, skip: Callable[[str], bool] | None) -> None:
-    with _open_zip(path, "unzip") as archive, path.open("rb", buffering=256 * 1024) as raw:
+    with _open_zip(path, "unzip") as archive:
         infos = archive.infolist()
         if _members_now(infos, limits) != plan.members:
             raise Refusal("unzip", "the package changed after it was checked")
@@ -372,10 +381,70 @@ def _extract(path: Path, dest: Path, *, plan: ZipPlan, limits: Limits, skip: Cal
             if skip is None or not skip(member.name)
         ]
         _make_dirs(dest, [member for _, member in wanted])
-        budget = limits.max_unpacked_bytes
-        for info, member in wanted:
-            if not member.is_dir:
-                budget = _write_file(raw, info, dest / member.name, budget)
+    files = [(info, dest / member.name) for info, member in wanted if not member.is_dir]
+    budget = _Budget(limits.max_unpacked_bytes)
+    threads = EXTRACT_THREADS if len(files) >= 4 * EXTRACT_THREADS else 1
+    failed = _Failed()
+    if threads == 1:
+        _write_files(path, list(enumerate(files)), budget, failed)
+    else:
+        indexed = list(enumerate(files))
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="unzip") as pool:
+            for group in range(threads):
+                pool.submit(_write_files, path, indexed[group::threads], budget, failed)
+    failed.reraise()
+
+
+class _Budget:
+    """The unpacked bytes left, shared by the threads that write one package's files."""
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> None:
+        with self._lock:
+            self.left -= size
+            if self.left < 0:
+                raise Refusal("unzip", "the package unpacks to more bytes than the configured limit")
+
+
+class _Failed:
+    """The first entry (in the zip's order) that failed: the one a single writer would have
+    stopped at, whatever thread found it. Entries after it are no longer written."""
+
+    def __init__(self) -> None:
+        self.index: int | None = None
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def before(self, index: int) -> bool:
+        return self.index is None or index < self.index
+
+    def record(self, index: int, error: BaseException) -> None:
+        with self._lock:
+            if self.before(index):
+                self.index, self.error = index, error
+
+    def reraise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+def _write_files(path: Path, files: list[tuple[int, tuple[zipfile.ZipInfo, Path]]], budget: _Budget,
+                 failed: _Failed) -> None:
+    try:
+        with path.open("rb", buffering=256 * 1024) as raw:
+            for index, (info, target) in files:
+                if not failed.before(index):
+                    return
+                try:
+                    _write_file(raw, info, target, budget)
+                except BaseException as exc:  # handed to the caller's thread
+                    failed.record(index, exc)
+                    return
+    except OSError as exc:  # opening the zip itself
+        failed.record(-1, exc)
 
 
 def _members_now(infos: list[zipfile.ZipInfo], limits: Limits) -> tuple[Member, ...] | None:
@@ -419,20 +488,17 @@ def _make_dirs(dest: Path, members: list[Member]) -> None:
         os.mkdir(dest / name, 0o755)
 
 
-def _write_file(raw: BinaryIO, info: zipfile.ZipInfo, target: Path, budget: int) -> int:
-    """Write one entry and return what is left of the unpacked-bytes budget."""
+def _write_file(raw: BinaryIO, info: zipfile.ZipInfo, target: Path, budget: _Budget) -> None:
+    """Write one entry, taking its bytes from the unpacked-bytes budget."""
     fd = os.open(target, _FILE_FLAGS, 0o644)
     try:
         for chunk in _entry_chunks(raw, info, "unzip"):
-            budget -= len(chunk)
-            if budget < 0:
-                raise Refusal("unzip", "the package unpacks to more bytes than the configured limit")
+            budget.take(len(chunk))
             view = memoryview(chunk)
             while view:
                 view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
-    return budget
 
 
 def _entry_chunks(raw: BinaryIO, info: zipfile.ZipInfo, step: str) -> Iterator[bytes]:
@@ -501,3 +567,168 @@ def _empty(dest: Path, keep: frozenset[str] = frozenset()) -> None:
             shutil.rmtree(child)
         else:
             child.unlink()
+
+
+# --- one read: hash, check and unpack together -------------------------------------------------
+
+READ_BLOCK = 4 * 1024 * 1024  # the one read of the zip goes in blocks this big
+
+
+class _OneRead:
+    """The zip read front to back exactly once, in big blocks; every byte also goes to SHA-256.
+
+    The hash runs in a thread of its own (``hashlib`` releases the GIL on big blocks), beside the
+    inflating and writing of the same block: at most two blocks are in memory at a time.
+    """
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f = f
+        self.digest = hashlib.sha256()
+        self.pos = 0  # file offset of the next byte handed out
+        self._block = memoryview(b"")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+        self._hashing: Future[None] | None = None
+
+    def _fill(self) -> bool:
+        data = self.f.read(READ_BLOCK)
+        if not data:
+            return False
+        if self._hashing is not None:
+            self._hashing.result()  # the hash keeps up: never more than one block waits for it
+        self._hashing = self._pool.submit(self.digest.update, data)
+        self._block = memoryview(data)
+        return True
+
+    def pieces(self, size: int) -> Iterator[memoryview]:
+        """The next ``size`` bytes, as views of the blocks they lie in; fewer when the file ends."""
+        while size > 0:
+            if not self._block and not self._fill():
+                return
+            piece = self._block[:size]
+            self._block = self._block[len(piece):]
+            self.pos += len(piece)
+            size -= len(piece)
+            yield piece
+
+    def exactly(self, size: int) -> bytes:
+        return b"".join(bytes(p) for p in self.pieces(size))
+
+    def skip_to(self, offset: int) -> bool:
+        """Hash the bytes up to ``offset`` (local headers, the central directory); False if already past it."""
+        if offset < self.pos:
+            return False
+        for _ in self.pieces(offset - self.pos):
+            pass
+        return True
+
+    def hexdigest(self) -> str:
+        """Hash what is left of the file too, then return the whole file's SHA-256."""
+        while self._block or self._fill():
+            self.pos += len(self._block)
+            self._block = memoryview(b"")
+        if self._hashing is not None:
+            self._hashing.result()
+        return self.digest.hexdigest()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def unpack_hashed(
+    path: Path, dest: Path, *, plan: ZipPlan, limits: Limits, step: str, keep: frozenset[str] = frozenset(),
+) -> str:
+    """Check, hash and unpack an inspected zip into the empty folder ``dest`` in one read of it.
+
+    Every check of ``verify_zip`` and ``extract_zip`` (real sizes, CRCs, the unpacked-bytes
+    budget, ``O_EXCL | O_NOFOLLOW`` files) holds; a refusal names ``step`` with the same words,
+    and empties ``dest`` (but for ``keep``) before it is raised. Returns the SHA-256 of the whole
+    file, hashed from the very bytes that were unpacked. An ``OSError`` while writing is raised
+    as it is (the caller decides what a full disk means at its step), ``dest`` emptied too.
+    """
+    if any(child.name not in keep for child in dest.iterdir()):
+        raise Refusal(step, "the destination folder is not empty")
+    try:
+        return _unpack_hashed(path, dest, plan=plan, limits=limits, step=step)
+    except BaseException:
+        _empty(dest, keep)
+        raise
+
+
+def _unpack_hashed(path: Path, dest: Path, *, plan: ZipPlan, limits: Limits, step: str) -> str:
+    with _open_zip(path, step) as archive, path.open("rb", buffering=0) as raw:
+        infos = archive.infolist()
+        if _members_now(infos, limits) != plan.members:
+            raise Refusal(step, "the package changed after it was checked")
+        _make_dirs(dest, list(plan.members))
+        entries = sorted(
+            ((info, member) for info, member in zip(infos, plan.members, strict=True) if not member.is_dir),
+            key=lambda pair: pair[0].header_offset,
+        )
+        reader = _OneRead(raw)
+        # Creating a file waits on the file system far more than it computes: threads create
+        # them ahead, in the zip's order, while this one inflates and writes.
+        opener = ThreadPoolExecutor(max_workers=EXTRACT_THREADS, thread_name_prefix="create")
+        opened: dict[int, Future[int]] = {}  # at most OPEN_AHEAD files open at a time
+
+        def open_ahead(i: int) -> None:
+            if i < len(entries):
+                opened[i] = opener.submit(os.open, dest / entries[i][1].name, _FILE_FLAGS, 0o644)
+
+        try:
+            for i in range(OPEN_AHEAD):
+                open_ahead(i)
+            budget = limits.max_unpacked_bytes
+            for i, (info, _) in enumerate(entries):
+                if not reader.skip_to(info.header_offset):
+                    raise Refusal(step, "the package changed after it was checked")
+                future = opened.pop(i)  # from here its fd is _unpack_entry's to close
+                open_ahead(i + OPEN_AHEAD)
+                budget = _unpack_entry(reader, info, future.result(), budget, step)
+            return reader.hexdigest()
+        finally:
+            reader.close()
+            opener.shutdown(wait=True, cancel_futures=True)
+            for future in opened.values():
+                if not future.cancelled() and future.exception() is None:
+                    os.close(future.result())
+
+
+def _unpack_entry(reader: _OneRead, info: zipfile.ZipInfo, fd: int, budget: int, step: str) -> int:
+    """Inflate one entry from the reader into the new file ``fd`` (closed here); what is left of the budget."""
+    label = shown(info.orig_filename)
+    try:
+        return _unpack_into(reader, info, fd, budget, step, label)
+    finally:
+        os.close(fd)
+
+
+def _unpack_into(reader: _OneRead, info: zipfile.ZipInfo, fd: int, budget: int, step: str, label: str) -> int:
+    header = reader.exactly(_LOCAL_HEADER.size)
+    if len(header) < _LOCAL_HEADER.size or header[:4] != _LOCAL_SIGNATURE:
+        raise Refusal(step, f"entry '{label}' has no valid local header (the zip is damaged)")
+    name_length, extra_length = _LOCAL_HEADER.unpack(header)[-2:]
+    reader.skip_to(reader.pos + name_length + extra_length)
+    decompressor = zlib.decompressobj(-zlib.MAX_WBITS) if info.compress_type == zipfile.ZIP_DEFLATED else None
+    produced = 0
+    crc = 0
+    left = info.compress_size
+    for block in reader.pieces(info.compress_size):
+        left -= len(block)
+        for chunk in _inflate(decompressor, block, label, step):  # type: ignore[arg-type]
+            produced += len(chunk)
+            if produced > info.file_size:
+                raise Refusal(step, f"entry '{label}' unpacks to more than the {info.file_size} bytes it declares")
+            budget -= len(chunk)
+            if budget < 0:
+                raise Refusal(step, "the package unpacks to more bytes than the configured limit")
+            crc = zlib.crc32(chunk, crc)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+    if left:
+        raise Refusal(step, f"entry '{label}' is corrupt (the zip is truncated)")
+    if (decompressor is not None and not decompressor.eof) or produced != info.file_size:
+        raise Refusal(step, f"entry '{label}' is corrupt (it ends early)")
+    if crc != info.CRC:
+        raise Refusal(step, f"entry '{label}' is corrupt (bad CRC)")
+    return budget

@@ -647,3 +647,97 @@ def test_it_refuses_a_package_whose_whole_ratio_is_too_high(tmp_path: Path) -> N
 def test_it_lets_a_tiny_package_compress_as_well_as_it_likes(tmp_path: Path) -> None:
     path = make_zip(tmp_path / "p.zip", [("metadata.xml", b"<x/>"), ("lib/z.bin", b"\x00" * 900 * 1024)])
     assert inspect_zip(path, limits=LIMITS).total_size == 900 * 1024 + 4
+
+
+# --- one read: hash, check and unpack together ------------------------------------------------
+
+
+def _tree(root: Path) -> dict[str, bytes | None]:
+    return {
+        str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))
+    }
+
+
+def test_it_hashes_and_unpacks_in_one_read_exactly_what_extract_writes(tmp_path: Path) -> None:
+    import hashlib
+
+    from extadmin.packaging.safezip import READ_BLOCK, unpack_hashed
+
+    big = random.Random(3).randbytes(READ_BLOCK + 12345)  # spans two read blocks
+    stored = info("lib/raw.bin", compress_type=zipfile.ZIP_STORED)
+    path = package_zip(tmp_path / "p.zip", [("lib/big.jar", big), (stored, big[:99])])
+    plan = inspect_zip(path, limits=LIMITS)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    extract_zip(path, tmp_path / "a", plan=plan, limits=LIMITS)
+
+    digest = unpack_hashed(path, tmp_path / "b", plan=plan, limits=LIMITS, step="validate")
+
+    assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert _tree(tmp_path / "b") == _tree(tmp_path / "a")
+
+
+def test_it_refuses_a_bad_crc_in_the_one_read_with_the_validation_s_words_and_empties_the_folder(
+    tmp_path: Path,
+) -> None:
+    from extadmin.packaging.safezip import unpack_hashed
+
+    path = package_zip(tmp_path / "p.zip")
+    patch_central(path, "Entities/DataShapes_Y.xml", crc=central_field(path, "Entities/DataShapes_Y.xml", "crc") ^ 1)
+    plan = inspect_zip(path, limits=LIMITS)
+    dest = tmp_path / "out"
+    dest.mkdir()
+
+    with pytest.raises(Refusal) as caught:
+        unpack_hashed(path, dest, plan=plan, limits=LIMITS, step="validate")
+
+    assert str(caught.value) == "validate: entry 'Entities/DataShapes_Y.xml' is corrupt (bad CRC)"
+    assert list(dest.iterdir()) == []
+
+
+def test_it_refuses_a_package_over_the_budget_in_the_one_read(tmp_path: Path) -> None:
+    from extadmin.packaging.safezip import unpack_hashed
+
+    path = package_zip(tmp_path / "p.zip")
+    plan = inspect_zip(path, limits=LIMITS)
+    dest = tmp_path / "out"
+    dest.mkdir()
+
+    with pytest.raises(Refusal, match=r"^validate: the package unpacks to more bytes than the configured limit$"):
+        unpack_hashed(path, dest, plan=plan, limits=Limits(max_unpacked_bytes=100), step="validate")
+    assert list(dest.iterdir()) == []
+
+
+def test_it_names_the_first_bad_entry_when_files_are_written_by_several_threads(tmp_path: Path) -> None:
+    from extadmin.packaging.safezip import EXTRACT_THREADS
+
+    files = [(f"ui/w{i:03d}.js", f"// widget {i}\n".encode() * 50) for i in range(8 * EXTRACT_THREADS)]
+    path = package_zip(tmp_path / "p.zip", files)
+    for bad in ("ui/w031.js", "ui/w006.js", "ui/w013.js"):  # in several threads' shares
+        patch_central(path, bad, crc=central_field(path, bad, "crc") ^ 1)
+    dest = tmp_path / "out"
+    dest.mkdir()
+
+    with pytest.raises(Refusal) as caught:
+        extract_zip(path, dest, plan=inspect_zip(path, limits=LIMITS), limits=LIMITS)
+
+    assert str(caught.value) == "unzip: entry 'ui/w006.js' is corrupt (bad CRC)"  # the first in the zip
+    assert list(dest.iterdir()) == []
+
+
+def test_it_writes_every_file_when_several_threads_share_the_work(tmp_path: Path) -> None:
+    from extadmin.packaging.safezip import EXTRACT_THREADS
+
+    files = [(f"ui/{i % 5}/w{i:03d}.js", random.Random(i).randbytes(3000 + i)) for i in range(8 * EXTRACT_THREADS)]
+    path = package_zip(tmp_path / "p.zip", files)
+    dest = tmp_path / "out"
+    dest.mkdir()
+
+    extract_zip(path, dest, plan=inspect_zip(path, limits=LIMITS), limits=LIMITS)
+
+    for name, data in files:
+        assert (dest / name).read_bytes() == data
+    with zipfile.ZipFile(path) as zf:
+        assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()) == sorted(
+            n for n in zf.namelist() if not n.endswith("/")
+        )
