@@ -491,6 +491,7 @@ def _install_all(p: _Pass, installs: list[Work], *, waiting: Collection[str] = (
 def _install(p: _Pass, work: Work) -> bool:
     pkg = work.package
     started, t0 = timezone.now(), time.perf_counter()
+    leftovers: tuple[Swap, Path] | None = None
     try:
         with _package_lock(p, pkg.name):
             if not _still_desired(pkg):
@@ -500,7 +501,7 @@ def _install(p: _Pass, work: Work) -> bool:
             started, t0 = timezone.now(), time.perf_counter()
             _mark(p, pkg, SyncState.State.SYNCING, started_at=started, finished_at=None, duration_ms=None)
             p.storage.clean_leftovers_of(pkg.name)
-            _fetch_unzip_swap(p, pkg)
+            leftovers = _fetch_unzip_swap(p, pkg)
     except LeaseLost as exc:
         _fail(p, pkg, f"interrupted: {exc}", started_at=started, t0=t0, counted=False)
         raise
@@ -508,11 +509,21 @@ def _install(p: _Pass, work: Work) -> bool:
         log.warning("installing %s on %s failed: %s", pkg.name, p.node.name, exc)
         _fail(p, pkg, describe_sync_error(exc), started_at=started, t0=t0)
         return False
-    _mark(
-        p, pkg, _proved_state(pkg), installed_version=pkg.version, installed_sha256=pkg.sha256,
-        started_at=started, finished_at=timezone.now(), duration_ms=_ms(t0), error=pkg.note,
-    )
-    p.act(work.action())
+    try:
+        # The new version is in place and proven: the node holds it from now, so it says so before
+        # it spends time deleting the previous copy and the fetched zip (thousands of files on a
+        # busy disk). A process that dies in between leaves them to the next pass's leftover cleanup.
+        _mark(
+            p, pkg, _proved_state(pkg), installed_version=pkg.version, installed_sha256=pkg.sha256,
+            started_at=started, finished_at=timezone.now(), duration_ms=_ms(t0), error=pkg.note,
+        )
+        p.act(work.action())
+        faults.checkpoint("sync.after_report")
+    finally:
+        if leftovers is not None:
+            swap, download = leftovers
+            swap.commit()  # deletes the previous copy
+            p.storage.discard(download)
     return True
 
 
@@ -550,8 +561,13 @@ def _still_desired(pkg: Desired) -> bool:
     return Archive.objects.filter(package_id=pkg.package_id, sha256=pkg.sha256).exists()
 
 
-def _fetch_unzip_swap(p: _Pass, pkg: Desired) -> None:
-    """Build the new version beside the old one; the old stays intact until the new one is proven."""
+def _fetch_unzip_swap(p: _Pass, pkg: Desired) -> tuple[Swap, Path]:
+    """Build the new version beside the old one; the old stays intact until the new one is proven.
+
+    Returns what is left to delete once the node has reported the new version: the swap, whose
+    commit deletes the previous copy (in retired/), and the fetched zip's folder. On a failure the
+    previous copy is put back and the rest deleted here.
+    """
     download = p.storage.new_staging(pkg.name)  # under .extadmin/staging: found by leftover cleanup
     staging: Path | None = p.storage.take_staged(pkg.name, pkg.sha256)  # built ahead (together mode)
     swap: Swap | None = None
@@ -568,16 +584,14 @@ def _fetch_unzip_swap(p: _Pass, pkg: Desired) -> None:
             raise RuntimeError(f"the unpacked copy does not match the archive: {problem or 'wrong .chk'}")
         # Until it passes, the previous version waits in retired/; a failure puts it back (below).
         health_probe_run(node=p.node.name, name=pkg.name, version=pkg.version, folder=swap.target)
-        swap.commit()
-        swap = None
     except BaseException:
         if swap is not None:
             swap.rollback()  # the old version goes back into place
         if staging is not None:
             p.storage.discard(staging)
-        raise
-    finally:
         p.storage.discard(download)
+        raise
+    return swap, download
 
 
 def _fetch_unzip(p: _Pass, pkg: Desired, download: Path) -> Path:
