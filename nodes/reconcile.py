@@ -491,7 +491,7 @@ def _install_all(p: _Pass, installs: list[Work], *, waiting: Collection[str] = (
 def _install(p: _Pass, work: Work) -> bool:
     pkg = work.package
     started, t0 = timezone.now(), time.perf_counter()
-    leftovers: tuple[Swap, Path] | None = None
+    swap: Swap | None = None
     try:
         with _package_lock(p, pkg.name):
             if not _still_desired(pkg):
@@ -501,7 +501,7 @@ def _install(p: _Pass, work: Work) -> bool:
             started, t0 = timezone.now(), time.perf_counter()
             _mark(p, pkg, SyncState.State.SYNCING, started_at=started, finished_at=None, duration_ms=None)
             p.storage.clean_leftovers_of(pkg.name)
-            leftovers = _fetch_unzip_swap(p, pkg)
+            swap = _fetch_unzip_swap(p, pkg)
     except LeaseLost as exc:
         _fail(p, pkg, f"interrupted: {exc}", started_at=started, t0=t0, counted=False)
         raise
@@ -511,8 +511,8 @@ def _install(p: _Pass, work: Work) -> bool:
         return False
     try:
         # The new version is in place and proven: the node holds it from now, so it says so before
-        # it spends time deleting the previous copy and the fetched zip (thousands of files on a
-        # busy disk). A process that dies in between leaves them to the next pass's leftover cleanup.
+        # it spends time deleting the previous copy (thousands of files on a busy disk). A process
+        # that dies in between leaves it to the next pass's leftover cleanup.
         _mark(
             p, pkg, _proved_state(pkg), installed_version=pkg.version, installed_sha256=pkg.sha256,
             started_at=started, finished_at=timezone.now(), duration_ms=_ms(t0), error=pkg.note,
@@ -520,10 +520,8 @@ def _install(p: _Pass, work: Work) -> bool:
         p.act(work.action())
         faults.checkpoint("sync.after_report")
     finally:
-        if leftovers is not None:
-            swap, download = leftovers
+        if swap is not None:
             swap.commit()  # deletes the previous copy
-            p.storage.discard(download)
     return True
 
 
@@ -561,12 +559,11 @@ def _still_desired(pkg: Desired) -> bool:
     return Archive.objects.filter(package_id=pkg.package_id, sha256=pkg.sha256).exists()
 
 
-def _fetch_unzip_swap(p: _Pass, pkg: Desired) -> tuple[Swap, Path]:
+def _fetch_unzip_swap(p: _Pass, pkg: Desired) -> Swap:
     """Build the new version beside the old one; the old stays intact until the new one is proven.
 
-    Returns what is left to delete once the node has reported the new version: the swap, whose
-    commit deletes the previous copy (in retired/), and the fetched zip's folder. On a failure the
-    previous copy is put back and the rest deleted here.
+    Returns the swap, not committed: the caller deletes the previous copy (``commit``) once the node
+    has reported the new version. On a failure the previous copy is put back here.
     """
     download = p.storage.new_staging(pkg.name)  # under .extadmin/staging: found by leftover cleanup
     staging: Path | None = p.storage.take_staged(pkg.name, pkg.sha256)  # built ahead (together mode)
@@ -589,9 +586,10 @@ def _fetch_unzip_swap(p: _Pass, pkg: Desired) -> tuple[Swap, Path]:
             swap.rollback()  # the old version goes back into place
         if staging is not None:
             p.storage.discard(staging)
-        p.storage.discard(download)
         raise
-    return swap, download
+    finally:
+        p.storage.discard(download)
+    return swap
 
 
 def _fetch_unzip(p: _Pass, pkg: Desired, download: Path) -> Path:
