@@ -486,14 +486,22 @@ def fig_converge(b: Bench) -> None:
         for i in range(reps)
     ]
     mb = b.sizes.small // MB
+    big_medians: dict[int, float] = {}
     for n in b.sizes.agents:
         got = converge_series(b, n, [("BenchTiny", tiny), ("BenchMid", mid)], broker=REDIS_URL, interval=300, label="s")
         small, big = got["BenchTiny"], got["BenchMid"]
         value = median(small)
+        big_medians[n] = median(big)
         b.add(f"converge_s_{n}", round(value, 3), "< 1 s" if n == 8 else "", (value < 1.0) if n == 8 else None,
               "small package, samples: " + ", ".join(f"{s:.2f}" for s in small) + _breakdown(b, f"s_{n}_BenchTiny"))
-        b.add(f"converge_s_{n}_{mb}mb", round(median(big), 3), "", None,
+        b.add(f"converge_s_{n}_{mb}mb", round(big_medians[n], 3), "", None,
               f"{mb} MB package, samples: " + ", ".join(f"{s:.2f}" for s in big) + _breakdown(b, f"s_{n}_BenchMid"))
+    if 1 in big_medians and 8 in big_medians:
+        # How convergence scales with nodes: 8 agents on this machine against 1, in the same run.
+        ratio = big_medians[8] / big_medians[1]
+        b.add(f"converge_ratio_8_1_{mb}mb", round(ratio, 2), "≤ 2", ratio <= 2.0,
+              f"converge_s_8_{mb}mb {big_medians[8]:.2f} s / converge_s_1_{mb}mb {big_medians[1]:.2f} s "
+              f"(8 agents share {os.cpu_count()} CPUs)")
     interval = 4.0 if b.quick else 10.0
     down = converge_series(b, 2, [("BenchTiny", tiny)], broker=DEAD_BROKER, interval=interval, label="d")["BenchTiny"]
     worst = max(down)

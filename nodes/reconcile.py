@@ -492,6 +492,7 @@ def _install_all(p: _Pass, installs: list[Work], *, waiting: Collection[str] = (
 def _install(p: _Pass, work: Work) -> bool:
     pkg = work.package
     started, t0 = timezone.now(), time.perf_counter()
+    swap: Swap | None = None
     try:
         with _package_lock(p, pkg.name):
             if not _still_desired(pkg):
@@ -501,7 +502,7 @@ def _install(p: _Pass, work: Work) -> bool:
             started, t0 = timezone.now(), time.perf_counter()
             _mark(p, pkg, SyncState.State.SYNCING, started_at=started, finished_at=None, duration_ms=None)
             p.storage.clean_leftovers_of(pkg.name)
-            _fetch_unzip_swap(p, pkg)
+            swap = _fetch_unzip_swap(p, pkg)
     except LeaseLost as exc:
         _fail(p, pkg, f"interrupted: {exc}", started_at=started, t0=t0, counted=False)
         raise
@@ -509,11 +510,19 @@ def _install(p: _Pass, work: Work) -> bool:
         log.warning("installing %s on %s failed: %s", pkg.name, p.node.name, exc)
         _fail(p, pkg, describe_sync_error(exc), started_at=started, t0=t0)
         return False
-    _mark(
-        p, pkg, _proved_state(pkg), installed_version=pkg.version, installed_sha256=pkg.sha256,
-        started_at=started, finished_at=timezone.now(), duration_ms=_ms(t0), error=pkg.note,
-    )
-    p.act(work.action())
+    try:
+        # The new version is in place and proven: the node holds it from now, so it says so before
+        # it spends time deleting the previous copy (thousands of files on a busy disk). A process
+        # that dies in between leaves it to the next pass's leftover cleanup.
+        _mark(
+            p, pkg, _proved_state(pkg), installed_version=pkg.version, installed_sha256=pkg.sha256,
+            started_at=started, finished_at=timezone.now(), duration_ms=_ms(t0), error=pkg.note,
+        )
+        p.act(work.action())
+        faults.checkpoint("sync.after_report")
+    finally:
+        if swap is not None:
+            swap.commit()  # deletes the previous copy
     return True
 
 
@@ -551,8 +560,12 @@ def _still_desired(pkg: Desired) -> bool:
     return Archive.objects.filter(package_id=pkg.package_id, sha256=pkg.sha256).exists()
 
 
-def _fetch_unzip_swap(p: _Pass, pkg: Desired) -> None:
-    """Build the new version beside the old one; the old stays intact until the new one is proven."""
+def _fetch_unzip_swap(p: _Pass, pkg: Desired) -> Swap:
+    """Build the new version beside the old one; the old stays intact until the new one is proven.
+
+    Returns the swap, not committed: the caller deletes the previous copy (``commit``) once the node
+    has reported the new version. On a failure the previous copy is put back here.
+    """
     download = p.storage.new_staging(pkg.name)  # under .extadmin/staging: found by leftover cleanup
     staging: Path | None = p.storage.take_staged(pkg.name, pkg.sha256)  # built ahead (together mode)
     swap: Swap | None = None
@@ -569,8 +582,6 @@ def _fetch_unzip_swap(p: _Pass, pkg: Desired) -> None:
             raise RuntimeError(f"the unpacked copy does not match the archive: {problem or 'wrong .chk'}")
         # Until it passes, the previous version waits in retired/; a failure puts it back (below).
         health_probe_run(node=p.node.name, name=pkg.name, version=pkg.version, folder=swap.target)
-        swap.commit()
-        swap = None
     except BaseException:
         if swap is not None:
             swap.rollback()  # the old version goes back into place
@@ -579,6 +590,7 @@ def _fetch_unzip_swap(p: _Pass, pkg: Desired) -> None:
         raise
     finally:
         p.storage.discard(download)
+    return swap
 
 
 def _fetch_unzip(p: _Pass, pkg: Desired, download: Path) -> Path:

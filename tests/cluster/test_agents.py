@@ -95,7 +95,8 @@ def test_it_recovers_an_agent_killed_mid_sync(cluster: Cluster, import_package: 
     cluster.agent(name, EXTADMIN_FAULTS="").start()  # the same node restarted, without the fault
     cluster.wait_converged([name], [new], timeout=30)
     assert not list((storage.work / "staging").iterdir())  # the dead sync's leftovers are gone
-    assert not list((storage.work / "retired").iterdir())
+    # The previous copy goes right after the node reported the new version.
+    wait_for(lambda: not list((storage.work / "retired").iterdir()), timeout=30, what="the previous copy deleted")
     died = SyncRun.objects.filter(node__name=name, trigger="nudge").order_by("started_at").last()
     assert died is not None and died.outcome == "failed" and "stopped before" in died.error
     cell = cluster_document()["extensions"][0]["nodes"][name]

@@ -143,3 +143,42 @@ def test_it_imports_a_large_zip_through_the_cli_without_holding_it_in_memory(nod
     for block in archive_stream(package_id=package.pk):
         digest.update(block)
     assert digest.hexdigest() == package.sha256
+
+
+class _FailingWriter(io.BytesIO):
+    """A disk that fills up after the first block."""
+
+    def write(self, data) -> int:  # type: ignore[no-untyped-def,override]
+        if self.tell():
+            raise OSError(28, "No space left on device")
+        return super().write(data)
+
+
+@pytest.mark.django_db
+def test_a_copy_that_fails_midway_leaves_the_connection_ready_for_the_next_query(node_storage, imported, settings):
+    """The node records the failure on the same connection the stream used (PostgreSQL: one COPY)."""
+    settings.EXTADMIN_CHUNK_BYTES = 1024
+    package = imported("Alpha")
+    assert package.archive.chunk_count > 2
+
+    with pytest.raises(OSError, match="No space left"):
+        archive_copy_to(package_id=package.pk, out=_FailingWriter(), expected_sha256=package.sha256)
+
+    assert ExtensionPackage.objects.filter(pk=package.pk).exists()
+    out = io.BytesIO()
+    archive_copy_to(package_id=package.pk, out=out, expected_sha256=package.sha256)
+    assert hashlib.sha256(out.getvalue()).hexdigest() == package.sha256
+
+
+@pytest.mark.django_db
+def test_it_streams_only_the_archive_s_own_chunks_in_order(node_storage, imported, settings):
+    """A row past the archive's end (left by nobody knows what) is not part of the zip."""
+    settings.EXTADMIN_CHUNK_BYTES = 1024
+    package = imported("Alpha")
+    count = package.archive.chunk_count
+    ArchiveChunk.objects.create(package=package, seq=count, data=b"junk")
+
+    out = io.BytesIO()
+    archive_copy_to(package_id=package.pk, out=out, expected_sha256=package.sha256)
+
+    assert hashlib.sha256(out.getvalue()).hexdigest() == package.sha256

@@ -154,6 +154,40 @@ def test_it_updates_to_the_new_version(
     assert (state_of("Alpha").installed_version, state_of("Alpha").state) == ("1.1.0", "installed")
 
 
+@pytest.mark.django_db(transaction=True)
+def test_it_reports_the_new_version_before_it_deletes_the_previous_copy(
+    import_package: Importer, sync: Syncer, n1: NodeStorage, pkgdir: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Deleting thousands of old files is housekeeping: the node has converged once the new copy is proven."""
+    import_package("Alpha", "1.0.0")
+    sync()
+    new = import_package("Alpha", "1.1.0")
+    release = tmp_path / "release"
+    monkeypatch.setenv("EXTADMIN_FAULTS", f"sync.after_report=wait:{release}")
+    results: list = []
+
+    thread = in_thread(results, lambda: sync(verify_contents=False))
+    try:
+        reached = release.with_name("release.reached")
+        deadline = time.monotonic() + 30
+        while not reached.exists() and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert reached.exists(), "the sync never reached the point between its report and its clean-up"
+        s = state_of("Alpha")
+        assert (s.state, s.installed_version, s.installed_sha256) == ("installed", "1.1.0", new.sha256)
+        assert_holds(n1, new, pkgdir / "Alpha-1.1.0.zip")
+        [previous] = list((n1.work / "retired").iterdir())  # not deleted yet
+        assert n1.read_chk("Alpha") != (previous / "Alpha.chk").read_text().strip()
+    finally:
+        release.touch()
+        thread.join(timeout=30)
+
+    assert results and results[0].ok, results
+    assert not list((n1.work / "retired").iterdir())
+    assert not list((n1.work / "staging").iterdir())
+
+
 def test_it_installs_dependencies_first_and_removes_dependents_first(
     import_package: Importer, sync: Syncer, n1: NodeStorage
 ) -> None:
