@@ -470,12 +470,12 @@ def degraded_cells(snapshot: ClusterSnapshot) -> dict[tuple[str, int], str]:
         if name not in snapshot.overdue:
             continue
         held = snapshot.states.get(name, {})
-        # Most cells hold the package: asked once per package, the rule clears them in one comparison.
-        cleared = verdict(True, state, INSTALLED, True).converged
-        for node_id, node_name in online:
+        # Most cells hold the package: asked once per package, the rule clears them all at once.
+        cleared: set[int] = set()
+        if verdict(True, state, INSTALLED, True).converged:
+            cleared = {i for i, values in held.items() if values[2] == INSTALLED and values[4] == sha256}
+        for node_id, node_name in [n for n in online if n[0] not in cleared]:
             values = held.get(node_id)
-            if cleared and values is not None and values[2] == INSTALLED and values[4] == sha256:
-                continue
             v = verdict(True, state, values[2] if values else None, values is not None and values[4] == sha256)
             if degraded(v, overdue=True, paused=snapshot.paused):
                 out[(name, node_id)] = degraded_reason(
