@@ -89,9 +89,10 @@ def parse_grid_query(params: Mapping[str, str], *, nodes: int) -> GridQuery:
 
 
 def cell_match(query: GridQuery, node_ids: set[int] | None) -> CellMatch | None:
-    """The cells ``query`` selects; None for the default (not converged, every node)."""
+    """The cells ``query`` selects; None for the default (not converged, every node), which
+    ``nodes.presenters`` applies without a call per cell."""
     state = query.state
-    if node_ids is None and not state:
+    if node_ids is None and state in ("", NOT_CONVERGED):
         return None
 
     def match(node: NodeView, v: Verdict) -> bool:

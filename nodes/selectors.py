@@ -118,7 +118,9 @@ def cluster_snapshot() -> ClusterSnapshot:
     )
     nodes = node_rows()
     states: dict[str, dict[int, tuple]] = {}
-    for v in SyncState.objects.values_list(*GRID_FIELDS).iterator(chunk_size=5000):
+    # Fetched at once, not through a server-side cursor: PostgreSQL would materialize the whole
+    # result for the cursor (WITH HOLD, outside a transaction) before the first chunk anyway.
+    for v in SyncState.objects.values_list(*GRID_FIELDS):
         states.setdefault(v[1], {})[v[0]] = v
     return ClusterSnapshot(
         nodes=nodes, packages=[r[:6] for r in rows], states=states, paused=sync_paused(), now=timezone.now(),

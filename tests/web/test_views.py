@@ -593,3 +593,23 @@ def test_it_shows_which_nodes_still_hold_a_removed_package(operator_client: Clie
 )
 def test_it_formats_durations_for_people(seconds: float | None, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+@pytest.mark.django_db
+def test_it_counts_the_compact_views_cells_as_the_grid_does() -> None:
+    """The compact view counts the cells that prove a package at once; its counts, selected cells
+    and links are the grid's, and a package no node proves has no "0 installed"."""
+    seed_cluster(6, 24, offline=2)
+    ExtensionPackage.objects.create(name="Nobody", version="1.0.0", sha256="e" * 64, size=1,
+                                    imported_at=timezone.now(), imported_on_node="n000")
+    ExtensionPackage.objects.filter(name="Pkg001").update(state="removing")
+    SyncState.objects.create(node=Node.objects.get(name="n001"), package_name="Gone", state="installed",
+                             installed_sha256="a" * 64, changed_at=timezone.now())
+    snapshot = cluster_snapshot()
+    grid, compact = dashboard(snapshot, compact=False), dashboard(snapshot, compact=True)
+    for full, short in zip(grid.rows, compact.rows, strict=True):
+        assert (short.name, short.url, short.counts, short.converged, short.offline, short.matched) == (
+            full.name, full.url, full.counts, full.converged, full.offline, full.matched)
+        assert [c.node.name for c in short.cells] == [c.node.name for c in full.cells if not c.converged][:8]
+    nobody = next(r for r in compact.rows if r.name == "Nobody")
+    assert "installed" not in nobody.counts and nobody.url == reverse("package", args=["Nobody"])
