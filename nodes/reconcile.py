@@ -703,9 +703,9 @@ def rollout_desired(
 ) -> tuple[dict[str, Desired], list[Desired], set[int]]:
     """``desired`` as this node's rollouts say (what to hold now), the versions to stage only, and
     the rollouts whose package this node leaves alone (it failed there)."""
-    # A quarantined checksum is never the answer: quarantine wins over any rollout taking it out,
-    # but a rollout's way back (a node held on, or sent back to, the previous version) still holds.
-    targets = node_targets(node_id=node.pk, packages={n: d.sha256 for n, d in desired.items()})
+    # A quarantined checksum is never the answer: quarantine wins over any rollout (the way back from
+    # a quarantined version is a rollback; its rollout's controls refuse, saying so).
+    targets = node_targets(node_id=node.pk, packages={n: d.sha256 for n, d in desired.items() if not d.quarantined})
     barred = set(Quarantine.objects.filter(sha256__in={t.rollout.from_sha256 for t in targets.values()})
                  .values_list("sha256", flat=True)) if targets else set()
     out: dict[str, Desired] = {}
@@ -713,8 +713,6 @@ def rollout_desired(
     kept: set[int] = set()
     for name, pkg in desired.items():
         target = targets.get(name)
-        if pkg.quarantined and (target is None or target.kind != HOLD):
-            target = None  # held as it is: never installed, never removed
         if target is None:
             out[name] = pkg
         elif target.kind == STAGE:

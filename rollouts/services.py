@@ -180,9 +180,10 @@ def rollout_control(*, name: str, action: str, actor: Actor) -> dict[str, Any]:
         r = _package_rollout(name)
         if r.state not in allowed:
             raise Conflict(STEP, f"the rollout of {name} {r.version} is {r.state}; it cannot be {_done(action)}")
-        if action == "resume" and (why := quarantine_reason(r.sha256)) is not None:
-            raise Conflict(STEP, f"{name} {r.version} is quarantined: {why}; it cannot be resumed: abort it "
-                           "to put every node back on the previous version")
+        if action != "pause" and (why := quarantine_reason(r.sha256)) is not None:
+            # No node installs nor removes quarantined bytes: neither resuming nor aborting could move one.
+            raise Conflict(STEP, f"{name} {r.version} is quarantined: {why}; it cannot be {_done(action)}: roll "
+                           f"{name} back to put every node on a good version")
         if action == "abort" and not r.from_sha256:
             raise Conflict(STEP, f"{name} {r.version} was its first version: there is nothing to go back to; "
                            "remove the package instead")

@@ -1,4 +1,4 @@
-"""A rollout whose version is quarantined halts, says why, and cannot be resumed; abort still goes back."""
+"""A rollout whose version is quarantined halts and says why; its controls refuse, naming the way back (a rollback)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -40,12 +40,15 @@ def test_quarantining_the_version_a_rollout_is_taking_out_halts_it_naming_the_re
     assert [n for n in cluster.names if cluster.chk(n, "Pump") == v2.sha256] == holders
     assert _status()["state"] == "halted"
 
-    with pytest.raises(Conflict) as refused:
-        rollout_control(name="Pump", action="resume", actor=Actor())
-    assert refused.value.step == "rollout"
-    assert "2.0.0 is quarantined: leaks memory under load" in refused.value.reason
+    for action in ("resume", "abort"):  # neither could move a node: quarantined bytes stay where they are
+        with pytest.raises(Conflict) as refused:
+            rollout_control(name="Pump", action=action, actor=Actor())
+        assert refused.value.step == "rollout"
+        assert "2.0.0 is quarantined: leaks memory under load" in refused.value.reason
+        assert "roll Pump back" in refused.value.reason
+    assert _status()["state"] == "halted"
 
-    rollout_control(name="Pump", action="abort", actor=Actor())
+    package_rollback(name="Pump", actor=Actor())  # the way back
     for _ in range(2):
         cluster.sync_all()
     held = {n: cluster.chk(n, "Pump") for n in cluster.names}
