@@ -265,11 +265,14 @@ def _forget_quiet_passes(p: _Pass, *, outcome: str) -> None:
 
 def _sync(p: _Pass, *, verify_contents: bool) -> None:
     desired, known = read_desired()  # 2. desired, read once; if it fails, nothing below runs
-    desired, p.staged, p.kept = rollout_desired(p.node, desired)  # what each package's rollout says this node holds
+    desired, p.staged, p.kept, bare = rollout_desired(p.node, desired)  # as the rollouts say
     states = {s.package_name: s for s in SyncState.objects.filter(node=p.node)}
     _restore_unproved(p, states)  # a swap whose health probe never passed: the previous version back
     p.storage.clean_leftovers()  # staging/retired of a process that died mid-way
     plan = make_plan(storage=p.storage, desired=desired, known=known, states=states, contents=verify_contents)  # 3.
+    # Waiting for the batch of a first version (the package was removed, then imported again under a
+    # rollout): this node holds nothing of it until admitted; a copy from before the removal goes.
+    unheld = [name for name in sorted(bare) if name in p.storage.installed_names() or name in states]
     if plan.removals and not known and not Operation.objects.exists():
         # An empty answer from a database that never saw a single import or removal is far more
         # likely a node pointed at the wrong (fresh) database than a cluster emptied on purpose.
@@ -285,6 +288,9 @@ def _sync(p: _Pass, *, verify_contents: bool) -> None:
     _install_all(p, plan.installs, waiting=waiting)  # 4.
     _stage_all(p, p.staged)  # 4b. together mode: built now, swapped in when the rollout activates
     _remove_all(p, plan.removals)  # 5.
+    for name in unheld:
+        p.lease.check()
+        _remove(p, name, still_imported=True)
     sync_states_prune(node=p.node, known=known, on_disk=p.storage.installed_names())
     _report_rollouts(p)  # 6b. this node's place in each rollout, which then moves on if it can
 
@@ -676,11 +682,13 @@ def removal_order(storage: NodeStorage, names: list[str]) -> list[str]:
         return sorted(names)
 
 
-def _remove(p: _Pass, name: str) -> None:
+def _remove(p: _Pass, name: str, *, still_imported: bool = False) -> None:
+    """Remove ``name`` from this node; ``still_imported``: the package exists, but its rollout says
+    this node holds none of it yet (it waits for the batch of a first version)."""
     started, t0 = timezone.now(), time.perf_counter()
     try:
         with _package_lock(p, name):
-            if ExtensionPackage.objects.filter(name=name).exists():
+            if not still_imported and ExtensionPackage.objects.filter(name=name).exists():
                 # Imported (again) while we waited for the lock, maybe on this very node: keep it.
                 return
             sync_state_mark_removing(node=p.node, name=name, started_at=started)
@@ -700,9 +708,10 @@ def _remove(p: _Pass, name: str) -> None:
 # --- rollouts (``rollouts.rules`` decides; these hooks only apply it) ---------------------------
 def rollout_desired(
     node: Node, desired: dict[str, Desired],
-) -> tuple[dict[str, Desired], list[Desired], set[int]]:
-    """``desired`` as this node's rollouts say (what to hold now), the versions to stage only, and
-    the rollouts whose package this node leaves alone (it failed there)."""
+) -> tuple[dict[str, Desired], list[Desired], set[int], set[str]]:
+    """``desired`` as this node's rollouts say (what to hold now), the versions to stage only, the
+    rollouts whose package this node leaves alone (it failed there), and the packages it must not
+    hold at all yet (waiting for the batch of a first version)."""
     # A quarantined checksum is never the answer: quarantine wins over any rollout (the way back from
     # a quarantined version is a rollback; its rollout's controls refuse, saying so).
     targets = node_targets(node_id=node.pk, packages={n: d.sha256 for n, d in desired.items() if not d.quarantined})
@@ -711,6 +720,7 @@ def rollout_desired(
     out: dict[str, Desired] = {}
     staged: list[Desired] = []
     kept: set[int] = set()
+    bare: set[str] = set()
     for name, pkg in desired.items():
         target = targets.get(name)
         if target is None:
@@ -721,11 +731,13 @@ def rollout_desired(
             held = _held(pkg, target, quarantined=target.rollout.from_sha256 in barred)
             if held is not None:
                 out[name] = held
+            else:
+                bare.add(name)
         elif target.kind != KEEP:
             out[name] = pkg
         else:
             kept.add(target.rollout.pk)
-    return out, staged, kept
+    return out, staged, kept, bare
 
 
 def _held(pkg: Desired, target: Target, *, quarantined: bool) -> Desired | None:
