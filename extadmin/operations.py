@@ -19,6 +19,7 @@ from django.utils import timezone
 from extadmin.logs import log_context_add
 from extadmin.models import ExtensionPackage, Operation, OperationStep
 from extadmin.packaging import Refusal
+from extadmin.processes import process_alive
 
 
 @dataclass
@@ -159,23 +160,6 @@ def _interrupted_because(op: Operation) -> str:
 
 def _alive(pid: int | None) -> bool:
     return bool(pid) and process_alive(pid)  # type: ignore[arg-type]
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` of this host still runs. A zombie does not: it died, and only waits
-    for its parent (or init, when it was orphaned) to reap it, which can take seconds."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True  # no /proc (not Linux): signal 0 is all we know
-    return state not in (b"Z", b"X")
 
 
 def _ms(t0: float) -> float:

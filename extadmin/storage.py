@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from extadmin.packaging import Conflict, is_safe_name
+from extadmin.processes import process_alive
 
 WORK = ".extadmin"
 LOCK_POLL_SECONDS = 0.1
@@ -154,7 +155,7 @@ class NodeStorage:
         with contextlib.suppress(OSError):
             for entry in parent.glob(f"{prefix}*"):
                 pid = entry.name[len(prefix):].partition("-")[0]
-                if pid.isdigit() and not _alive(int(pid)):
+                if pid.isdigit() and not process_alive(int(pid)):
                     _delete(entry)
         path = parent / f"{prefix}{os.getpid()}-{uuid.uuid4().hex}"
         try:
@@ -387,16 +388,6 @@ def _delete(path: Path) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _crc32(path: Path) -> int:

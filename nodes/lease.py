@@ -20,8 +20,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from extadmin.operations import process_alive
 from extadmin.packaging import Refusal
+from extadmin.processes import process_alive
 from nodes.models import Node, SyncRun
 from nodes.sync_states import sync_states_interrupt
 

@@ -14,10 +14,11 @@ from django.utils import timezone
 
 from extadmin.celery import app
 from extadmin.models import Operation
-from extadmin.operations import Actor, OperationRecorder, process_alive
+from extadmin.operations import Actor, OperationRecorder
 from extadmin.packaging import Conflict, Refusal, Unknown, is_safe_name
 from extadmin.packaging.errors import shown
 from extadmin.packaging.names import node_name_check
+from extadmin.processes import process_alive
 from nodes.models import Node, SyncRun, SyncState
 from nodes.selectors import node_is_online, online_node_names
 
