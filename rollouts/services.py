@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import F, Max
 from django.utils import timezone
 
 from extadmin import faults
@@ -206,13 +206,40 @@ def rollout_control(*, name: str, action: str, actor: Actor) -> dict[str, Any]:
 
 
 def _failed_try_again(r: Rollout) -> None:
-    """Resuming: the failed nodes are admitted again, and their failures are due at once (an
+    """Resuming a halted rollout: its failed nodes try again, their failures due at once (an
     operator's "retry now"), not after the backoff; else a node's next pass would leave the package
-    alone and report its old failure again, halting the rollout anew."""
-    failed = RolloutNode.objects.filter(rollout=r, state=RolloutNode.State.FAILED).select_related("node")
+    alone and report its old failure again, halting the rollout anew.
+
+    No more of them change at once than a batch holds: as many as the batch has room for (its
+    nodes still changing count; the canary batch holds every canary) are admitted again, lowest
+    batch first; the others wait, each in a batch of its own after the current one (the later
+    batches move one on), so they keep the previous version until then and no longer count as
+    failed."""
+    rows = list(RolloutNode.objects.filter(rollout=r).select_related("node"))
+    failed = sorted((x for x in rows if x.state == RolloutNode.State.FAILED), key=lambda x: (x.batch, x.node.name))
     for row in failed:
         sync_states_retry_now(node=row.node, package_name=r.package_name)
-    failed.update(state=RolloutNode.State.ADMITTED, error="", changed_at=timezone.now())
+    width = r.batch_size or len(rows)
+    if r.batch == 0:
+        width = max(width, len(r.canary))
+    settled = (RolloutNode.State.INSTALLED, RolloutNode.State.FAILED)
+    busy = sum(1 for x in rows if x.batch <= r.batch and x.state not in settled)
+    room = max(width - busy, 0)
+    now, later = failed[:room], failed[room:]
+    changed = timezone.now()
+    RolloutNode.objects.filter(pk__in=[x.pk for x in now]).update(
+        state=RolloutNode.State.ADMITTED, error="", changed_at=changed
+    )
+    if not later:
+        return
+    size = r.batch_size or len(later)
+    added = -(-len(later) // size)
+    RolloutNode.objects.filter(rollout=r, batch__gt=r.batch).update(batch=F("batch") + added)
+    for i, row in enumerate(later):
+        RolloutNode.objects.filter(pk=row.pk).update(
+            state=RolloutNode.State.WAITING, error="", batch=r.batch + 1 + i // size, changed_at=changed
+        )
+    Rollout.objects.filter(pk=r.pk).update(last_batch=F("last_batch") + added)
 
 
 def _done(action: str) -> str:

@@ -204,3 +204,42 @@ def test_a_pass_that_began_before_the_resume_does_not_report_the_old_failure_and
     assert (_status()["state"], _status()["nodes"]["n1"]) == ("running", "admitted")
     cluster.sync("n1", trigger=SyncRun.Trigger.NUDGE)
     assert cluster.chk("n1", "Pump") == v2.sha256 and _status()["nodes"]["n1"] == "installed"
+
+
+def _changing(name: str = "Pump") -> list[str]:
+    """The nodes its rollout has admitted that are not done yet (installed, failed or reverted)."""
+    r = Rollout.objects.filter(package_name=name).latest("id")
+    return sorted(x.node.name for x in r.nodes.select_related("node")
+                  if x.batch <= r.batch and x.state not in ("installed", "failed", "reverted"))
+
+
+def test_resuming_a_rollout_halted_with_more_failed_nodes_than_a_batch_retries_them_a_batch_at_a_time(
+    nodes: Callable[[int], Nodes], import_with: Callable[..., ExtensionPackage],
+) -> None:
+    """Batches of one, two failures halt: the canary n1 fails, then n2 fails and it halts. Resuming
+    let both try again at once, two nodes changing in a rollout of batches of one."""
+    cluster = nodes(4)
+    v1 = import_with("Pump", "1.0.0")
+    cluster.sync_all()
+    before = {n: cluster.files(n, "Pump") for n in cluster.names}
+    v2 = import_with("Pump", "2.0.0", rollout={"canary": "n1", "batch": 1, "max_failures": 2})
+    cluster.sync("n1", faults=FAIL)  # the canary fails (1 of 2): the rollout goes on to batch 1
+    assert _status()["batch"] == 1
+    cluster.sync("n2", faults=FAIL)  # the second failure halts it
+    assert _status()["state"] == "halted"
+
+    r = rollout_control(name="Pump", action="resume", actor=Actor(via="cli"))
+    assert r["state"] == "running"
+    assert _changing() == ["n1"]  # the first failed node tries again; n2 waits for the next batch
+    assert r["nodes"] == {"n1": "admitted", "n2": "waiting", "n3": "waiting", "n4": "waiting", "web": "installed"}
+    for n in ("n2", "n3", "n4"):  # not admitted: each keeps 1.0.0, byte for byte, and its pass says so
+        cluster.sync(n, trigger=SyncRun.Trigger.NUDGE)
+        assert cluster.files(n, "Pump") == before[n] and cluster.chk(n, "Pump") == v1.sha256
+        assert SyncState.objects.get(node__name=n, package_name="Pump").state == "waiting"
+    assert _changing() == ["n1"]
+
+    for n in ("n1", "n2", "n3", "n4"):  # one at a time, each admitted only once the one before is done
+        assert _changing() == [n]
+        cluster.sync(n, trigger=SyncRun.Trigger.NUDGE)
+        assert cluster.chk(n, "Pump") == v2.sha256 and _status()["nodes"][n] == "installed"
+    assert _status()["state"] == "completed"
