@@ -174,7 +174,21 @@ class RunCommand(ManagedProcess):
         """SIGTERM to scripts/run itself (not its group), as ``kill`` or a service manager sends it."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout)
+        return self.wait_stopped(timeout=timeout)
+
+    def wait_stopped(self, *, timeout: float = 60) -> int:
+        """Its exit status; if it runs on past ``timeout``, which of its processes still run and the
+        end of every log (then the group is killed, so no test inherits them)."""
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            ps = subprocess.run(["ps", "-o", "pid,ppid,stat,etime,args", "-g", str(self.proc.pid)],
+                                capture_output=True, text=True).stdout
+            logs = {p.name: p.read_text(errors="replace")[-3000:] for p in sorted((self.var / "log").glob("*.log"))}
+            self.kill()
+            raise AssertionError(f"scripts/run still ran {timeout}s after it was asked to stop:\n{ps}\n"
+                                 f"{self.output()[-3000:]}\n{logs}") from None
 
     def get(self, path: str, **headers: str) -> tuple[int, str]:
         return http_get(self.port, path, **headers)

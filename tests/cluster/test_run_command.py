@@ -86,7 +86,7 @@ def test_it_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     finally:
         assert run.proc is not None
         os.killpg(run.proc.pid, signal.SIGINT)  # what the terminal sends to the whole foreground group
-        status = run.proc.wait(timeout=60)
+        status = run.wait_stopped(timeout=60)
 
     assert status in (0, 130), run.output()
     assert not any(pid_alive(p) for p in pids)  # type: ignore[arg-type]
@@ -111,3 +111,21 @@ def test_an_agent_asked_to_stop_just_after_its_startup_sync_stops(tmp_path: Path
         assert agent.proc.wait(timeout=30) == 0, agent.output()[-3000:]
     finally:
         agent.kill()
+
+
+def test_an_agent_that_does_not_stop_is_killed_after_the_stop_timeout_and_the_log_says_so(tmp_path: Path) -> None:
+    """Ctrl-C must stop everything: an agent that ignores SIGTERM (stuck, say) is killed once
+    ``EXTADMIN_STOP_TIMEOUT`` has passed, instead of keeping its supervisor and scripts/run waiting."""
+    log = tmp_path / "stuck.log"
+    stuck = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+             "print('up', flush=True); time.sleep(600)"]
+    supervisor = ManagedProcess(env=child_env(EXTADMIN_STOP_TIMEOUT="2"), log=tmp_path / "supervisor.out",
+                                argv=[SUPERVISE, "stuck", str(log), *stuck]).start()
+    wait_for(lambda: log.exists() and "up" in log.read_text(), timeout=30, what="the stuck agent to start")
+    assert supervisor.proc is not None
+    supervisor.proc.send_signal(signal.SIGTERM)
+    assert supervisor.proc.wait(timeout=20) == 0
+    lines = log.read_text()
+    assert "agent stuck did not stop within 2 s of SIGTERM; killing it" in lines
+    assert "agent stuck stopped (status 137)" in lines
+    assert "restarting" not in lines
