@@ -221,7 +221,12 @@ class Watch:
             self.sample()
             return condition()
 
-        wait_for(check, timeout=timeout, interval=0.02, what=f"{what} (seen: {self.seen})")
+        try:
+            wait_for(check, timeout=timeout, interval=0.02, what=f"{what} (seen: {self.seen})")
+        except AssertionError as exc:  # what each agent did meanwhile says why nothing moved
+            logs = {n: log.read_text(errors="replace")[-2500:] for n in self.rig.names
+                    if (log := self.rig.tmp / f"{n}.log").exists()}
+            raise AssertionError(f"{exc}\nagents' logs (the end of each): {logs}") from None
 
     def state(self) -> str | None:
         r = self.rollout()
