@@ -123,8 +123,9 @@ def test_a_receiver_that_hangs_slows_no_import_and_no_sync(
     wait_for(lambda: receiver.hanging >= 2, timeout=20, what="the receiver holding two deliveries")
     hung_import, hung_sync = converge("Gamma")
     assert receiver.hanging >= 2  # still hung: the import returned, the nodes synced, without it
-    assert hung_import < free_import + 3, (hung_import, free_import)
-    assert hung_sync < free_sync + 3, (hung_sync, free_sync)
+    # Waiting for the receiver would take its 60 s timeout. Far below that, whatever the machine's
+    # load (a timed comparison with the free run, +3 s, failed on a loaded CI machine: 6.8 s vs 1.9 s).
+    assert hung_import < 30 and hung_sync < 30, (hung_import, free_import, hung_sync, free_sync)
     receiver.release()
     receiver.wait("package.converged", count=3, timeout=30)
 
