@@ -5,7 +5,7 @@ the timeline's geometry. Built from what ``nodes.selectors`` read, with the word
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -375,9 +375,13 @@ class Dashboard:
 
 
 def _fill(row: PackageRow, package_state: str | None, nodes: list[NodeView], states: dict[int, tuple],
-          compact: bool, degraded_cells: dict[tuple[str, int], str], match: CellMatch | None = None) -> PackageRow:
+          compact: bool, degraded_cells: dict[tuple[str, int], str], match: CellMatch | None = None,
+          proved_by: frozenset[int] | None = None) -> PackageRow:
     """Fill a package's cells and counts; the compact view builds only the cells it shows: those
     ``match`` selects (the ones not converged when no filter is asked for).
+
+    ``proved_by``: the online nodes that prove the package, from a lean snapshot (whose ``states``
+    leave their rows out); None: worked out from ``states``.
 
     The hot loop of the dashboard (30,000 cells at 100 × 300): plain tuples, one cached verdict each,
     counted by verdict (a few distinct ones a package) and summed once at the end.
@@ -389,7 +393,9 @@ def _fill(row: PackageRow, package_state: str | None, nodes: list[NodeView], sta
         # and the rule says the same of each, so they are counted at once and only the rest walked.
         proved = verdict(True, package_state, INSTALLED, True)
         if proved.converged:
-            held = {i for i, values in states.items() if values[2] == INSTALLED and values[4] == sha256}
+            held = proved_by if proved_by is not None else {
+                i for i, values in states.items() if values[2] == INSTALLED and values[4] == sha256
+            }
             nodes = [n for n in nodes if not (n.online and n.id in held)]
             if len(nodes) < row.total:
                 seen[proved] = row.total - len(nodes)
@@ -420,17 +426,22 @@ def _fill(row: PackageRow, package_state: str | None, nodes: list[NodeView], sta
 
 def dashboard(snapshot: ClusterSnapshot, *, match: CellMatch | None = None, compact: bool | None = None) -> Dashboard:
     """Every package × every node; ``match`` selects cells (``nodes.dashboard_query``), ``compact``
-    forces a view (by default compact above ``COMPACT_ABOVE_NODES`` nodes)."""
+    forces a view (by default compact above ``COMPACT_ABOVE_NODES`` nodes). A lean snapshot
+    serves the compact default view only: the others show cells it did not read."""
     cells = degraded_cells(snapshot)
     reasons = degraded_nodes(cells)
     nodes = [replace(NodeView.of(n), degraded=reasons.get(n[0], "")) for n in snapshot.nodes]
     compact = len(nodes) > COMPACT_ABOVE_NODES if compact is None else compact
-    rows, url = [], package_urls()
+    proved = snapshot.proved
+    if proved is not None and not (compact and match is None):
+        raise ValueError("a lean snapshot serves the compact view without a filter only")
+    rows, url, nobody = [], package_urls(), frozenset[int]()
     for name, version, sha256, state, imported_at, finished in snapshot.packages:
         row = PackageRow(name=name, url=url(name), version=version, sha256=sha256,
                          state=state, imported_at=imported_at, last_finished=finished, now=snapshot.now,
                          total=len(nodes))
-        rows.append(_fill(row, state, nodes, snapshot.states.get(name, {}), compact, cells, match))
+        rows.append(_fill(row, state, nodes, snapshot.states.get(name, {}), compact, cells, match,
+                          proved_by=None if proved is None else proved.get(name, nobody)))
     # Packages removed from the database that some node still holds: they are being removed there.
     for gone in snapshot.removed_still_held:
         row = PackageRow(name=gone, url=url(gone), version="", sha256="", state="removed",
@@ -471,9 +482,12 @@ def degraded_cells(snapshot: ClusterSnapshot) -> dict[tuple[str, int], str]:
             continue
         held = snapshot.states.get(name, {})
         # Most cells hold the package: asked once per package, the rule clears them all at once.
-        cleared: set[int] = set()
+        cleared: Collection[int] = ()
         if verdict(True, state, INSTALLED, True).converged:
-            cleared = {i for i, values in held.items() if values[2] == INSTALLED and values[4] == sha256}
+            if snapshot.proved is not None:  # lean: the online nodes that prove it, read as such
+                cleared = snapshot.proved.get(name, ())
+            else:
+                cleared = {i for i, values in held.items() if values[2] == INSTALLED and values[4] == sha256}
         for node_id, node_name in [n for n in online if n[0] not in cleared]:
             values = held.get(node_id)
             v = verdict(True, state, values[2] if values else None, values is not None and values[4] == sha256)

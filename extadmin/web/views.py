@@ -35,7 +35,7 @@ from extadmin.web.pages import package_page
 from extadmin.web.upload_summary import upload_imported_summary, upload_refused_summary
 from nodes.dashboard_query import cell_match, grid_page, parse_grid_query, searched_nodes
 from nodes.presenters import dashboard as present_dashboard
-from nodes.selectors import cluster_snapshot
+from nodes.selectors import cluster_snapshot, node_rows
 from rollouts.forms import FIELDS as ROLLOUT_FIELDS
 from rollouts.forms import rollout_fields
 from rollouts.services import cluster_policy
@@ -61,10 +61,13 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
 
 
 def _grid(request: HtmxHttpRequest, token: str) -> dict[str, Any]:
-    snapshot = cluster_snapshot()
-    query = parse_grid_query(request.GET, nodes=len(snapshot.nodes))
-    node_ids = searched_nodes(query, snapshot.nodes)
-    grid = present_dashboard(snapshot, match=cell_match(query, node_ids), compact=query.compact(len(snapshot.nodes)))
+    nodes = node_rows()
+    query = parse_grid_query(request.GET, nodes=len(nodes))
+    node_ids = searched_nodes(query, nodes)
+    match, compact = cell_match(query, node_ids), query.compact(len(nodes))
+    # The compact default view counts the cells that prove their package: it need not read them.
+    snapshot = cluster_snapshot(nodes=nodes, lean=compact and match is None)
+    grid = present_dashboard(snapshot, match=match, compact=compact)
     return {"grid": grid, "view": grid_page(grid, query, node_ids=node_ids), "live": live_context(request, token)}
 
 

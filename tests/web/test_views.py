@@ -20,8 +20,8 @@ from extadmin.models import Archive, ExtensionPackage, Operation
 from extadmin.operations import Actor
 from extadmin.storage import NodeStorage
 from nodes.models import ClusterSettings, Node, SyncRun, SyncState
-from nodes.presenters import dashboard, format_duration
-from nodes.selectors import cluster_snapshot
+from nodes.presenters import Dashboard, dashboard, format_duration
+from nodes.selectors import cluster_snapshot, ids_of
 from tests.packages import build_package
 from tests.web.cluster import seed_cluster
 
@@ -613,3 +613,41 @@ def test_it_counts_the_compact_views_cells_as_the_grid_does() -> None:
         assert [c.node.name for c in short.cells] == [c.node.name for c in full.cells if not c.converged][:8]
     nobody = next(r for r in compact.rows if r.name == "Nobody")
     assert "installed" not in nobody.counts and nobody.url == reverse("package", args=["Nobody"])
+
+
+def _shown(grid: Dashboard) -> list[tuple]:
+    """Everything the compact view shows of a dashboard, cell by cell."""
+    nodes = [(n.name, n.online, n.degraded) for n in grid.nodes]
+    rows = [
+        (r.name, r.state, r.counts, r.converged, r.offline, r.matched, r.shown_matched, r.hidden_matched,
+         [(c.node.name, c.state, c.converged, c.outdated, c.reported, c.title, c.degraded) for c in r.cells])
+        for r in grid.rows
+    ]
+    return [nodes, rows]
+
+
+@pytest.mark.django_db
+def test_a_lean_snapshot_shows_the_compact_view_cell_for_cell_as_the_whole_one_does(settings) -> None:  # type: ignore[no-untyped-def]
+    """The compact default view reads only the rows it shows (``cluster_snapshot(lean=True)``): the
+    cells of online nodes that prove an active package are only counted. Offline nodes that hold it,
+    a removing package, a removed one still held, an older version, failures and degraded nodes
+    must come out the same as from every row."""
+    settings.EXTADMIN_DEGRADED_AFTER = 60  # the seeded imports are 5 to 35 minutes old: overdue
+    seed_cluster(8, 30, offline=3)
+    ExtensionPackage.objects.create(name="Nobody", version="1.0.0", sha256="e" * 64, size=1,
+                                    imported_at=timezone.now(), imported_on_node="n000")
+    ExtensionPackage.objects.filter(name="Pkg001").update(state="removing")
+    SyncState.objects.create(node=Node.objects.get(name="n001"), package_name="Gone", state="installed",
+                             installed_sha256="a" * 64, changed_at=timezone.now())
+    whole, lean = cluster_snapshot(), cluster_snapshot(lean=True)
+    assert lean.proved is not None and whole.proved is None
+    assert sum(map(len, lean.states.values())) < sum(map(len, whole.states.values())) / 2
+    assert _shown(dashboard(lean, compact=True)) == _shown(dashboard(whole, compact=True))
+    assert any(n.degraded for n in dashboard(lean, compact=True).nodes)  # the degraded sentences were compared
+    # The other views show the cells it did not read: it refuses to serve them.
+    with pytest.raises(ValueError, match="lean snapshot"):
+        dashboard(lean, compact=False)
+
+
+def test_the_lean_snapshot_reads_ids_back_from_their_joined_text() -> None:
+    assert ids_of("3") == {3} and ids_of("10,2,31") == {2, 10, 31}
