@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -108,10 +108,29 @@ class Cluster:
                     continue
 
 
+LOG_TAIL_LINES = 80
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed cluster test shows the end of every agent's log beside its traceback: what the
+    agents did (a pass that could not run, a lost nudge) is what a timeout cannot say."""
+    report = yield
+    cluster = getattr(item, "extadmin_cluster", None)
+    if report.failed and cluster is not None:
+        for name, proc in cluster.agents.items():
+            tail = "\n".join(proc.output().splitlines()[-LOG_TAIL_LINES:])
+            report.sections.append((f"agent {name}: the last {LOG_TAIL_LINES} lines of its log", tail))
+    return report
+
+
 @pytest.fixture
-def cluster(tmp_path: Path, node_storage: NodeStorage, settings) -> Iterator[Cluster]:  # type: ignore[no-untyped-def]
+def cluster(request: pytest.FixtureRequest, tmp_path: Path, node_storage: NodeStorage, settings) -> Iterator[Cluster]:  # type: ignore[no-untyped-def]
     # This process judges liveness by the agents' heartbeat interval, not its own default.
     settings.EXTADMIN_HEARTBEAT_INTERVAL = float(FAST["EXTADMIN_HEARTBEAT_INTERVAL"])
     c = Cluster(tmp_path)
+    request.node.extadmin_cluster = c  # for pytest_runtest_makereport
     yield c
     c.stop_all()  # before the test database is flushed under them
