@@ -16,7 +16,6 @@ from django.db.models import (
     Aggregate,
     Count,
     DurationField,
-    Exists,
     ExpressionWrapper,
     F,
     OuterRef,
@@ -140,6 +139,31 @@ def ids_of(joined: str) -> frozenset[int]:
     return frozenset(map(int, joined.split(",")))
 
 
+def _proof(packages: list[tuple], nodes: list[NodeRow]) -> tuple[dict[str, frozenset[int]] | None, QuerySet]:
+    """A lean snapshot's ``proved`` (the online nodes that prove each active package) and the rows
+    it still reads (all the others), in one small grouped query: no join, no subquery, so that the
+    database scans the states once and plans nothing per row.
+
+    Proof counts for an active package only (``nodes.convergence.verdict``): a removing package's
+    cells are all shown, so all its rows are read. A row "proves" here when it is installed on an
+    online node and holds some active package's checksum; a checksum is one zip, so one package:
+    a row holding another package's bytes (never written by an agent) sends back the whole read.
+    """
+    online = [n[0] for n in nodes if n[3]]
+    current = {sha256: name for name, _, sha256, state, *_ in packages if state == ACTIVE_PACKAGE}
+    proving = Q(state=INSTALLED, node_id__in=online, installed_sha256__in=list(current))
+    groups = (
+        SyncState.objects.filter(proving).order_by().values("package_name", "installed_sha256")
+        .annotate(ids=JoinedIds("node_id")).values_list("package_name", "installed_sha256", "ids")
+    )
+    proved: dict[str, frozenset[int]] = {}
+    for name, sha256, ids in groups:
+        if current[sha256] != name:
+            return None, SyncState.objects.all()
+        proved[name] = ids_of(ids)
+    return proved, SyncState.objects.exclude(proving).order_by()
+
+
 def cluster_snapshot(*, nodes: list[NodeRow] | None = None, lean: bool = False) -> ClusterSnapshot:
     """Four queries: packages (with their latest finished sync), nodes (unless given), states,
     cluster settings; five when ``lean``.
@@ -149,9 +173,10 @@ def cluster_snapshot(*, nodes: list[NodeRow] | None = None, lean: bool = False) 
     their node ids, per package (``ClusterSnapshot.proved``). Every other row is in ``states``.
     "Online" is ``nodes``' own word for each node, so the two reads cannot disagree about it.
     """
+    # None when no row finished (the index on package name, finished at: one step per package).
     last_finished = (
-        SyncState.objects.filter(package_name=OuterRef("name"))
-        .order_by(F("finished_at").desc(nulls_last=True))
+        SyncState.objects.filter(package_name=OuterRef("name"), finished_at__isnull=False)
+        .order_by("-finished_at")
         .values("finished_at")[:1]
     )
     rows = list(
@@ -164,17 +189,7 @@ def cluster_snapshot(*, nodes: list[NodeRow] | None = None, lean: bool = False) 
     wanted = SyncState.objects.all()
     proved = None
     if lean:
-        # Proof counts for an active package only (``nodes.convergence.verdict``): a removing
-        # package's cells are all shown, so all its rows are read.
-        proving = Q(state=INSTALLED, node_id__in=[n[0] for n in nodes if n[3]]) & Exists(
-            ExtensionPackage.objects.filter(
-                name=OuterRef("package_name"), sha256=OuterRef("installed_sha256"), state=ACTIVE_PACKAGE
-            )
-        )
-        by_package = SyncState.objects.filter(proving).order_by().values("package_name")
-        proved = {name: ids_of(ids) for name, ids in by_package.annotate(ids=JoinedIds("node_id")).values_list(
-            "package_name", "ids")}
-        wanted = wanted.exclude(proving)
+        proved, wanted = _proof(rows, nodes)
     # Fetched at once, not through a server-side cursor: PostgreSQL would materialize the whole
     # result for the cursor (WITH HOLD, outside a transaction) before the first chunk anyway.
     for v in wanted.values_list(*GRID_FIELDS):
