@@ -1,0 +1,77 @@
+"""The embedded broker (``filesystem://``) never lets a consumer take a message before it is whole.
+
+kombu's own transport created the message file under the name consumers take, then wrote it: an
+agent polling its queue in between took an empty file and the nudge was lost. Real folders, a real
+kombu connection; a thread lists the folder the whole time the messages are written, as a
+consumer would.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from kombu import Connection
+from kombu.utils.json import dumps
+
+from extadmin.filesystem_broker import Transport
+
+pytestmark = pytest.mark.dbless
+
+QUEUE = "node.fs-broker-test"
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_file())
+
+
+def _connection(folder: Path) -> Connection:
+    return Connection("filesystem://", transport_options={
+        "data_folder_in": str(folder), "data_folder_out": str(folder), "control_folder": str(folder / "control"),
+        "store_processed": False,
+    })
+
+
+def test_a_message_appears_in_the_queue_folder_only_whole(tmp_path: Path) -> None:
+    (tmp_path / "control").mkdir()
+    conn = _connection(tmp_path)
+    assert isinstance(conn.transport, Transport)  # extadmin.celery made it filesystem://'s transport
+    channel = conn.channel()
+    payload = {"body": "x" * (16 * 1024 * 1024)}  # written in many milliseconds: a wide window
+    whole = len(dumps(payload))
+    seen: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:  # what a consumer listing the folder finds under a name it takes
+        while not done.is_set():
+            for name in os.listdir(tmp_path):
+                if name.endswith(f".{QUEUE}.msg"):
+                    try:
+                        seen.append((tmp_path / name).stat().st_size)
+                    except FileNotFoundError:
+                        continue
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for _ in range(3):
+            channel._put(QUEUE, payload)
+    finally:
+        done.set()
+        watcher.join()
+    assert seen and set(seen) == {whole}, f"sizes seen: {sorted(set(seen))[:5]}, whole: {whole}"
+    # Each is read back whole, in order; nothing else is left in the folder.
+    assert [channel._get(QUEUE) for _ in range(3)] == [payload] * 3
+    assert _files(tmp_path) == []
+    conn.release()
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
+    (tmp_path / "control").mkdir()
+    conn = _connection(tmp_path)
+    channel = conn.channel()
+    with pytest.raises(TypeError):  # a payload that cannot be encoded: refused before any file exists
+        channel._put(QUEUE, {"body": object()})
+    assert _files(tmp_path) == []
+    conn.release()
