@@ -7,10 +7,15 @@ that way leaves the node waiting for its periodic pass. Here the message is writ
 no queue matches (a leading dot: kombu takes ``<time>_<uuid>.<queue>.msg`` only) and renamed to
 its final name once complete; a rename within one folder is atomic, so a consumer sees no file or
 the whole message. ``extadmin.celery`` makes this the transport of ``filesystem://``.
+
+A file in the queue folder that is not a message (copied there by hand, or left by a writer of an
+earlier release) is dropped with a warning naming its queue; kombu's own raised, and the agent's
+worker stopped on an "unrecoverable error", so its node heard no nudge any more.
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import uuid
 from time import monotonic
@@ -20,6 +25,8 @@ from kombu.exceptions import ChannelError
 from kombu.transport import filesystem
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
+
+log = logging.getLogger(__name__)
 
 
 def message_name(queue: str) -> str:
@@ -42,6 +49,14 @@ class Channel(filesystem.Channel):
             with contextlib.suppress(OSError):
                 os.unlink(partial)
             raise ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+
+    def _get(self, queue: Any, timeout: Any = None) -> Any:
+        while True:  # each file is taken out of the folder before it is read: this ends
+            try:
+                return super()._get(queue)
+            except ValueError as exc:  # not JSON: no message (kombu raises Empty when none is left)
+                log.warning("the embedded broker dropped a file in queue %s that is not a message: %s", queue, exc)
 
 
 class Transport(filesystem.Transport):

@@ -241,7 +241,10 @@ class Agent:
             without_heartbeat=True, optimization="fair", quiet=log_format() == "json",
         )
         worker.start()
-        return int(worker.exitcode or 0)
+        code = int(worker.exitcode or 0)
+        if code and not self.stopping:  # not a shutdown asked for: Celery's "unrecoverable error", say
+            log.error("agent of %s: its worker stopped (exit status %d); the agent stops too", self.name, code)
+        return code
 
     def _on_worker_shutdown(self, **kwargs: object) -> None:
         if self.stopping:  # a second signal (SIGINT, then SIGTERM): see _stop_on_signals

@@ -7,9 +7,11 @@ consumer would.
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
+from queue import Empty
 
 import pytest
 from kombu import Connection
@@ -73,5 +75,26 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
     channel = conn.channel()
     with pytest.raises(TypeError):  # a payload that cannot be encoded: refused before any file exists
         channel._put(QUEUE, {"body": object()})
+    assert _files(tmp_path) == []
+    conn.release()
+
+
+def test_a_file_that_is_not_a_message_is_dropped_with_a_warning_and_the_next_one_served(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """kombu's own transport raised, and an agent's worker stopped on an "unrecoverable error"."""
+    (tmp_path / "control").mkdir()
+    (tmp_path / f"0_a.{QUEUE}.msg").write_bytes(b"")  # empty, as a half-written one was
+    (tmp_path / f"0_b.{QUEUE}.msg").write_bytes(b"{not json")
+    conn = _connection(tmp_path)
+    channel = conn.channel()
+    channel._put(QUEUE, {"body": "hello"})
+    with caplog.at_level(logging.WARNING, logger="extadmin.filesystem_broker"):
+        assert channel._get(QUEUE) == {"body": "hello"}
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        f"the embedded broker dropped a file in queue {QUEUE} that is not a message"
+    ] * 2
+    with pytest.raises(Empty):
+        channel._get(QUEUE)
     assert _files(tmp_path) == []
     conn.release()
