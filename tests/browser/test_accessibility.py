@@ -4,8 +4,10 @@ axe-core comes bundled in ``axe-playwright-python`` (no network at test time). A
 finds no violation of impact serious or critical, the document does not scroll sideways at 390 px
 (a grid may scroll inside its own box), and the header keeps "Log out" on its dark bar.
 
-The pages are data: a URL name, its arguments and whether it needs a login. The operations page
-(``operations``) is in the list as well; it is built on another branch.
+The pages are data: a URL name, its arguments and whether it needs a login.
+
+Marked ``rendering``: what axe and the layout judge is the HTML and CSS the console sends, the same
+on every database, so CI runs these once (on SQLite); the pages' data is covered on both.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from tests.packages import build_package
 from tests.processes import ROOT
 from tests.web.cluster import seed_cluster
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.rendering, pytest.mark.django_db(transaction=True)]
 
 WIDTHS = (1280, 390)
 SERIOUS = ("serious", "critical")
