@@ -50,7 +50,6 @@ class Channel(filesystem.Channel):
                 os.unlink(partial)
             raise ChannelError(f"Cannot add file {final!r} to directory") from exc
 
-
     def _get(self, queue: Any, timeout: Any = None) -> Any:
         while True:  # each file is taken out of the folder before it is read: this ends
             try:

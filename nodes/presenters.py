@@ -374,6 +374,11 @@ class Dashboard:
         return [n for n in self.nodes if n.degraded]
 
 
+def _holding(states: dict[int, tuple], sha256: str) -> set[int]:
+    """The nodes whose row says the package's bytes are installed (``GRID_FIELDS`` tuples)."""
+    return {i for i, values in states.items() if values[2] == INSTALLED and values[4] == sha256}
+
+
 def _fill(row: PackageRow, package_state: str | None, nodes: list[NodeView], states: dict[int, tuple],
           compact: bool, degraded_cells: dict[tuple[str, int], str], match: CellMatch | None = None,
           proved_by: frozenset[int] | None = None) -> PackageRow:
@@ -393,9 +398,7 @@ def _fill(row: PackageRow, package_state: str | None, nodes: list[NodeView], sta
         # and the rule says the same of each, so they are counted at once and only the rest walked.
         proved = verdict(True, package_state, INSTALLED, True)
         if proved.converged:
-            held = proved_by if proved_by is not None else {
-                i for i, values in states.items() if values[2] == INSTALLED and values[4] == sha256
-            }
+            held = proved_by if proved_by is not None else _holding(states, sha256)
             nodes = [n for n in nodes if not (n.online and n.id in held)]
             if len(nodes) < row.total:
                 seen[proved] = row.total - len(nodes)
@@ -484,10 +487,8 @@ def degraded_cells(snapshot: ClusterSnapshot) -> dict[tuple[str, int], str]:
         # Most cells hold the package: asked once per package, the rule clears them all at once.
         cleared: Collection[int] = ()
         if verdict(True, state, INSTALLED, True).converged:
-            if snapshot.proved is not None:  # lean: the online nodes that prove it, read as such
-                cleared = snapshot.proved.get(name, ())
-            else:
-                cleared = {i for i, values in held.items() if values[2] == INSTALLED and values[4] == sha256}
+            # lean: the online nodes that prove it, read as such
+            cleared = snapshot.proved.get(name, ()) if snapshot.proved is not None else _holding(held, sha256)
         for node_id, node_name in [n for n in online if n[0] not in cleared]:
             values = held.get(node_id)
             v = verdict(True, state, values[2] if values else None, values is not None and values[4] == sha256)

@@ -595,16 +595,21 @@ def test_it_formats_durations_for_people(seconds: float | None, text: str) -> No
     assert format_duration(seconds) == text
 
 
-@pytest.mark.django_db
-def test_it_counts_the_compact_views_cells_as_the_grid_does() -> None:
-    """The compact view counts the cells that prove a package at once; its counts, selected cells
-    and links are the grid's, and a package no node proves has no "0 installed"."""
-    seed_cluster(6, 24, offline=2)
+def _seed_with_odd_packages(nodes: int, packages: int, *, offline: int) -> None:
+    """``seed_cluster``, and a package no node holds, one being removed, one removed that a node still holds."""
+    seed_cluster(nodes, packages, offline=offline)
     ExtensionPackage.objects.create(name="Nobody", version="1.0.0", sha256="e" * 64, size=1,
                                     imported_at=timezone.now(), imported_on_node="n000")
     ExtensionPackage.objects.filter(name="Pkg001").update(state="removing")
     SyncState.objects.create(node=Node.objects.get(name="n001"), package_name="Gone", state="installed",
                              installed_sha256="a" * 64, changed_at=timezone.now())
+
+
+@pytest.mark.django_db
+def test_it_counts_the_compact_views_cells_as_the_grid_does() -> None:
+    """The compact view counts the cells that prove a package at once; its counts, selected cells
+    and links are the grid's, and a package no node proves has no "0 installed"."""
+    _seed_with_odd_packages(6, 24, offline=2)
     snapshot = cluster_snapshot()
     grid, compact = dashboard(snapshot, compact=False), dashboard(snapshot, compact=True)
     for full, short in zip(grid.rows, compact.rows, strict=True):
@@ -633,12 +638,7 @@ def test_a_lean_snapshot_shows_the_compact_view_cell_for_cell_as_the_whole_one_d
     a removing package, a removed one still held, an older version, failures and degraded nodes
     must come out the same as from every row."""
     settings.EXTADMIN_DEGRADED_AFTER = 60  # the seeded imports are 5 to 35 minutes old: overdue
-    seed_cluster(8, 30, offline=3)
-    ExtensionPackage.objects.create(name="Nobody", version="1.0.0", sha256="e" * 64, size=1,
-                                    imported_at=timezone.now(), imported_on_node="n000")
-    ExtensionPackage.objects.filter(name="Pkg001").update(state="removing")
-    SyncState.objects.create(node=Node.objects.get(name="n001"), package_name="Gone", state="installed",
-                             installed_sha256="a" * 64, changed_at=timezone.now())
+    _seed_with_odd_packages(8, 30, offline=3)
     whole, lean = cluster_snapshot(), cluster_snapshot(lean=True)
     assert lean.proved is not None and whole.proved is None
     assert sum(map(len, lean.states.values())) < sum(map(len, whole.states.values())) / 2
