@@ -454,12 +454,15 @@ def converge_series(
         agents.wait_ready()
         for name, versions in series:
             for path in versions:
+                sha256 = sha256_of(path)
                 import_once(b, path, b.work / "storage-converge", CELERY_BROKER_URL=broker)
-                took = wait_converged(names, name, sha256_of(path), timeout=max(120.0, 3 * interval))
+                before = cpu_times()
+                took = wait_converged(names, name, sha256, timeout=max(120.0, 3 * interval))
                 if took is None:
                     raise RuntimeError(f"{n} agents did not converge on {path.name}")
                 samples.setdefault(name, []).append(took[0])
-                b.detail.setdefault(f"converge_{label}_{n}_{name}", []).append(took)  # type: ignore[union-attr]
+                busy = cpu_busy(before, cpu_times())
+                b.detail.setdefault(f"converge_{label}_{n}_{name}", []).append((*took, *busy))  # type: ignore[union-attr]
     finally:
         agents.stop()
         forget_nodes(b, "bench-agent-")
@@ -468,14 +471,37 @@ def converge_series(
     return samples
 
 
+def cpu_times() -> list[int]:
+    """The machine's CPU time so far, by kind (the first line of /proc/stat, in clock ticks)."""
+    with open("/proc/stat") as f:
+        return [int(v) for v in f.readline().split()[1:]]
+
+
+def cpu_busy(before: list[int], after: list[int]) -> tuple[float, float] | tuple[()]:
+    """Between two ``cpu_times``: the share of all CPUs that was busy, and the kernel's share of
+    that busy time (user, nice, system, idle, iowait, irq, softirq, steal, ...); nothing when the
+    span was too short for the clock's ticks (10 ms each) to say."""
+    d = [a - b for a, b in zip(after, before, strict=True)]
+    total = sum(d[:8])
+    busy = total - d[3] - d[4]
+    if total < 100:
+        return ()
+    return busy / total, (d[2] + d[5] + d[6]) / (busy or 1)
+
+
 def _breakdown(b: Bench, key: str) -> str:
     """Where a convergence went: how late the last node started (nudge delivery and waiting for a
-    CPU), and the longest install itself."""
+    CPU), the longest install itself, and how busy the machine's CPUs were meanwhile (all of
+    them busy: the nodes wait for a CPU, not for the database, a lock or the broker)."""
     runs = b.detail.get(f"converge_{key}") or []
     if not runs:
         return ""
-    return (f"; last start after commit (median) {median([r[1] for r in runs]):.2f} s, "
+    said = (f"; last start after commit (median) {median([r[1] for r in runs]):.2f} s, "
             f"longest install (median) {median([r[2] for r in runs]):.2f} s")
+    cpu = [r[3:] for r in runs if len(r) == 5]
+    if cpu:
+        said += f", CPUs busy {median([c[0] for c in cpu]):.0%} (the kernel {median([c[1] for c in cpu]):.0%} of it)"
+    return said
 
 
 def fig_converge(b: Bench) -> None:
