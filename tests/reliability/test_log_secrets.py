@@ -122,8 +122,10 @@ def _env(base: dict[str, str], creds: Credentials, **extra: str) -> dict[str, st
 def console(tmp: Path, creds: Credentials, *, name: str, database: str, debug: str) -> tuple[ManagedProcess, int]:
     """gunicorn with the arguments scripts/run gives it (a port of its own)."""
     port = free_port()
+    # The agent's var/ (as scripts/run gives them one): on the embedded default the broker is a
+    # folder under it, and a console with a var/ of its own nudges a folder no agent reads.
     env = _env(run_env(tmp / name, port=port), creds, DATABASE_URL=database, DJANGO_DEBUG=debug,
-               EXTADMIN_NODE="web", EXTADMIN_STORAGE=str(tmp / "web"))
+               EXTADMIN_NODE="web", EXTADMIN_STORAGE=str(tmp / "web"), EXTADMIN_VAR=str(tmp / "var"))
     argv = [str(ROOT / ".venv" / "bin" / "gunicorn"), "extadmin.wsgi", "--bind", f"127.0.0.1:{port}",
             "--workers", "2", "--threads", "4", "--timeout", "900", "--access-logfile", "-",
             "--logger-class", "extadmin.gunicorn_logging.GunicornLogger"]
@@ -183,7 +185,7 @@ def drive(tmp: Path, creds: Credentials, *, token: str, debug: str, package: Pat
 
 
 def agent(tmp: Path, creds: Credentials, name: str) -> ManagedProcess:
-    env = _env(child_env(**FAST), creds, DATABASE_URL=creds.agent_db)
+    env = _env(child_env(**FAST), creds, DATABASE_URL=creds.agent_db, EXTADMIN_VAR=str(tmp / "var"))
     return ManagedProcess("run_node", "--name", name, "--storage", str(tmp / name), env=env,
                           log=tmp / f"{name}.log").start()
 
@@ -197,8 +199,9 @@ def test_it_logs_json_lines_and_never_a_credential(tmp_path: Path, credentials: 
         wait_for(lambda: '"agent of' in node.output() or "ready." in node.output(), timeout=90, what="the agent")
         pages = drive(tmp_path, credentials, token=token, debug="0", package=build_package(tmp_path, "Alpha"))
         pages += drive(tmp_path, credentials, token=token, debug="1", package=build_package(tmp_path, "Beta"))
-        wait_for(lambda: f"{agent_name}: " in node.output() and "Beta" in node.output(), timeout=60,
-                 what="the agent's sync of the imports")
+        # Nudged by each import: well within the periodic interval (FAST: 60 s), which would hide a lost nudge.
+        wait_for(lambda: f"nudge sync of {agent_name}: succeeded installed Beta" in node.output(), timeout=20,
+                 what="the agent's nudged sync of the imports")
     finally:
         node.stop()
 
