@@ -58,5 +58,19 @@ class Channel(filesystem.Channel):
                 log.warning("the embedded broker dropped a file in queue %s that is not a message: %s", queue, exc)
 
 
+# Celery's loop for a transport without an event loop (``synloop``: the agent's solo pool on this
+# broker) waits up to 2 s for a message at a time and, once a warm shutdown is asked, waits once
+# more before it stops: an agent took 2-5 s to stop on SIGTERM (every Ctrl-C of scripts/run, every
+# cluster test's teardown). Shorter waits only make the loop ask again; a message still arrives
+# at the next poll of its folder.
+WAIT_SECONDS = 0.25
+
+
 class Transport(filesystem.Transport):
     Channel = Channel
+
+    # As kombu.transport.virtual.base.Transport.drain_events, whose signature already differs from its own base's.
+    def drain_events(self, connection: Any, timeout: Any = None) -> Any:  # type: ignore[override]
+        if timeout is not None:  # None (wait for a message, however long) keeps its meaning
+            timeout = min(timeout, WAIT_SECONDS)
+        return super().drain_events(connection, timeout=timeout)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
+import time
 from pathlib import Path
 from queue import Empty
 
@@ -17,7 +19,7 @@ import pytest
 from kombu import Connection
 from kombu.utils.json import dumps
 
-from extadmin.filesystem_broker import Transport
+from extadmin.filesystem_broker import WAIT_SECONDS, Transport
 
 pytestmark = pytest.mark.dbless
 
@@ -98,3 +100,23 @@ def test_a_file_that_is_not_a_message_is_dropped_with_a_warning_and_the_next_one
         channel._get(QUEUE)
     assert _files(tmp_path) == []
     conn.release()
+
+
+def test_a_wait_for_a_message_gives_the_loop_back_within_a_quarter_second(tmp_path: Path) -> None:
+    """Celery's loop for this transport (the agent's solo pool) asks for 2 s at a time and hears a
+    warm shutdown only between two waits, then waits once more: an agent took 2-5 s to stop on
+    SIGTERM. Each wait now ends after at most ``WAIT_SECONDS``; waiting for ever stays for ever."""
+    (tmp_path / "control").mkdir()
+    conn = _connection(tmp_path)
+    queue = conn.SimpleQueue(QUEUE)  # a consumer on the queue, as the agent's worker has
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(socket.timeout):
+            conn.drain_events(timeout=2.0)
+        waited = time.monotonic() - t0
+        assert WAIT_SECONDS <= waited < 1.0, waited
+        queue.put({"nudge": 1})
+        assert queue.get(timeout=2.0).payload == {"nudge": 1}  # a message still arrives
+    finally:
+        queue.close()
+        conn.release()
