@@ -264,12 +264,22 @@
     }).observe(document.body, {childList: true, subtree: true, characterData: true});
   }
 
+  // A live or polled part whose session expired reloads the page, which then shows the login. Not
+  // once the page is being left: a part answered after "Log out" has ended the session would
+  // otherwise reload the page over the logout's own navigation (to the identity provider's logout,
+  // after a single sign-on), and the provider's session would stay. live.js asks here too.
+  var leaving = false;
+  window.addEventListener("beforeunload", function () { leaving = true; });
+  window.extadminReloadForLogin = function () {
+    if (!leaving) window.location.reload();
+  };
+
   // A polled part whose session expired would swap the login page into itself: reload instead.
   document.addEventListener("htmx:beforeSwap", function (e) {
     var url = e.detail.xhr && e.detail.xhr.responseURL;
     if (url && url.indexOf("/accounts/login/") !== -1) {
       e.preventDefault();
-      window.location.reload();
+      window.extadminReloadForLogin();
     }
   });
 

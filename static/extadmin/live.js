@@ -54,7 +54,11 @@
     self.announced = "";
     fetch(self.url, {headers: headers, credentials: "same-origin", cache: "no-store", redirect: "follow"})
       .then(function (r) {
-        if (r.redirected && r.url.indexOf("/accounts/login/") !== -1) { window.location.reload(); return null; }
+        if (r.redirected && r.url.indexOf("/accounts/login/") !== -1) {
+          if (window.extadminReloadForLogin) window.extadminReloadForLogin();  // console.js: not while leaving
+          else window.location.reload();
+          return null;
+        }
         if (r.status === 304 || !r.ok) return null;
         self.etag = r.headers.get("ETag") || self.etag;
         return r.text();

@@ -314,6 +314,38 @@ def test_it_refuses_an_id_token_of_another_issuer_or_for_another_client(sso: Pro
             backend.get_payload_data(token(**bad), key.public_key())
 
 
+def test_a_live_update_answered_after_logout_does_not_cut_the_providers_logout_short(
+    page: Page, live_server, sso: Provider  # type: ignore[no-untyped-def]
+) -> None:
+    """Found by CI: the dashboard's live part, fetched after "Log out" had ended the session but
+    before the logout's answer came, was sent to the login page, and live.js reloaded the page over
+    the logout's own navigation: the browser showed the login and the provider's session stayed.
+    Here the logout's answer is held for 2 s, and the page's live part asks meanwhile, as soon as
+    the session has ended (as an event arriving then would make it)."""
+    base = live_server.url
+    sso_sign_in(page, base, sso, "bob")
+    page.wait_for_function("() => window.extadminLive !== undefined")
+    page.evaluate("""() => window.addEventListener("beforeunload", () => {
+        const live = window.extadminLive;
+        const ask = () => fetch(live.url, {headers: {"HX-Request": "true"}, credentials: "same-origin"})
+          .then((r) => (r.redirected ? live.refresh() : window.setTimeout(ask, 50)));
+        ask();
+    })""")
+
+    def logout_answered_late(route) -> None:  # type: ignore[no-untyped-def]
+        response = route.fetch(max_redirects=0)  # the console has ended the session now
+        time.sleep(2.0)
+        route.fulfill(response=response)
+
+    page.route("**/accounts/logout/", logout_answered_late)
+    page.click("button:has-text('Log out')")
+    expect(page).to_have_url(re.compile(re.escape(sso.issuer) + "/session/end"))
+    page.click("button:has-text('Yes, sign me out')")
+    expect(page).to_have_url(base + "/accounts/login/")
+    page.click("#sso-sign-in")
+    expect(page.locator("input[name=login]")).to_be_visible()  # the provider's session ended too
+
+
 def test_it_refuses_a_user_deactivated_in_extadmin(page: Page, live_server, sso: Provider) -> None:  # type: ignore[no-untyped-def]
     base = live_server.url
     sso_sign_in(page, base, sso, "bob")
