@@ -3,7 +3,7 @@
 # own commands on one package, timed by bash's `time` alone, with nothing of bench/run.py's
 # timing, alternation or medians. The database half is bench/raw_pg.py's COPY into and out of a
 # table shaped like the archive's chunks (psql's own \lo_import and \lo_export are no floor:
-# 5.5 and 3.6 s for 197 MB against COPY's 1.4 and 0.9 s).
+# 5.5 and 3.6 s for 197 MB against COPY's 1.2-1.4 and 0.9 s).
 #
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/DB bench/raw_tools.sh PACKAGE.zip [RUNS]
 #

@@ -54,11 +54,8 @@
     self.announced = "";
     fetch(self.url, {headers: headers, credentials: "same-origin", cache: "no-store", redirect: "follow"})
       .then(function (r) {
-        if (r.redirected && r.url.indexOf("/accounts/login/") !== -1) {
-          if (window.extadminReloadForLogin) window.extadminReloadForLogin();  // console.js: not while leaving
-          else window.location.reload();
-          return null;
-        }
+        // console.js (loaded before this on every page): reload, unless the page is being left.
+        if (r.redirected && r.url.indexOf("/accounts/login/") !== -1) { window.extadminReloadForLogin(); return null; }
         if (r.status === 304 || !r.ok) return null;
         self.etag = r.headers.get("ETag") || self.etag;
         return r.text();
