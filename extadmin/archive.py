@@ -6,7 +6,8 @@ keeps memory flat in the package's size and works the same on SQLite and Postgre
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -14,46 +15,78 @@ import psycopg
 from django.conf import settings
 from django.db import connection
 
-from extadmin.models import Archive, ArchiveChunk, ExtensionPackage
+from extadmin.models import Archive, ArchiveChunk, ExtensionPackage, StagedArchive
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A zip's chunks already sent in this transaction by ``extadmin.archive_ahead``."""
+
+    staged_id: int
+    chunk_count: int
+    chunk_size: int
+    size: int  # the bytes sent: step 4 uses them only if they are the whole file it stores
 
 
 def archive_write(
-    *, package: ExtensionPackage, path: Path, sha256: str, size: int, manifest: list[list]
+    *, package: ExtensionPackage, path: Path, sha256: str, size: int, manifest: list[list],
+    staged: Staged | None = None,
 ) -> Archive:
     """Store ``path`` as chunks of ``package``, then the ``Archive`` row that marks it complete.
 
+    ``staged``: the chunks were sent already, in this transaction: they become the package's
+    (one UPDATE, no byte moves) instead of being sent again.
     Runs inside the caller's transaction: the archive appears to other nodes only on commit.
     """
     chunk_size = settings.EXTADMIN_CHUNK_BYTES
     ArchiveChunk.objects.filter(package=package).delete()
     Archive.objects.filter(package=package).delete()
-    count = 0
-    with path.open("rb") as f:
-        if connection.vendor == "postgresql":
-            count = _copy_chunks_postgresql(package.pk, f, chunk_size)
-        else:
-            count = _insert_chunks(package.pk, f, chunk_size)
+    if staged is not None and staged.size == size:
+        ArchiveChunk.objects.filter(staged_id=staged.staged_id).update(package=package, staged=None)
+        StagedArchive.objects.filter(pk=staged.staged_id).delete()
+        chunk_size, count = staged.chunk_size, staged.chunk_count
+    else:
+        staged_discard(staged)
+        with path.open("rb") as f:
+            if connection.vendor == "postgresql":
+                count = copy_chunks_postgresql("package_id", package.pk, f, chunk_size)
+            else:
+                count = _insert_chunks(package.pk, f, chunk_size)
     return Archive.objects.create(
         package=package, sha256=sha256, size=size, chunk_size=chunk_size, chunk_count=count,
         manifest=manifest,
     )
 
 
-def _copy_chunks_postgresql(package_id: int, f: BinaryIO, chunk_size: int) -> int:
+def staged_discard(staged: Staged | None) -> None:
+    """Chunks sent ahead that step 4 does not use (the bytes are a retained version's already)."""
+    if staged is not None:
+        ArchiveChunk.objects.filter(staged_id=staged.staged_id).delete()
+        StagedArchive.objects.filter(pk=staged.staged_id).delete()
+
+
+def copy_chunks_postgresql(
+    owner: str, owner_id: int, f: BinaryIO, chunk_size: int, *, stop: Callable[[], bool] | None = None,
+) -> int:
     """Stream chunks with COPY: one round trip for the whole archive instead of one per chunk.
+
+    ``owner``: ``package_id``, or ``staged_id`` for ``extadmin.archive_ahead``, whose ``stop``
+    ends the COPY early (the import was refused: its transaction is rolled back anyway).
 
     Binary COPY: the bytes go over the wire as they are. Text COPY would escape every byte of the
     bytea as hex (twice the traffic, and the server parses it back), which made this step 2.5×
     slower than the raw COPY of the same file.
     """
+    if owner not in ("package_id", "staged_id"):
+        raise ValueError(f"chunks are written for package_id or staged_id, not {owner!r}")
     table = ArchiveChunk._meta.db_table
     count = 0
     with connection.cursor() as cursor:
         raw = cursor.cursor  # psycopg 3 cursor under Django's wrapper
-        with raw.copy(f"COPY {table} (package_id, seq, data) FROM STDIN WITH (FORMAT BINARY)") as copy:
+        with raw.copy(f"COPY {table} ({owner}, seq, data) FROM STDIN WITH (FORMAT BINARY)") as copy:
             copy.set_types(["int8", "int4", "bytea"])  # bigint FK, integer seq, bytea: the table's types
-            while block := f.read(chunk_size):
-                copy.write_row((package_id, count, block))
+            while (stop is None or not stop()) and (block := f.read(chunk_size)):
+                copy.write_row((owner_id, count, block))
                 count += 1
     return count
 

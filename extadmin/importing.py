@@ -9,6 +9,9 @@ Order (mission, "Import"):
   2. unzip    — into a staging folder, then renamed into ``extensions/<name>/``
   3. persist  — the ``ExtensionPackage`` and every entity its metadata.xml declares
   4. archive  — the zip (as chunks) and its checksum, **last**
+On PostgreSQL a lone package's chunks are sent ahead, while steps 0–2 read the disk, in the very
+transaction that commits steps 3–4 (``extadmin.archive_ahead``): step 4 only re-points them, and
+nothing of it is visible before that commit, so the order the cluster sees is the same.
 Then commit, and after commit every other node is nudged. A failure anywhere in 1–4 backs out
 all of it: the transaction rolls back, the new folder and ``.chk`` go, the previous version (if
 any) is put back, and no staging files are left.
@@ -31,6 +34,8 @@ from django.db.models import Model
 from django.utils import timezone
 
 from extadmin import faults
+from extadmin.archive import Staged
+from extadmin.archive_ahead import ArchiveAhead
 from extadmin.claim import storage_claim
 from extadmin.collisions import entity_collisions_check, entity_collisions_together, entity_declarations_lock
 from extadmin.logs import logged_as
@@ -401,6 +406,9 @@ def package_import(
     node_name_check(name=node_name, setting="EXTADMIN_NODE")  # before a byte is written anywhere
     storage = NodeStorage(storage_root or settings.EXTADMIN_STORAGE)
     with ExitStack() as locks:
+        ahead = _archive_ahead(items)
+        if ahead is not None:
+            locks.callback(ahead.abandon)  # a no-op once steps 3–4 committed in it
         plans = _checked_and_locked(locks, items, storage, node_name)  # 0. validate, 0b. signature
         operations_mark_interrupted(node=node_name)
         recorders = [
@@ -412,7 +420,7 @@ def package_import(
             for _, plan in plans
         ]
         try:
-            done = _run_steps(plans, recorders, storage, node_name, actor, policy)
+            done = _run_steps(plans, recorders, storage, node_name, actor, policy, ahead)
         except BaseException as exc:
             raise _failure(exc, plans, recorders) from None
         results = []
@@ -422,6 +430,18 @@ def package_import(
                 ImportResult(package=package, operation=rec.finish(), plan=plan, sha256=digest, label=item.label)
             )
         return results
+
+
+def _archive_ahead(items: list[ImportItem]) -> ArchiveAhead | None:
+    """A lone package's zip starts on its way into the database now (``extadmin.archive_ahead``).
+
+    Not a bundle's (each member would need its own transaction), and not a rollback's, whose bytes
+    are a retained version's already; and only once imports are enabled at all.
+    """
+    if len(items) != 1 or items[0].rollback:
+        return None
+    check_imports_enabled(import_policy_from_settings())
+    return ArchiveAhead.start(items[0].path)
 
 
 def _checked_and_locked(
@@ -485,10 +505,11 @@ def _claim_storage(storage: NodeStorage, node_name: str) -> None:
 
 def _run_steps(
     plans: list[tuple[ImportItem, ImportPlan]], recorders: list[OperationRecorder],
-    storage: NodeStorage, node_name: str, actor: Actor, policy: Policy,
+    storage: NodeStorage, node_name: str, actor: Actor, policy: Policy, ahead: ArchiveAhead | None,
 ) -> list[tuple[ExtensionPackage, str]]:
     run = _StepsRun(
-        plans=plans, recorders=recorders, storage=storage, node_name=node_name, actor=actor, policy=policy
+        plans=plans, recorders=recorders, storage=storage, node_name=node_name, actor=actor, policy=policy,
+        ahead=ahead,
     )
     try:
         run.unpack()  # 1. checksum, 2. unzip: each member into its folder, the old one kept aside
@@ -527,6 +548,7 @@ class _StepsRun:
     packages: list[ExtensionPackage] = field(default_factory=list)
     staging: Path | None = None  # the folder being built, until it is swapped in
     committed: bool = False
+    ahead: ArchiveAhead | None = None  # the zip already on its way into the database
 
     def unpack(self) -> None:
         for i, ((item, plan), rec) in enumerate(zip(self.plans, self.recorders, strict=True), start=1):
@@ -554,46 +576,57 @@ class _StepsRun:
                 faults.checkpoint("import.after_unzip")
 
     def persist(self) -> None:
-        together = {p.metadata.name: p.metadata.version for _, p in self.plans} if len(self.plans) > 1 else {}
         phase_reached("saving", ", ".join(p.metadata.name for _, p in self.plans))  # before the transaction
+        if self.ahead is not None:
+            ran, _ = self.ahead.finish(self._persist_in_transaction)  # in the transaction that holds the chunks
+            if ran:
+                return
         with transaction.atomic():
-            # The first hook, so it runs first once the commit is done: from then on every other node
-            # installs these packages, so this node keeps its new folders whatever fails next.
-            transaction.on_commit(self._mark_committed)
-            entity_declarations_lock()  # first, before any row lock (see there)
-            node: Node | None = None
-            for (item, plan), rec, digest in zip(self.plans, self.recorders, self.digests, strict=True):
-                size = item.path.stat().st_size
-                with rec.step(3, "persist"):
-                    # Dependencies must hold at commit, not only at validation: a removal may have
-                    # committed while this import unzipped.
-                    _check_dependencies(plan.metadata, together, at_commit=True)
-                    if plan.kind == Operation.Kind.ROLLBACK:
-                        _check_dependents(plan.metadata, at_commit=True)
-                    entity_collisions_check(meta=plan.metadata, together=together, at_commit=True)
-                    # Inside the step, so a lost connection here is reported as "persist", not "unzip".
-                    node = node or node_get_or_register(name=self.node_name, storage=self.storage.root)
-                    package = _persist_package(plan, digest, size, self.node_name, self.actor)
-                    sync_state_record_local_install(
-                        node=node, package=package, started_at=self.started,
-                        duration_ms=(time.perf_counter() - self.t0) * 1000,
-                    )
-                    node_seen(name=self.node_name)  # an import on a node is its proof of life
-                    # Before step 4 replaces the previous archive, whose manifest waiting nodes still prove.
-                    rollout_create(package=package, previous=plan.previous, policy=self.policy,
-                                   importing_node=self.node_name, by=self.actor.username)
-                    faults.checkpoint("import.after_persist")
-                with rec.step(4, "archive"):
-                    manifest = plan.package.plan.manifest()
-                    _refuse_quarantined(digest, step="archive")  # quarantined while this import ran
-                    archive_replace(
-                        package=package, previous=plan.previous, path=item.path, sha256=digest, size=size,
-                        manifest=manifest,
-                    )
-                    faults.checkpoint("import.after_archive")
-                self.packages.append(package)
-            nodes_nudge_on_commit(exclude=self.node_name)
-            webhook_events.packages_imported(packages=self.packages, node=self.node_name, by=self.actor.username)
+            self._persist_in_transaction(None)
+
+    def _persist_in_transaction(self, staged: Staged | None) -> None:
+        """Steps 3–4 of every member, inside the transaction that commits them.
+
+        ``staged``: the lone package's chunks, sent ahead in this transaction.
+        """
+        together = {p.metadata.name: p.metadata.version for _, p in self.plans} if len(self.plans) > 1 else {}
+        # The first hook, so it runs first once the commit is done: from then on every other node
+        # installs these packages, so this node keeps its new folders whatever fails next.
+        transaction.on_commit(self._mark_committed)
+        entity_declarations_lock()  # first, before any row lock (see there)
+        node: Node | None = None
+        for (item, plan), rec, digest in zip(self.plans, self.recorders, self.digests, strict=True):
+            size = item.path.stat().st_size
+            with rec.step(3, "persist"):
+                # Dependencies must hold at commit, not only at validation: a removal may have
+                # committed while this import unzipped.
+                _check_dependencies(plan.metadata, together, at_commit=True)
+                if plan.kind == Operation.Kind.ROLLBACK:
+                    _check_dependents(plan.metadata, at_commit=True)
+                entity_collisions_check(meta=plan.metadata, together=together, at_commit=True)
+                # Inside the step, so a lost connection here is reported as "persist", not "unzip".
+                node = node or node_get_or_register(name=self.node_name, storage=self.storage.root)
+                package = _persist_package(plan, digest, size, self.node_name, self.actor)
+                sync_state_record_local_install(
+                    node=node, package=package, started_at=self.started,
+                    duration_ms=(time.perf_counter() - self.t0) * 1000,
+                )
+                node_seen(name=self.node_name)  # an import on a node is its proof of life
+                # Before step 4 replaces the previous archive, whose manifest waiting nodes still prove.
+                rollout_create(package=package, previous=plan.previous, policy=self.policy,
+                               importing_node=self.node_name, by=self.actor.username)
+                faults.checkpoint("import.after_persist")
+            with rec.step(4, "archive"):
+                manifest = plan.package.plan.manifest()
+                _refuse_quarantined(digest, step="archive")  # quarantined while this import ran
+                archive_replace(
+                    package=package, previous=plan.previous, path=item.path, sha256=digest, size=size,
+                    manifest=manifest, staged=staged,
+                )
+                faults.checkpoint("import.after_archive")
+            self.packages.append(package)
+        nodes_nudge_on_commit(exclude=self.node_name)
+        webhook_events.packages_imported(packages=self.packages, node=self.node_name, by=self.actor.username)
 
     def _mark_committed(self) -> None:
         self.committed = True

@@ -114,11 +114,26 @@ class RetainedVersion(models.Model):
         return f"{self.package_id}:{self.version} (retained)"
 
 
+class StagedArchive(models.Model):
+    """A zip on its way in: its chunks, sent while the import validates and unzips.
+
+    It lives only inside one import's open transaction (``extadmin.archive_ahead``) and is never
+    committed: step 4 re-points its chunks to the package and deletes it, in that transaction;
+    any failure rolls it back with everything else. No other connection ever sees one.
+    """
+
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"staged archive {self.pk}"
+
+
 class ArchiveChunk(models.Model):
     """One fixed-size piece of a package's zip; never the whole zip in one row.
 
-    It belongs to the package's current archive (``package``) or to one retained version
-    (``retained``), never both: an upgrade re-points the old chunks, the bytes stay where they are.
+    It belongs to the package's current archive (``package``), to one retained version
+    (``retained``), or, inside an import's transaction only, to a ``StagedArchive`` (``staged``):
+    to exactly one of them. An upgrade re-points the old chunks, the bytes stay where they are.
     """
 
     package = models.ForeignKey(
@@ -127,6 +142,9 @@ class ArchiveChunk(models.Model):
     retained = models.ForeignKey(  # no index of its own: the unique (retained, seq) below serves
         RetainedVersion, null=True, blank=True, on_delete=models.CASCADE, related_name="chunks", db_index=False
     )
+    staged = models.ForeignKey(  # no index of its own: the unique (staged, seq) below serves
+        StagedArchive, null=True, blank=True, on_delete=models.CASCADE, related_name="chunks", db_index=False
+    )
     seq = models.PositiveIntegerField()
     data = models.BinaryField()
 
@@ -134,15 +152,19 @@ class ArchiveChunk(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["package", "seq"], name="chunk_unique_seq"),
             models.UniqueConstraint(fields=["retained", "seq"], name="chunk_unique_retained_seq"),
+            models.UniqueConstraint(fields=["staged", "seq"], name="chunk_unique_staged_seq"),
             models.CheckConstraint(
-                condition=models.Q(package__isnull=False, retained__isnull=True)
-                | models.Q(package__isnull=True, retained__isnull=False),
+                condition=models.Q(package__isnull=False, retained__isnull=True, staged__isnull=True)
+                | models.Q(package__isnull=True, retained__isnull=False, staged__isnull=True)
+                | models.Q(package__isnull=True, retained__isnull=True, staged__isnull=False),
                 name="chunk_of_one_archive",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"chunk {self.seq} of {self.package_id or f'retained {self.retained_id}'}"
+        if self.package_id:
+            return f"chunk {self.seq} of {self.package_id}"
+        return f"chunk {self.seq} of retained {self.retained_id}" if self.retained_id else f"chunk {self.seq} (staged)"
 
 
 class Quarantine(models.Model):

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 from django.conf import settings
 
-from extadmin.archive import archive_write, chunks_stream, copy_verified
+from extadmin.archive import Staged, archive_write, chunks_stream, copy_verified, staged_discard
 from extadmin.models import Archive, ArchiveChunk, ExtensionPackage, Quarantine, RetainedVersion
 from extadmin.packaging import Unknown, is_safe_name
 
@@ -115,23 +115,26 @@ def retained_copy_to(*, version_id: int, out: BinaryIO, expected_sha256: str) ->
 # --- writes: step 4 of the import -------------------------------------------------------------
 def archive_replace(
     *, package: ExtensionPackage, previous: ExtensionPackage | None, path: Path, sha256: str, size: int,
-    manifest: list[list],
+    manifest: list[list], staged: Staged | None = None,
 ) -> Archive:
     """Step 4 of the import: keep the previous archive as a retained version, then the new one, last.
 
     ``previous``: the package row as validation read it (its version, importer, signature), None
     for a first import, which writes its archive exactly as before. Bytes that are already a
     retained version (a rollback, or an upload of a version rolled back from) are re-pointed back
-    instead of written again. Inside the caller's transaction.
+    instead of written again (the chunks ``staged`` ahead, if any, go). Inside the caller's transaction.
     """
     if previous is None:  # a first import: nothing to keep, nothing to restore
-        return archive_write(package=package, path=path, sha256=sha256, size=size, manifest=manifest)
+        return archive_write(package=package, path=path, sha256=sha256, size=size, manifest=manifest, staged=staged)
     if previous.sha256 != sha256:
         _retain_current(package=package, previous=previous)
     restored = RetainedVersion.objects.filter(package=package, sha256=sha256).first()
     if restored is None:
-        archive = archive_write(package=package, path=path, sha256=sha256, size=size, manifest=manifest)
+        archive = archive_write(
+            package=package, path=path, sha256=sha256, size=size, manifest=manifest, staged=staged,
+        )
     else:
+        staged_discard(staged)
         archive = _restore(package=package, retained=restored, manifest=manifest)
     _prune(package=package)
     return archive

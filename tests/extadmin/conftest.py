@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from django.apps import apps
 from django.db import connection
+from django.db.backends.signals import connection_created
 
 from extadmin.importing import ImportItem, ImportResult, package_import
 from extadmin.models import Archive, ArchiveChunk, Entity, ExtensionPackage
@@ -222,33 +223,42 @@ def imported(node_storage: NodeStorage, make_package: Callable[..., Path]) -> Ca
 
 @contextmanager
 def connection_killed_on(table: str) -> Iterator[list[str]]:
-    """Kill this process's database connection at the first statement on ``table`` inside a transaction.
+    """Kill the database connection at the first statement on ``table`` inside a transaction.
 
     PostgreSQL: the server terminates the backend (``pg_terminate_backend`` from a second
     connection), exactly what an operator's kill or a failover does. SQLite: the underlying
     sqlite3 connection is closed. Either way the statement then fails in the database driver.
+    It watches this thread's connection and every one opened meanwhile (the import's transaction
+    may run on a connection of its own: ``extadmin.archive_ahead``).
     Use with ``django_db(transaction=True)``: the test's own transaction could not survive it.
     """
     fired: list[str] = []
     target = re.compile(rf'^(SELECT .*? FROM|INSERT INTO|UPDATE|DELETE FROM) "{table}"', re.S)
 
     def kill(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
-        if not fired and connection.in_atomic_block and target.match(sql):
+        conn = context["connection"]
+        if not fired and conn.in_atomic_block and target.match(sql):
             fired.append(sql)
-            if connection.vendor == "postgresql":
+            if conn.vendor == "postgresql":
                 import psycopg
 
-                pid = connection.connection.info.backend_pid
-                with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+                pid = conn.connection.info.backend_pid
+                with psycopg.connect(**conn.get_connection_params(), autocommit=True) as other:
                     other.execute("SELECT pg_terminate_backend(%s)", [pid])
             else:
-                connection.connection.close()
+                conn.connection.close()
         return execute(sql, params, many, context)
 
+    def watch(sender: Any, connection: Any, **kwargs: Any) -> None:
+        if kill not in connection.execute_wrappers:
+            connection.execute_wrappers.append(kill)
+
+    connection_created.connect(watch)
     try:
         with connection.execute_wrapper(kill):
             yield fired
     finally:
+        connection_created.disconnect(watch)
         if fired:
             connection.close()  # whatever the code under test did, the next test gets a fresh connection
 
