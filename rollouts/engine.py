@@ -147,7 +147,7 @@ def next_step(rollout: Rollout, rows: list[RolloutNode], *, online: set[str]) ->
         # Nudged: the nodes holding a staged version drop it now, not at their next periodic pass.
         reason = halt_reason(rollout, failed, together=together)
         return Step("halt", {"state": Rollout.State.HALTED, "reason": reason}, nudge=together)
-    pending = [r for r in admitted if r.state not in (RolloutNode.State.INSTALLED, RolloutNode.State.FAILED)]
+    pending = [r for r in admitted if r.state not in RolloutNode.SETTLED]
     if rollout.state == Rollout.State.ACTIVATING:
         return Step("activated", {"state": Rollout.State.RUNNING}) if not pending else None
     if together and pending:

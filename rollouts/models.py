@@ -80,6 +80,9 @@ class RolloutNode(models.Model):
         FAILED = "failed", "failed"
         REVERTED = "reverted", "reverted"
 
+    # A node whose part in the rollout's current step is over: it proved the version, or failed.
+    SETTLED = (State.INSTALLED, State.FAILED)
+
     rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="nodes")
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
     batch = models.PositiveIntegerField()

@@ -222,8 +222,7 @@ def _failed_try_again(r: Rollout) -> None:
     width = r.batch_size or len(rows)
     if r.batch == 0:
         width = max(width, len(r.canary))
-    settled = (RolloutNode.State.INSTALLED, RolloutNode.State.FAILED)
-    busy = sum(1 for x in rows if x.batch <= r.batch and x.state not in settled)
+    busy = sum(1 for x in rows if x.batch <= r.batch and x.state not in RolloutNode.SETTLED)
     room = max(width - busy, 0)
     now, later = failed[:room], failed[room:]
     changed = timezone.now()
