@@ -30,7 +30,7 @@ from types import FrameType
 
 from celery.signals import setup_logging, worker_shutting_down
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from extadmin import faults
@@ -57,6 +57,25 @@ AGENT_VERSION = "0.1.0"
 PERIODIC_TICK = 1.0
 RETRY_MARGIN = 0.05
 ACTIVATION_POLL_SECONDS = 0.1  # while a staged version waits: how soon this node sees the activation
+# Registering at start while the database cannot be reached: the first retry, and the longest wait.
+REGISTER_RETRY_FIRST = 0.5
+REGISTER_RETRY_MOST = 5.0
+# What a failed connection says when retrying never mends it: the operator must fix a setting.
+PERMANENT_CONNECTION_FAILURES = (
+    "password authentication failed", "does not exist", "pg_hba.conf", "no password", "no such table",
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or dropped the connection: a later try may succeed.
+
+    Not a refusal, a wrong password or a missing database (``PERMANENT_CONNECTION_FAILURES``), nor
+    any error of a statement itself.
+    """
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    said = str(exc).lower()
+    return not any(words in said for words in PERMANENT_CONNECTION_FAILURES)
 
 
 # --- the agent --------------------------------------------------------------------------------
@@ -79,7 +98,8 @@ class Agent:
         claim = storage_claim(storage=NodeStorage(self.storage), node_name=self.name, exclusive=True)
         previous = _stop_on_signals(self.stop)
         try:
-            self._register()  # 2.
+            if not self._register():  # 2.
+                return 0  # stopped while the database could not be reached
             agent_metrics_serve(port=settings.EXTADMIN_AGENT_METRICS_PORT)
             self._start_thread("heartbeat", self._heartbeat_loop)
             _running = self
@@ -102,16 +122,35 @@ class Agent:
             connection.close()
             claim.release()
 
-    def _register(self) -> None:
-        try:
-            node_register_agent(
-                name=self.name, storage=NodeStorage(self.storage).root, pid=os.getpid(), agent_version=AGENT_VERSION
-            )
-        except DatabaseError as exc:
-            # Another node's credentials, or a node row the console never created for these: say so.
-            if not database_refused(exc):
-                raise
-            raise Refusal("start", describe_refusal(node_name=self.name, exc=exc)) from exc
+    def _register(self) -> bool:
+        """Register this agent; False if it was stopped first.
+
+        A database that cannot be reached (restarting, failing over, its connections cut) is waited
+        for, the waits growing to ``REGISTER_RETRY_MOST``, as the heartbeat and the syncs wait for
+        it later: an agent started a moment too early must not exit. A refusal, or a setting that
+        retrying never mends, ends the start as before.
+        """
+        delay = REGISTER_RETRY_FIRST
+        while True:
+            try:
+                node_register_agent(
+                    name=self.name, storage=NodeStorage(self.storage).root, pid=os.getpid(),
+                    agent_version=AGENT_VERSION,
+                )
+                return True
+            except DatabaseError as exc:
+                # Another node's credentials, or a node row the console never created for these: say so.
+                if database_refused(exc):
+                    raise Refusal("start", describe_refusal(node_name=self.name, exc=exc)) from exc
+                if not database_unavailable(exc):
+                    raise
+                log.warning("node %s could not register: the database cannot be reached (%s); trying again in %.1f s",
+                            self.name, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                            delay)
+            connection.close()  # the next try opens a new connection
+            if self.stop.wait(delay):
+                return False
+            delay = min(delay * 2, REGISTER_RETRY_MOST)
 
     def handle_nudge(self, *, requested_at: datetime | None) -> SyncRunResult | None:
         return self._sync(SyncRun.Trigger.NUDGE, verify_contents=False, requested_at=requested_at)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings
@@ -96,3 +96,38 @@ def test_a_cut_off_agent_keeps_its_files_shows_offline_and_converges_when_healed
     assert cluster.holds(name, alpha)
     wait_for(lambda: node_is_online(name=name), timeout=10, what=f"{name} online again")
     assert _cell(beta, name)["state"] == "installed"
+
+
+def test_an_agent_started_while_its_database_is_cut_off_waits_for_it_and_then_converges(
+    cluster: Cluster, import_package: Importer, proxies: tuple[TcpProxy, TcpProxy]
+) -> None:
+    """Found by CI: an agent whose registration lost its connection (the database restarting) exited."""
+    db, _ = proxies
+    alpha = import_package("Alpha")
+    name = cluster.name(1)
+    db.cut()
+    agent = cluster.agent(name, DATABASE_URL=_through(db, database_url()), EXTADMIN_HEARTBEAT_INTERVAL=str(HEARTBEAT))
+    agent.start()
+    wait_for(lambda: "could not register: the database cannot be reached" in agent.output(), timeout=15,
+             what=f"{name} saying it waits for the database")
+    time.sleep(2)  # a few more tries
+    assert agent.alive, agent.output()[-3000:]
+    assert "Traceback" not in agent.output()
+
+    db.heal()
+    cluster.wait_started(name)
+    cluster.wait_converged([name], [alpha])
+    assert cluster.storage(name).read_chk("Alpha") == alpha.sha256
+
+
+def test_an_agent_whose_database_setting_is_wrong_exits_at_once_saying_why(cluster: Cluster) -> None:
+    """Waiting mends an unreachable database, never a setting: a role that does not exist ends the start."""
+    name = cluster.name(1)
+    parts = urlsplit(database_url())
+    wrong = urlunsplit(parts._replace(netloc=f"extadmin_no_such_role@{parts.hostname}:{parts.port or 5432}"))
+    agent = cluster.agent(name, DATABASE_URL=wrong)
+    agent.start()
+    wait_for(lambda: not agent.alive, timeout=30, what=f"{name} exiting")
+    assert agent.proc is not None and agent.proc.returncode != 0
+    assert 'role "extadmin_no_such_role" does not exist' in agent.output()
+    assert "trying again" not in agent.output()
