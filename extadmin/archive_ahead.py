@@ -27,7 +27,6 @@ import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -38,7 +37,7 @@ from extadmin.models import StagedArchive
 
 log = logging.getLogger(__name__)
 
-Steps = Callable[[Staged], Any]
+Steps = Callable[[Staged], None]
 
 
 class _RolledBack(Exception):
@@ -57,7 +56,6 @@ class ArchiveAhead:
         # still runs as stopped (bpo-45274), and a second join() then returns at once.
         self._done = threading.Event()
         self._ran = False  # the steps ran here (their outcome is the import's)
-        self._result: Any = None
         self._error: BaseException | None = None
         # The thread sees what the caller's context holds (who is logged as doing this import).
         context = contextvars.copy_context()
@@ -79,7 +77,7 @@ class ArchiveAhead:
                 if steps is None or not connection.is_usable():
                     raise _RolledBack  # refused, or the connection was lost while it waited: the caller writes
                 self._ran = True
-                self._result = steps(staged)
+                steps(staged)
                 if self._cancelled.is_set():
                     raise _RolledBack  # the caller was interrupted before this commit: it backs out
         except _RolledBack:
@@ -104,11 +102,11 @@ class ArchiveAhead:
     def _stopped(self) -> bool:
         return self._abandoned.is_set() or self._cancelled.is_set()
 
-    def finish(self, steps: Steps) -> tuple[bool, Any]:
+    def finish(self, steps: Steps) -> bool:
         """Run ``steps`` (steps 3 and 4) in the thread's transaction and commit it.
 
-        Returns ``(True, their result)``, or ``(False, None)`` when they did not run there
-        (sending ahead failed): then the caller runs them itself, as without this. Raises what
+        Returns False when they did not run there (sending ahead failed): then the caller runs
+        them itself, as without this. Raises what
         ``steps`` raised, after the rollback. If the caller is interrupted while it waits, the
         transaction is rolled back unless it already committed, and the caller hears of it only
         once the thread is done, so it knows which of the two happened.
@@ -116,10 +114,10 @@ class ArchiveAhead:
         self._work.put(steps)
         self._join()
         if not self._ran:
-            return False, None
+            return False
         if self._error is not None:
             raise self._error
-        return True, self._result
+        return True
 
     def abandon(self) -> None:
         """The import ends without steps 3–4 here (refused, failed, or written by the caller): roll back."""

@@ -577,10 +577,9 @@ class _StepsRun:
 
     def persist(self) -> None:
         phase_reached("saving", ", ".join(p.metadata.name for _, p in self.plans))  # before the transaction
-        if self.ahead is not None:
-            ran, _ = self.ahead.finish(self._persist_in_transaction)  # in the transaction that holds the chunks
-            if ran:
-                return
+        # In the transaction that holds the chunks sent ahead, or (none, or sending failed) in one of its own.
+        if self.ahead is not None and self.ahead.finish(self._persist_in_transaction):
+            return
         with transaction.atomic():
             self._persist_in_transaction(None)
 

@@ -37,6 +37,7 @@ from extadmin import faults
 from extadmin.celery import app
 from extadmin.claim import storage_claim
 from extadmin.logs import log_context_default, log_format
+from extadmin.operations import describe_error
 from extadmin.packaging import Refusal
 from extadmin.storage import NodeStorage
 from nodes.agent_metrics import HEARTBEAT_FAILURES, agent_metrics_serve, agent_sync_observed
@@ -145,8 +146,7 @@ class Agent:
                 if not database_unavailable(exc):
                     raise
                 log.warning("node %s could not register: the database cannot be reached (%s); trying again in %.1f s",
-                            self.name, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-                            delay)
+                            self.name, describe_error(exc).splitlines()[0], delay)
             connection.close()  # the next try opens a new connection
             if self.stop.wait(delay):
                 return False
