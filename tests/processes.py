@@ -61,16 +61,20 @@ def run_command(*args: str) -> tuple[int, str, str]:
 class ManagedProcess:
     """A long-running manage.py command (an agent, a server) that a test can kill and restart."""
 
-    def __init__(self, *args: str, env: dict[str, str], log: Path, argv: list[str] | None = None) -> None:
-        """``args`` of a manage.py command, or any command as ``argv`` (a server, a broker)."""
+    def __init__(self, *args: str, env: dict[str, str], log: Path, argv: list[str] | None = None,
+                 sigint: signal.Handlers | None = None) -> None:
+        """``args`` of a manage.py command, or any command as ``argv`` (a server, a broker); ``sigint``
+        sets how it starts with SIGINT (else as this process has it)."""
         self.argv = argv or [sys.executable, str(ROOT / "manage.py"), *args]
-        self.env, self.log = env, log
+        self.env, self.log, self.sigint = env, log, sigint
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ManagedProcess:
         out = self.log.open("ab")
+        sigint = self.sigint
         self.proc = subprocess.Popen(
             self.argv, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=None if sigint is None else lambda: signal.signal(signal.SIGINT, sigint),
         )
         return self
 
@@ -150,10 +154,10 @@ def run_env(tmp: Path, *, port: int, **extra: str) -> dict[str, str]:
 class RunCommand(ManagedProcess):
     """``scripts/run`` as an operator starts it (``run_env``): its defaults are what is tested."""
 
-    def __init__(self, tmp: Path, **extra: str) -> None:
+    def __init__(self, tmp: Path, *, sigint: signal.Handlers | None = None, **extra: str) -> None:
         self.var, self.port = tmp / "var", free_port()
         env = run_env(tmp, port=self.port, **extra)
-        super().__init__(env=env, log=tmp / "run.log", argv=[str(ROOT / "scripts" / "run")])
+        super().__init__(env=env, log=tmp / "run.log", argv=[str(ROOT / "scripts" / "run")], sigint=sigint)
 
     @property
     def url(self) -> str:

@@ -78,8 +78,11 @@ def test_it_keeps_the_console_and_the_other_agents_when_one_agent_dies(tmp_path:
     assert not run.answers()
 
 
-def test_it_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
-    run = RunCommand(tmp_path).start()
+@pytest.mark.parametrize("sigint", [signal.SIG_DFL, signal.SIG_IGN], ids=["from-a-terminal", "in-a-scripts-background"])
+def test_it_stops_everything_on_ctrl_c(tmp_path: Path, sigint: signal.Handlers) -> None:
+    """Started from a terminal, or with SIGINT ignored, as a script's background job starts (then
+    scripts/run cannot trap it, and each of its processes must stop on the group's SIGINT itself)."""
+    run = RunCommand(tmp_path, sigint=sigint).start()
     try:
         run.started()
         pids = [wait_for(lambda n=n: agent_pid(n), timeout=120, what=f"{n}'s agent") for n in ("node-1", "node-2")]
@@ -91,7 +94,15 @@ def test_it_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     assert status in (0, 130), run.output()
     assert not any(pid_alive(p) for p in pids)  # type: ignore[arg-type]
     assert not run.answers()
-    assert "agent node-1 stopped" in run.node_log("node-1")
+    logs = {name: run.node_log(name) for name in ("node-1", "node-2", "node-3", "webhooks")}
+    for name, log in logs.items():
+        assert f"agent {name} stopped" in log, log
+        # Each supervisor stops with its agent: it used to ignore the Ctrl-C, see its agent stop on
+        # it and start it again, and the new agent ran until scripts/run's own stop reached it.
+        assert "restarting in" not in log, log
+    # Every process stopped on its own: none was killed at a stop timeout (a gunicorn worker that
+    # got the Ctrl-C and its master's SIGQUIT hung until its master killed it 20 s later).
+    assert "SIGKILL" not in run.output() and "killing it" not in "".join(logs.values()), run.output()
 
 
 def test_an_agent_asked_to_stop_just_after_its_startup_sync_stops(tmp_path: Path) -> None:
