@@ -8,6 +8,7 @@ COPY pyproject.toml ./
 COPY extadmin ./extadmin
 COPY nodes ./nodes
 COPY webhooks ./webhooks
+COPY rollouts ./rollouts
 RUN python -m venv /venv && /venv/bin/pip install --no-cache-dir .
 
 FROM python:3.11-slim
@@ -30,6 +31,7 @@ COPY --chown=extadmin:extadmin manage.py ./
 COPY --chown=extadmin:extadmin extadmin ./extadmin
 COPY --chown=extadmin:extadmin nodes ./nodes
 COPY --chown=extadmin:extadmin webhooks ./webhooks
+COPY --chown=extadmin:extadmin rollouts ./rollouts
 COPY --chown=extadmin:extadmin templates ./templates
 COPY --chown=extadmin:extadmin static ./static
 # collectstatic needs settings but no secrets: build-time placeholders, never used at run time.
