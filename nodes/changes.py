@@ -276,6 +276,19 @@ def _said(exc: BaseException) -> str:
 
 _feed: _Feed | None = None
 _feed_lock = threading.Lock()
+_closing = threading.Event()  # this process is stopping: see close_listeners
+
+
+def close_listeners() -> None:
+    """This process is stopping (its server was asked to stop): every ``ChangeListener.wait`` returns
+    now, and at once from now on, and says ``closing``, so a live stream ends instead of holding its
+    server thread, and the server's stop, until its bound. Safe in a signal handler: it takes only
+    the event's and the feed's own locks, which a stream thread holds for a moment, never for a wait."""
+    _closing.set()
+    feed = _feed
+    if feed is not None and feed.pid == os.getpid():
+        with feed.cond:
+            feed.cond.notify_all()
 
 
 def _this_process_feed() -> _Feed:
@@ -323,6 +336,11 @@ class ChangeListener:
     def pushed(self) -> bool:
         return self._feed is not None and self._feed.connected
 
+    @property
+    def closing(self) -> bool:
+        """This process is stopping (``close_listeners``): a stream should end now."""
+        return _closing.is_set()
+
     def token(self, *, node: str | None = None) -> str:
         """``change_token(node=node)``; the whole view's is shared by the process's streams."""
         if self._feed is None or node is not None:
@@ -333,13 +351,12 @@ class ChangeListener:
         """Sleep until a change is announced or ``timeout`` seconds pass; True when announced."""
         feed = self._feed
         if feed is None or not feed.connected:
-            time.sleep(max(min(timeout, SQLITE_POLL_SECONDS), 0.0))
-            if feed is None:
+            if _closing.wait(max(min(timeout, SQLITE_POLL_SECONDS), 0.0)) or feed is None:
                 return False
             timeout = 0.0  # only whether the feed came back (its generation moved) meanwhile
         with feed.cond:
-            moved = feed.cond.wait_for(lambda: feed.generation != self._seen, timeout=max(timeout, 0.0))
-            self._seen = feed.generation
+            feed.cond.wait_for(lambda: feed.generation != self._seen or _closing.is_set(), timeout=max(timeout, 0.0))
+            moved, self._seen = feed.generation != self._seen, feed.generation
         return moved
 
     def drain(self, settle: float) -> None:

@@ -7,10 +7,12 @@ then ``change`` with the new token whenever ``nodes.changes.change_token`` chang
 GETs its live part with ``If-None-Match`` and morphs the answer in (idiomorph): only the cells,
 rows and counters that differ are touched, so focus, selection, scroll and open menus stay.
 
-A stream is bounded (``EXTADMIN_LIVE_STREAM_SECONDS``; the browser reconnects with the last token
-as ``Last-Event-ID``, and a change in between is sent at once) and at most ``EXTADMIN_LIVE_STREAMS``
-run at once in a process (each holds one of gunicorn's threads): past that a stream answers ``busy``
-and the page polls the ETag every 2 s instead.
+A stream ends when its server is asked to stop (``nodes.changes.close_listeners``, called by
+extadmin.gunicorn_worker), so an open page never holds the stop. It is bounded
+(``EXTADMIN_LIVE_STREAM_SECONDS``; the browser reconnects with the last token as ``Last-Event-ID``,
+and a change in between is sent at once) and at most ``EXTADMIN_LIVE_STREAMS`` run at once in a
+process (each holds one of gunicorn's threads): past that a stream answers ``busy`` and the page
+polls the ETag every 2 s instead.
 """
 from __future__ import annotations
 
@@ -124,6 +126,8 @@ def _changes(since: str, node: str | None) -> Iterator[str]:
             if feed.wait(nap):
                 feed.drain(SETTLE_SECONDS)
                 changed = True
+            elif feed.closing:  # the server is stopping: the page reconnects, or polls, elsewhere
+                return
             else:
                 changed = not feed.pushed or node is not None  # SQLite (no announcements), or a node page
             token = feed.token(node=node) if changed else last

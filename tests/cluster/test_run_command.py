@@ -6,13 +6,20 @@ SIGTERM) still stops everything.
 """
 from __future__ import annotations
 
+import http.client
+import http.cookiejar
 import os
+import re
 import signal
 import sys
+import time
+import urllib.parse
+import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
 
 from nodes.models import Node, SyncRun
 from tests.cluster.conftest import FAST
@@ -103,6 +110,44 @@ def test_it_stops_everything_on_ctrl_c(tmp_path: Path, sigint: signal.Handlers) 
     # Every process stopped on its own: none was killed at a stop timeout (a gunicorn worker that
     # got the Ctrl-C and its master's SIGQUIT hung until its master killed it 20 s later).
     assert "SIGKILL" not in run.output() and "killing it" not in "".join(logs.values()), run.output()
+
+
+def logged_in(run: RunCommand, username: str, password: str) -> urllib.request.OpenerDirector:
+    """An opener holding a session of ``run``'s console, signed in through its login form."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    form = opener.open(f"{run.url}/accounts/login/", timeout=30).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)
+    assert token, form
+    body = urllib.parse.urlencode({"csrfmiddlewaretoken": token[1], "username": username, "password": password})
+    answer = opener.open(f"{run.url}/accounts/login/", data=body.encode(), timeout=30)
+    assert not answer.url.endswith("/accounts/login/"), answer.read().decode()[-2000:]
+    return opener
+
+
+def test_an_open_live_page_does_not_hold_the_stop(tmp_path: Path) -> None:
+    """A dashboard left open holds a live stream, and its gunicorn thread: every stop of the console
+    waited the whole graceful timeout (20 s) for it. The stream now ends when the stop begins."""
+    get_user_model().objects.create_superuser("watcher", password="a long enough password 1")
+    run = RunCommand(tmp_path).start()
+    try:
+        run.started()
+        stream = logged_in(run, "watcher", "a long enough password 1").open(f"{run.url}/live/events/", timeout=60)
+        first = [stream.readline() for _ in range(3)]  # retry, event, data
+        assert b"event: hello\n" in first, first
+        assert run.proc is not None
+        run.proc.send_signal(signal.SIGTERM)  # as a service manager stops it
+        asked = time.monotonic()
+        try:
+            rest = stream.read()  # to the stream's end
+        except http.client.IncompleteRead as cut:  # the worker ended with the stream still open
+            rest = b"(cut) " + cut.partial
+        held = time.monotonic() - asked
+    finally:
+        status = run.wait_stopped(timeout=60)
+    assert status in (0, 143), run.output()
+    # Not at the graceful timeout (20 s; the stream's keep-alive comment comes at 20 s too).
+    assert held < 10, (held, rest, run.output()[-3000:])
+    assert b"still here" not in rest and not rest.startswith(b"(cut)"), rest  # ended, not cut
 
 
 def test_an_agent_asked_to_stop_just_after_its_startup_sync_stops(tmp_path: Path) -> None:
