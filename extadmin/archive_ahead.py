@@ -26,6 +26,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 from django.conf import settings
@@ -60,14 +61,19 @@ class ArchiveAhead:
         # The thread sees what the caller's context holds (who is logged as doing this import).
         context = contextvars.copy_context()
         self._thread = threading.Thread(target=context.run, args=(self._serve,), name="archive-ahead", daemon=True)
-        self._thread.start()
 
     @classmethod
-    def start(cls, path: Path) -> ArchiveAhead | None:
-        """Start sending ``path`` ahead, or None where it cannot help (see the module docstring)."""
+    def start(cls, path: Path, exits: ExitStack) -> ArchiveAhead | None:
+        """Start sending ``path`` ahead, or None where it cannot help (see the module docstring).
+        ``exits`` abandons it when it closes (a no-op once steps 3–4 committed in it): registered
+        before the thread starts, so nothing that interrupts the caller leaves the thread waiting
+        with its connection in an open transaction."""
         if connection.vendor != "postgresql" or connection.in_atomic_block:
             return None
-        return cls(path)
+        ahead = cls(path)
+        exits.callback(ahead.abandon)
+        ahead._thread.start()
+        return ahead
 
     def _serve(self) -> None:
         try:
@@ -122,6 +128,8 @@ class ArchiveAhead:
     def abandon(self) -> None:
         """The import ends without steps 3–4 here (refused, failed, or written by the caller): roll back."""
         self._abandoned.set()
+        if self._thread.ident is None:  # never started
+            return
         if not self._done.is_set():
             try:
                 self._work.put_nowait(None)

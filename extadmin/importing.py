@@ -406,9 +406,7 @@ def package_import(
     node_name_check(name=node_name, setting="EXTADMIN_NODE")  # before a byte is written anywhere
     storage = NodeStorage(storage_root or settings.EXTADMIN_STORAGE)
     with ExitStack() as locks:
-        ahead = _archive_ahead(items)
-        if ahead is not None:
-            locks.callback(ahead.abandon)  # a no-op once steps 3–4 committed in it
+        ahead = _archive_ahead(items, locks)
         plans = _checked_and_locked(locks, items, storage, node_name)  # 0. validate, 0b. signature
         operations_mark_interrupted(node=node_name)
         recorders = [
@@ -432,7 +430,7 @@ def package_import(
         return results
 
 
-def _archive_ahead(items: list[ImportItem]) -> ArchiveAhead | None:
+def _archive_ahead(items: list[ImportItem], exits: ExitStack) -> ArchiveAhead | None:
     """A lone package's zip starts on its way into the database now (``extadmin.archive_ahead``).
 
     Not a bundle's (each member would need its own transaction), and not a rollback's, whose bytes
@@ -441,7 +439,7 @@ def _archive_ahead(items: list[ImportItem]) -> ArchiveAhead | None:
     if len(items) != 1 or items[0].rollback:
         return None
     check_imports_enabled(import_policy_from_settings())
-    return ArchiveAhead.start(items[0].path)
+    return ArchiveAhead.start(items[0].path, exits)  # abandoned when ``exits`` closes
 
 
 def _checked_and_locked(

@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -209,11 +210,12 @@ def test_an_interrupt_while_the_steps_run_rolls_them_back_unless_they_committed(
 
     previous = signal.signal(signal.SIGUSR1, interrupt)
     try:
-        ahead = ArchiveAhead.start(path)
-        assert ahead is not None
-        threading.Thread(target=interrupt_the_waiting_caller).start()
-        with pytest.raises(Interrupted):
-            ahead.finish(steps)
+        with ExitStack() as exits:
+            ahead = ArchiveAhead.start(path, exits)
+            assert ahead is not None
+            threading.Thread(target=interrupt_the_waiting_caller).start()
+            with pytest.raises(Interrupted):
+                ahead.finish(steps)
     finally:
         signal.signal(signal.SIGUSR1, previous)
 
@@ -221,3 +223,17 @@ def test_an_interrupt_while_the_steps_run_rolls_them_back_unless_they_committed(
     assert not Quarantine.objects.exists()  # and they were rolled back, not committed
     assert not StagedArchive.objects.exists()
     assert eventually(lambda: others_in_transaction() == [])
+
+
+def test_an_import_that_ends_right_after_starting_to_send_leaves_no_transaction_open(tmp_path):
+    """The caller's exit stack holds the abandon from before the thread starts: an interrupt in the
+    very next line still rolls the thread's transaction back and frees its connection."""
+    path = tmp_path / "some.zip"
+    path.write_bytes(os.urandom(4 * 1024 * 1024))
+
+    with pytest.raises(Interrupted), ExitStack() as exits:
+        assert ArchiveAhead.start(path, exits) is not None
+        raise Interrupted
+
+    assert eventually(lambda: others_in_transaction() == [])
+    assert not StagedArchive.objects.exists()
