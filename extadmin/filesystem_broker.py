@@ -8,6 +8,11 @@ no queue matches (a leading dot: kombu takes ``<time>_<uuid>.<queue>.msg`` only)
 its final name once complete; a rename within one folder is atomic, so a consumer sees no file or
 the whole message. ``extadmin.celery`` makes this the transport of ``filesystem://``.
 
+An exchange's table (``control/<exchange>.exchange``, which queues it routes to) is created whole
+too. kombu created it empty and only then locked and wrote it: a second process binding a queue
+(agents starting together on a fresh ``var/``) or publishing in between read an empty file, and
+the agent's worker stopped on the ``JSONDecodeError``.
+
 A file in the queue folder that is not a message (copied there by hand, or left by a writer of an
 earlier release) is dropped with a warning naming its queue; kombu's own raised, and the agent's
 worker stopped on an "unrecoverable error", so its node heard no nudge any more.
@@ -49,6 +54,20 @@ class Channel(filesystem.Channel):
             with contextlib.suppress(OSError):
                 os.unlink(partial)
             raise ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+    def _queue_bind(self, exchange: Any, routing_key: Any, pattern: Any, queue: Any) -> None:
+        table = self._exchange_file(exchange)
+        if not table.exists():  # created whole (a link fails if it exists: the first one wins)
+            self.control_folder.mkdir(exist_ok=True)
+            empty = table.with_name(f".{uuid.uuid4()}.partial")
+            empty.write_bytes(str_to_bytes(dumps([])))
+            try:
+                os.link(empty, table)
+            except FileExistsError:
+                pass
+            finally:
+                empty.unlink()
+        super()._queue_bind(exchange, routing_key, pattern, queue)  # reads and updates it under its lock
 
     def _get(self, queue: Any, timeout: Any = None) -> Any:
         while True:  # each file is taken out of the folder before it is read: this ends

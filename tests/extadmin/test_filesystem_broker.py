@@ -120,3 +120,34 @@ def test_a_wait_for_a_message_gives_the_loop_back_within_a_quarter_second(tmp_pa
     finally:
         queue.close()
         conn.release()
+
+
+def test_queues_bound_at_once_on_a_fresh_folder_all_reach_the_exchanges_table(tmp_path: Path) -> None:
+    """Agents starting together on a fresh var/ each bind their queue to the same exchange: kombu
+    created the exchange's table empty and wrote it only after taking its lock, and a bind in
+    between read the empty file (JSONDecodeError: that agent's worker did not start; found by CI)."""
+    rounds, binders = 30, 6
+    failures: list[str] = []
+    for n in range(rounds):
+        folder = tmp_path / f"round-{n}"
+        folder.mkdir()
+        start = threading.Barrier(binders)
+
+        def bind(i: int, folder: Path = folder, start: threading.Barrier = start, n: int = n) -> None:
+            channel = _connection(folder).channel()
+            channel.exchange_declare("nudges", type="direct")
+            channel.queue_declare(f"node.r{n}n{i}")  # names of its own: kombu keeps bindings per process
+            start.wait()
+            try:
+                channel.queue_bind(f"node.r{n}n{i}", exchange="nudges", routing_key=f"node.r{n}n{i}")
+            except Exception as exc:
+                failures.append(f"round {n}, binder {i}: {exc!r}")
+
+        threads = [threading.Thread(target=bind, args=(i,)) for i in range(binders)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        table = _connection(folder).channel().get_table("nudges")
+        assert sorted(q.queue for q in table) == sorted(f"node.r{n}n{i}" for i in range(binders)) or failures, table
+    assert failures == []
