@@ -15,7 +15,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "extadmin.settings")
 TRANSPORT_ALIASES["filesystem"] = "extadmin.filesystem_broker:Transport"
 
 
-
 class Worker(CeleryWorker):
     """Celery's worker as extadmin's processes run it (the node agents, the webhooks worker): a
     hangup stops it as SIGTERM does. Celery's own answer to SIGHUP, for a worker whose output is not

@@ -39,6 +39,7 @@ def agent_pid(name: str, *, startups: int = 1) -> int | None:
     return pid if finished.count() >= startups and pid_alive(pid) else None
 
 
+@pytest.mark.processes
 def test_it_restarts_a_killed_agent_and_says_so_in_its_log(tmp_path: Path) -> None:
     name = f"s{uuid.uuid4().hex[:6]}"
     log = tmp_path / f"{name}.log"
@@ -62,6 +63,7 @@ def test_it_restarts_a_killed_agent_and_says_so_in_its_log(tmp_path: Path) -> No
     assert log.read_text().count("restarting in") == 1  # stopped, not restarted
 
 
+@pytest.mark.processes
 def test_it_keeps_the_console_and_the_other_agents_when_one_agent_dies(tmp_path: Path) -> None:
     run = RunCommand(tmp_path).start()
     try:
@@ -85,6 +87,7 @@ def test_it_keeps_the_console_and_the_other_agents_when_one_agent_dies(tmp_path:
     assert not run.answers()
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize(("sig", "sigint"), [
     (signal.SIGINT, signal.SIG_DFL), (signal.SIGINT, signal.SIG_IGN), (signal.SIGHUP, signal.SIG_DFL),
 ], ids=["ctrl-c-from-a-terminal", "ctrl-c-in-a-scripts-background", "its-terminal-closed"])
@@ -155,6 +158,7 @@ def test_an_open_live_page_does_not_hold_the_stop(tmp_path: Path) -> None:
     assert b"still here" not in rest and not rest.startswith(b"(cut)"), rest  # ended, not cut
 
 
+@pytest.mark.processes
 def test_an_agent_asked_to_stop_just_after_its_startup_sync_stops(tmp_path: Path) -> None:
     """SIGTERM after the startup sync, before the broker's worker has its own handlers: the agent
     stopped its threads but then started the worker and ran on for ever (its supervisor waited)."""
@@ -174,6 +178,7 @@ def test_an_agent_asked_to_stop_just_after_its_startup_sync_stops(tmp_path: Path
         agent.kill()
 
 
+@pytest.mark.processes
 def test_an_agent_that_does_not_stop_is_killed_after_the_stop_timeout_and_the_log_says_so(tmp_path: Path) -> None:
     """Ctrl-C must stop everything: an agent that ignores SIGTERM (stuck, say) is killed once
     ``EXTADMIN_STOP_TIMEOUT`` has passed, instead of keeping its supervisor and scripts/run waiting."""
