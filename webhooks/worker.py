@@ -35,6 +35,7 @@ class WebhookWorker:
     scan_interval: float
     concurrency: int
     stop: threading.Event = field(default_factory=threading.Event)
+    stopping: bool = False  # a shutdown signal arrived (set before ``stop``, whose lock a signal must not wait for)
 
     def run(self) -> int:
         watcher = threading.Thread(target=self._watch_loop, name="webhooks-watch", daemon=True)
@@ -76,4 +77,10 @@ class WebhookWorker:
         return int(worker.exitcode or 0)
 
     def _on_worker_shutdown(self, **kwargs: object) -> None:
+        # Celery calls this from its signal handler, in the main thread: a second signal (the
+        # group's SIGINT, then the supervisor's SIGTERM) can land while the first is inside
+        # ``stop.set()`` and holds its lock, and taking it again there waits for ever.
+        if self.stopping:
+            return
+        self.stopping = True
         self.stop.set()
