@@ -41,5 +41,5 @@ USER 10001:10001
 VOLUME ["/data"]
 EXPOSE 8000
 CMD ["gunicorn", "extadmin.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "8", "--timeout", "900", \
-     "--worker-class", "extadmin.gunicorn_worker.ThreadWorker", "--access-logfile", "-", \
+     "--worker-class", "extadmin.gunicorn_worker.ThreadWorker", "--no-control-socket", "--access-logfile", "-", \
      "--logger-class", "extadmin.gunicorn_logging.GunicornLogger"]

@@ -81,7 +81,7 @@ def _serve(b: Any, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
     # As scripts/run starts the console: two workers of eight threads (gthread).
     server = subprocess.Popen(
         [PYTHON, "-m", "gunicorn", "extadmin.wsgi:application", "-b", f"127.0.0.1:{port}", "--workers", "2",
-         "--threads", "8", "--timeout", "900", "--log-level", "warning"],
+         "--threads", "8", "--timeout", "900", "--log-level", "warning", "--no-control-socket"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     deadline = time.monotonic() + 60

@@ -590,7 +590,7 @@ def fig_upload(b: Bench) -> None:
     log = (b.work / "gunicorn.log").open("wb")
     server = subprocess.Popen(
         [PYTHON, "-m", "gunicorn", "extadmin.wsgi:application", "-b", f"127.0.0.1:{port}", "-w", "2",
-         "--timeout", "900", "--log-level", "warning"],
+         "--timeout", "900", "--log-level", "warning", "--no-control-socket"],
         cwd=ROOT, env=b.env(storage=str(storage)), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:

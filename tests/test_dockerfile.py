@@ -133,3 +133,14 @@ def test_the_images_console_passes_its_deploy_checks_from_the_images_own_files(t
                             "    module, name = path.rsplit('.', 1); getattr(importlib.import_module(module), name)",
                       *classes)
     assert imported.returncode == 0, imported.stderr
+
+
+def test_the_images_console_opens_no_control_socket() -> None:
+    """The ``CMD`` as gunicorn's own parser reads it: no control socket (see
+    ``tests/cluster/test_run_command.py::test_its_console_opens_no_control_socket``)."""
+    from gunicorn.config import Config
+
+    cmd = json.loads(next(args for op, args in stages()[-1] if op == "CMD"))
+    assert cmd[0] == "gunicorn", cmd
+    parsed = Config().parser().parse_args(cmd[1:])
+    assert parsed.control_socket_disable is True, cmd

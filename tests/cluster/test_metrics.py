@@ -33,7 +33,8 @@ def console(tmp_path: Path) -> tuple[ManagedProcess, int]:
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     env = child_env(EXTADMIN_HEARTBEAT_INTERVAL=HEARTBEAT, EXTADMIN_METRICS_TOKEN=TOKEN, EXTADMIN_NODE="console")
     proc = ManagedProcess(env=env, log=tmp_path / "gunicorn.log",
-                          argv=[gunicorn, "extadmin.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"]).start()
+                          argv=[gunicorn, "extadmin.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                                "--no-control-socket"]).start()
     wait_for(lambda: port_answers(port) or not proc.alive, timeout=60, what="gunicorn")
     assert proc.alive, proc.output()
     return proc, port

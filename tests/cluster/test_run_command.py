@@ -162,6 +162,25 @@ def test_an_open_live_page_does_not_hold_the_stop(tmp_path: Path) -> None:
 
 
 @pytest.mark.processes
+def test_its_console_opens_no_control_socket(tmp_path: Path) -> None:
+    """gunicorn (25.1 and later) opens a control socket by default, at one path per user
+    (``$XDG_RUNTIME_DIR/gunicorn.ctl``, else ``~/.gunicorn/gunicorn.ctl``): whoever can reach it can
+    resize, reload or stop the console, and a second console on the same host took over the first
+    one's. extadmin uses none of it, and the embedded default writes nothing outside ``var/``."""
+    home, runtime = tmp_path / "home", tmp_path / "runtime"
+    home.mkdir()
+    runtime.mkdir()
+    run = RunCommand(tmp_path, HOME=str(home), XDG_RUNTIME_DIR=str(runtime)).start()
+    try:
+        run.started()
+        assert run.get("/accounts/login/")[0] == 200
+        assert not (runtime / "gunicorn.ctl").exists() and not (home / ".gunicorn").exists(), run.output()
+    finally:
+        status = run.terminate()
+    assert status in (0, 143), run.output()
+
+
+@pytest.mark.processes
 def test_an_agent_asked_to_stop_just_after_its_startup_sync_stops(tmp_path: Path) -> None:
     """SIGTERM after the startup sync, before the broker's worker has its own handlers: the agent
     stopped its threads but then started the worker and ran on for ever (its supervisor waited)."""

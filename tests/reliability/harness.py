@@ -123,7 +123,7 @@ class Cluster:
         upload_tmp.mkdir(exist_ok=True)
         self.web = Proc(
             [GUNICORN, "extadmin.wsgi", "-b", f"127.0.0.1:{self.port}", "-w", str(workers), "--threads", str(threads),
-             "--timeout", "120", "--graceful-timeout", "5"],
+             "--timeout", "120", "--graceful-timeout", "5", "--no-control-socket"],
             env=self.child_env(EXTADMIN_NODE=self.web_name, EXTADMIN_STORAGE=str(self.storage(self.web_name).root),
                                EXTADMIN_UPLOAD_TMP=str(upload_tmp), **env),
             log=self.tmp / "gunicorn.log",

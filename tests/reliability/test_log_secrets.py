@@ -127,7 +127,7 @@ def console(tmp: Path, creds: Credentials, *, name: str, database: str, debug: s
     env = _env(run_env(tmp / name, port=port), creds, DATABASE_URL=database, DJANGO_DEBUG=debug,
                EXTADMIN_NODE="web", EXTADMIN_STORAGE=str(tmp / "web"), EXTADMIN_VAR=str(tmp / "var"))
     argv = [str(ROOT / ".venv" / "bin" / "gunicorn"), "extadmin.wsgi", "--bind", f"127.0.0.1:{port}",
-            "--workers", "2", "--threads", "4", "--timeout", "900", "--access-logfile", "-",
+            "--workers", "2", "--threads", "4", "--timeout", "900", "--no-control-socket", "--access-logfile", "-",
             "--logger-class", "extadmin.gunicorn_logging.GunicornLogger"]
     proc = ManagedProcess(env=env, log=tmp / f"{name}.log", argv=argv).start()
     wait_for(lambda: port_answers(port), timeout=60, what=f"console {name}")

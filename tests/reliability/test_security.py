@@ -135,7 +135,7 @@ def test_it_shows_no_debug_page_when_run_as_scripts_run_runs_it(tmp_path):  # ty
     web = ManagedProcess(
         env=run_env(tmp_path, port=port), log=tmp_path / "gunicorn.log",
         argv=[str(ROOT / ".venv" / "bin" / "gunicorn"), "extadmin.wsgi", "--bind", f"127.0.0.1:{port}",
-              "--workers", "1", "--threads", "4"],
+              "--workers", "1", "--threads", "4", "--no-control-socket"],
     ).start()
     try:
         wait_for(lambda: port_answers(port), timeout=60, what="gunicorn")
