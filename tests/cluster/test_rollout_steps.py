@@ -244,8 +244,16 @@ def _holds(rig: Rig, n: str, pkg: ExtensionPackage, files: dict[str, bytes] | No
 
 
 def _import(rig: Rig, name: str, version: str, *options: str) -> ExtensionPackage:
-    """The console's import, in this process (which never carries the arms)."""
-    code, _, err = run_command("import_extension", str(build_package(rig.tmp, name, version)), *options)
+    """The console's import, in this process (which never carries the arms). The console's node
+    runs an agent too: an import that finds it mid-sync of the package is refused ("try again"),
+    as an operator's would be, and is tried again, as an operator would."""
+    path = str(build_package(rig.tmp, name, version))
+    deadline = time.monotonic() + 30
+    while True:
+        code, _, err = run_command("import_extension", path, *options)
+        if code == 0 or "lock: another import or sync" not in err or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert code == 0, err
     return ExtensionPackage.objects.get(name=name)
 

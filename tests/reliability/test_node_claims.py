@@ -143,8 +143,10 @@ def test_it_judges_an_agent_on_another_host_by_its_heartbeat(cluster: Cluster, a
         assert Node.objects.get(name=name).host == socket.gethostname()
         return
 
-    r = manage("run_node", "--name", name, "--storage", str(cluster.storage(name).root), env=cluster.child_env(),
-               timeout=30)
+    # A heartbeat interval of 30 s: the row stays fresh (online for three beats) however long this
+    # agent takes to start on a loaded machine; at the suite's 1 s, a start past 3 s saw it stale.
+    r = manage("run_node", "--name", name, "--storage", str(cluster.storage(name).root),
+               env=cluster.child_env(EXTADMIN_HEARTBEAT_INTERVAL="30"), timeout=60)
 
     assert r.returncode == 1, r.stderr
     assert "already has a live agent: host another-host, pid 4242, storage /srv/elsewhere" in r.stderr, r.stderr
